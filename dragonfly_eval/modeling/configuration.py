@@ -1,0 +1,56 @@
+"""`DragonflyConfig`: the released checkpoints' config.json, as plain data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import CLIPVisionConfig, LlamaConfig, PretrainedConfig
+
+
+class DragonflyConfig(PretrainedConfig):
+    """Configuration of a Dragonfly checkpoint.
+
+    `text_config` is the Llama language model. `image_encoder` is what the released config names
+    (the CLIP hub id the tower was built from, or a path); `vision_config` is the tower's resolved
+    `CLIPVisionConfig`, filled in at load time (see `loading.resolve_vision_config`) and saved with
+    the model so a saved checkpoint is self-contained. Leftover fields of the released configs
+    (`image_size: 300`, `patch_size: 30`, top-level Llama fields) are kept but unused.
+    """
+
+    model_type = "dragonfly"
+    sub_configs = {"text_config": LlamaConfig, "vision_config": CLIPVisionConfig}
+
+    def __init__(
+        self,
+        text_config: dict[str, Any] | LlamaConfig | None = None,
+        image_encoder: str | None = None,
+        vision_config: dict[str, Any] | CLIPVisionConfig | None = None,
+        tie_word_embeddings: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(text_config, dict):
+            text_config = LlamaConfig(**{k: v for k, v in text_config.items() if k != "model_type"})
+        self.text_config = text_config if text_config is not None else LlamaConfig()
+        if "rope_scaling" in kwargs and kwargs["rope_scaling"] is None:
+            # The released v2 config says `rope_scaling: null` at the top level: the model was
+            # trained without Llama-3.1's rope scaling, whatever the text config inherited.
+            theta = self.text_config.rope_parameters.get("rope_theta", 500000.0)
+            self.text_config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+        if isinstance(vision_config, dict):
+            vision_config = CLIPVisionConfig(
+                **{k: v for k, v in vision_config.items() if k != "model_type"}
+            )
+        self.vision_config = vision_config
+        self.image_encoder = image_encoder
+        super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
+
+    @property
+    def version(self) -> int:
+        """1 for the ViT-B/32 224 px release (patch selection), 2 for ViT-L/14 336 px (pooling).
+
+        Read from the vision tower: v1 towers see 7x7 patches per crop, v2 towers 24x24.
+        """
+        if self.vision_config is None:
+            raise ValueError("vision_config is not resolved yet; load the model with from_pretrained")
+        grid = self.vision_config.image_size // self.vision_config.patch_size
+        return 1 if grid < 12 else 2

@@ -1,0 +1,93 @@
+"""Zoom-in crops to normalized pixels: the CLIP image processing of the released model, vectorized.
+
+The reference ran the CLIP image processor on each crop separately. For these crops its resize and
+center crop are the identity (crops are already se x se), so what remains is rescale + normalize,
+which here is one table lookup from uint8 for all crops at once, on any device.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dragonfly_eval.modeling.zoom import ZoomGeometry, zoom_crops, zoom_levels
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class DragonflyImageProcessor:
+    """Cuts images into zoom-in crops (uint8) and normalizes them like CLIP's image processor."""
+
+    geometry: ZoomGeometry
+    zoom: str
+    image_mean: tuple[float, float, float] = CLIP_MEAN
+    image_std: tuple[float, float, float] = CLIP_STD
+    rescale_factor: float = 1 / 255
+    _luts: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_tower_folder(
+        cls, folder: Path | None, geometry: ZoomGeometry, zoom: str
+    ) -> DragonflyImageProcessor:
+        """Mean/std from the tower's `preprocessor_config.json` when present, CLIP defaults otherwise."""
+        kwargs = {}
+        config_file = folder / "preprocessor_config.json" if folder is not None else None
+        if config_file is not None and config_file.is_file():
+            data = json.loads(config_file.read_text())
+            kwargs = {
+                "image_mean": tuple(data.get("image_mean", CLIP_MEAN)),
+                "image_std": tuple(data.get("image_std", CLIP_STD)),
+                "rescale_factor": float(data.get("rescale_factor", 1 / 255)),
+            }
+        return cls(geometry=geometry, zoom=zoom, **kwargs)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return zoom_levels(self.geometry.version, self.zoom)
+
+    def crops(self, image: Image.Image, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+        """uint8 crops of one image: [n_crops, se, se, 3]."""
+        return zoom_crops(image, self.geometry, self.levels, pool=pool)
+
+    def crops_batch(
+        self, images: Sequence[Image.Image], pool: ThreadPoolExecutor | None = None
+    ) -> torch.Tensor:
+        """uint8 crops of several images stacked: [n_images * n_crops, se, se, 3]."""
+        return torch.from_numpy(np.concatenate([self.crops(im, pool) for im in images]))
+
+    def lookup_table(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """[3, 256] float32: the normalized value of each uint8 level per channel.
+
+        Computed in the same float steps as the CLIP image processor (rescale in float64, cast to
+        float32, then (x - mean) / std in float32), so pixels match it bit for bit.
+        """
+        key = str(device)
+        if key not in self._luts:
+            levels = (np.arange(256, dtype=np.float64) * self.rescale_factor).astype(np.float32)
+            mean = np.asarray(self.image_mean, dtype=np.float32)[:, None]
+            std = np.asarray(self.image_std, dtype=np.float32)[:, None]
+            table = (levels[None, :] - mean) / std  # [3, 256]
+            self._luts[key] = torch.from_numpy(table.astype(np.float32)).to(device)
+        return self._luts[key]
+
+    def normalize(self, crops: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """uint8 [N, se, se, 3] (any device) -> normalized [N, 3, se, se] in `dtype`."""
+        if crops.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 crops, got {crops.dtype}")
+        table = self.lookup_table(crops.device)
+        channels = crops.permute(0, 3, 1, 2).long()  # [N, 3, se, se]
+        flat = table.take(channels + torch.arange(3, device=crops.device).view(1, 3, 1, 1) * 256)
+        return flat.to(dtype)
+
+    def __call__(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        """Normalized pixels per image, the reference's `image_patches` entries: [n_crops, 3, se, se]."""
+        return [self.normalize(torch.from_numpy(self.crops(im))) for im in images]

@@ -1,0 +1,220 @@
+"""`DragonflyForCausalLM`: CLIP tower + linear projector + Llama, with zoom-in visual tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import CLIPVisionModel, LlamaForCausalLM, PreTrainedModel
+
+from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.sequence import position_ids_from_mask
+from dragonfly_eval.modeling.vision import tower_features, v1_visual_tokens, v2_visual_tokens
+from dragonfly_eval.modeling.zoom import crop_token_counts, default_zoom, zoom_levels
+
+ImagePatches = torch.Tensor | Sequence[torch.Tensor]
+
+
+class DragonflyForCausalLM(PreTrainedModel):
+    """Dragonfly: every image becomes zoom-in crops whose CLIP tokens precede the text in Llama.
+
+    Load released checkpoints with `from_pretrained` (see `loading.load_dragonfly`); the call
+    shape of the released README keeps working: `model(**processor(...))` and
+    `model.generate(**processor(...), max_new_tokens=..., eos_token_id=...)`, which returns the
+    input ids followed by the generated ids.
+    """
+
+    config_class = DragonflyConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flash_attn_2 = True
+
+    def __init__(self, config: DragonflyConfig) -> None:
+        super().__init__(config)
+        if config.vision_config is None:
+            raise ValueError("DragonflyConfig.vision_config must be resolved before building")
+        self.image_encoder = CLIPVisionModel(config.vision_config)
+        self.vision_embed_tokens = nn.Linear(
+            config.vision_config.hidden_size, config.text_config.hidden_size
+        )
+        self.language_model = LlamaForCausalLM(config.text_config)
+        self.zoom = getattr(config, "zoom", None) or default_zoom(config.version)
+        zoom_levels(config.version, self.zoom)  # validates the setting early
+        self.vision_chunk_size = 64
+
+    # --- visual tokens -------------------------------------------------------------------
+    @property
+    def grid(self) -> int:
+        """Patches per side of one crop in the tower (24 for ViT-L/14-336, 7 for ViT-B/32-224)."""
+        cfg = self.config.vision_config
+        return cfg.image_size // cfg.patch_size
+
+    def crop_token_counts(self) -> list[int]:
+        """Visual tokens of each kept crop of one image, in sequence order."""
+        return crop_token_counts(self.config.version, self.zoom, self.grid)
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Visual embeddings of whole images: [n_images, n_crops, 3, se, se] -> [n_images, T, D].
+
+        All crops of all images go through the tower in one call (chunked to bound memory).
+        """
+        n_images, n_crops = pixels.shape[:2]
+        tower_dtype = self.vision_embed_tokens.weight.dtype
+        feats = tower_features(
+            self.image_encoder,
+            pixels.flatten(0, 1).to(tower_dtype),
+            chunk_size=self.vision_chunk_size,
+        )  # [n_images * n_crops, 1+P, C]
+        feats = feats.view(n_images, n_crops, *feats.shape[1:])  # [B, n_crops, 1+P, C]
+        if self.config.version == 2:
+            # Pooling commutes with the affine projector; pooling first projects 11x fewer tokens.
+            return self.vision_embed_tokens(v2_visual_tokens(feats))
+        projected = self.vision_embed_tokens(feats)  # [B, n_crops, 1+P, D]
+        return v1_visual_tokens(projected, select=self.zoom == "select")
+
+    def embed_inputs(
+        self,
+        input_ids: torch.Tensor,
+        image_patches: ImagePatches | None = None,
+        image_patches_indices: torch.Tensor | None = None,
+        images_per_sample: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """Word embeddings with every placeholder replaced by its visual embedding: [B, L, D].
+
+        `image_patches` is either the reference's list (one [k * n_crops, 3, se, se] tensor per
+        sample, k images each) or one tensor [n_images, n_crops, 3, se, se] of all images in
+        sample order with `images_per_sample` giving how many belong to each sample.
+        """
+        embeds = self.language_model.get_input_embeddings()(input_ids)  # [B, L, D]
+        if image_patches is None or image_patches_indices is None:
+            return embeds
+        pixels, counts = self._stack_images(image_patches, images_per_sample)
+        if pixels.shape[0] == 0:
+            return embeds
+        visual = self.encode_images(pixels.to(embeds.device))  # [n_images, T, D]
+        per_image = visual.shape[1]
+        # Offset of each sample's first visual embedding in the flattened [n_images * T, D].
+        starts = torch.tensor(counts, device=embeds.device).cumsum(0) - torch.tensor(
+            counts, device=embeds.device
+        )
+        indices = image_patches_indices.to(embeds.device)
+        if indices.shape[1] > input_ids.shape[1]:  # the reference's generation slack, all -1
+            if bool((indices[:, input_ids.shape[1] :] >= 0).any()):
+                raise ValueError("image_patches_indices points past the end of input_ids")
+            indices = indices[:, : input_ids.shape[1]]
+        rows, cols = (indices >= 0).nonzero(as_tuple=True)
+        flat_index = starts[rows] * per_image + indices[rows, cols]
+        needed = torch.tensor(counts, device=embeds.device) * per_image
+        if bool((indices.max(dim=1).values >= needed).any()) or rows.numel() != int(needed.sum()):
+            raise ValueError(
+                "image placeholders do not match the visual tokens: the processor and the model "
+                f"must use the same zoom setting (model zoom={self.zoom!r}, {per_image} tokens "
+                f"per image, {int(needed.sum())} expected, {rows.numel()} placeholders given)"
+            )
+        embeds = embeds.clone()
+        embeds[rows, cols] = visual.reshape(-1, visual.shape[-1])[flat_index].to(embeds.dtype)
+        return embeds
+
+    def _stack_images(
+        self, image_patches: ImagePatches, images_per_sample: Sequence[int] | None
+    ) -> tuple[torch.Tensor, list[int]]:
+        n_crops = self.crops_per_image()
+        if isinstance(image_patches, torch.Tensor) and image_patches.dim() == 5:
+            if images_per_sample is None:
+                images_per_sample = [1] * image_patches.shape[0]
+            return image_patches, list(images_per_sample)
+        counts = []
+        for patches in image_patches:
+            if patches.shape[0] % n_crops:
+                raise ValueError(
+                    f"a sample has {patches.shape[0]} crops, not a multiple of {n_crops} "
+                    f"(zoom={self.zoom!r})"
+                )
+            counts.append(patches.shape[0] // n_crops)
+        stacked = torch.cat([p.reshape(-1, n_crops, *p.shape[1:]) for p in image_patches])
+        return stacked, counts
+
+    def crops_per_image(self) -> int:
+        """Crops the processor cuts per image for this model's version and zoom."""
+        from dragonfly_eval.modeling.zoom import crops_per_level, v1_geometry, v2_geometry
+
+        geometry = v1_geometry() if self.config.version == 1 else v2_geometry()
+        counts = crops_per_level(geometry)
+        return sum(counts[level] for level in zoom_levels(self.config.version, self.zoom))
+
+    # --- language model ------------------------------------------------------------------
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        image_patches: ImagePatches | None = None,
+        image_patches_indices: torch.Tensor | None = None,
+        images_per_sample: Sequence[int] | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ):
+        """Causal LM forward pass; returns the language model's output (logits, cache, loss)."""
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(
+                input_ids, image_patches, image_patches_indices, images_per_sample
+            )
+        if position_ids is None and attention_mask is not None:
+            position_ids = position_ids_from_mask(attention_mask)[:, -inputs_embeds.shape[1] :]
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        return self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            labels=labels,
+            use_cache=use_cache,
+            **kwargs,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        image_patches: ImagePatches | None = None,
+        image_patches_indices: torch.Tensor | None = None,
+        images_per_sample: Sequence[int] | None = None,
+        **generate_kwargs: Any,
+    ) -> torch.Tensor:
+        """Generate with transformers' generation utilities; returns prompt ids + new ids."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        embeds = self.embed_inputs(
+            input_ids, image_patches, image_patches_indices, images_per_sample
+        )
+        generate_kwargs.setdefault("pad_token_id", self._pad_token_id())
+        new_tokens = self.language_model.generate(
+            inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs
+        )
+        return torch.cat([input_ids, new_tokens.to(input_ids.device)], dim=1)
+
+    def _pad_token_id(self) -> int | None:
+        gen = self.language_model.generation_config
+        if gen.pad_token_id is not None:
+            return gen.pad_token_id
+        eos = gen.eos_token_id
+        return eos[0] if isinstance(eos, list) else eos
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str, *args: Any, **kwargs: Any):
+        """Load a released checkpoint (folder or hub id); see `loading.load_dragonfly`."""
+        from dragonfly_eval.modeling.loading import load_dragonfly
+
+        return load_dragonfly(str(pretrained_model_name_or_path), **kwargs)

@@ -1,0 +1,187 @@
+"""`DragonflyProcessor`: prompts and images to the model's inputs, in the released call shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
+from dragonfly_eval.modeling.loading import read_config, resolve_checkpoint, tower_folder
+from dragonfly_eval.modeling.sequence import pad_batch, sample_layout
+from dragonfly_eval.modeling.zoom import (
+    crop_token_counts,
+    default_zoom,
+    v1_geometry,
+    v2_geometry,
+)
+
+PLACEHOLDER_TOKEN = "<|reserved_special_token_0|>"
+SEPARATOR_TOKEN = "<|reserved_special_token_1|>"
+EOT_TOKEN = "<|eot_id|>"
+# Reference oddity: its processor (derived from Fuyu's) sizes `image_patches_indices` in generation
+# mode for 10 tokens to generate beyond the prompt, so that row is 10 entries (-1) longer than
+# `input_ids`. Reproduced in the drop-in output; the model ignores entries past the input length.
+GENERATE_INDEX_SLACK = 10
+
+
+def chat_prompt(question: str) -> str:
+    """The Llama-3 chat wrapping Dragonfly was trained with: no system message, no image tag.
+
+    Not the tokenizer's chat template: Llama-3.1's injects a system text the model never saw.
+    The reference demo script omits the "\\n\\n" after the assistant header; its README and its
+    training data include it, and so does this.
+    """
+    return (
+        f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+
+
+class DragonflyProcessor:
+    """Tokenizer + zoom-in image processor, laid out the way the released checkpoints expect."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor: DragonflyImageProcessor,
+        grid: int,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.grid = grid
+        self.placeholder_id = self._special_id(PLACEHOLDER_TOKEN)
+        self.separator_id = self._special_id(SEPARATOR_TOKEN)
+        self.eot_id = self._special_id(EOT_TOKEN)
+        self.pad_id = tokenizer.eos_token_id
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained: str, zoom: str | None = None, revision: str | None = None
+    ) -> DragonflyProcessor:
+        """Tokenizer and CLIP image preprocessing of a checkpoint folder or hub id."""
+        if pretrained == "dragonfly-tiny":
+            from dragonfly_eval.modeling.tiny import build_tiny_processor
+
+            return build_tiny_processor(zoom=zoom)
+        folder = resolve_checkpoint(pretrained, revision=revision)
+        config = read_config(folder)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        return cls.for_config(config, tokenizer, tower_folder(config.image_encoder, folder), zoom)
+
+    @classmethod
+    def for_config(
+        cls, config, tokenizer: PreTrainedTokenizerBase, tower: Path | None, zoom: str | None
+    ) -> DragonflyProcessor:
+        """A processor matching a resolved DragonflyConfig (version, crop size, zoom)."""
+        vision = config.vision_config
+        version = config.version
+        geometry = v1_geometry(vision.image_size) if version == 1 else v2_geometry(vision.image_size)
+        image_processor = DragonflyImageProcessor.from_tower_folder(
+            tower, geometry, zoom or default_zoom(version)
+        )
+        return cls(tokenizer, image_processor, vision.image_size // vision.patch_size)
+
+    def _special_id(self, token: str) -> int:
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == self.tokenizer.unk_token_id:
+            raise ValueError(f"the tokenizer has no {token} token (not a Llama-3 tokenizer?)")
+        return token_id
+
+    @property
+    def version(self) -> int:
+        return self.image_processor.geometry.version
+
+    @property
+    def zoom(self) -> str:
+        return self.image_processor.zoom
+
+    def crop_token_counts(self) -> list[int]:
+        """Visual tokens of each kept crop of one image."""
+        return crop_token_counts(self.version, self.zoom, self.grid)
+
+    def text_ids(self, prompt: str, max_length: int = 4096) -> list[int]:
+        """The prompt's ids with special tokens (so it starts with <|begin_of_text|>), truncated
+        to max_length / 2 - 1 tokens as the reference did."""
+        return self.tokenizer(
+            prompt, add_special_tokens=True, truncation=True, max_length=max_length // 2 - 1
+        )["input_ids"]
+
+    def layout(
+        self, prompts: Sequence[str], images_per_sample: Sequence[int], max_length: int = 4096,
+        padding_side: str = "left",
+    ) -> dict[str, torch.Tensor]:
+        """Padded `input_ids`, `attention_mask` and `image_patches_indices` of a batch."""
+        rows, index_rows = [], []
+        counts = self.crop_token_counts()
+        for prompt, n_images in zip(prompts, images_per_sample, strict=True):
+            ids, indices = sample_layout(
+                self.text_ids(prompt, max_length), n_images, counts, self.placeholder_id,
+                self.separator_id,
+            )
+            rows.append(ids)
+            index_rows.append(indices)
+        return pad_batch(rows, index_rows, self.pad_id, side=padding_side)
+
+    def __call__(
+        self,
+        text: Sequence[str] | str,
+        images: Sequence[Image.Image | Sequence[Image.Image] | None] | Image.Image | None = None,
+        max_length: int = 4096,
+        return_tensors: str = "pt",
+        is_generate: bool = True,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> dict[str, Any]:
+        """The released call shape: `input_ids`, `attention_mask`, `image_patches` (one
+        [n_images * n_crops, 3, se, se] tensor per sample) and `image_patches_indices`.
+
+        Each entry of `images` is one image, a list of images (each gets its own block, in
+        order), or None for a text-only sample. Generation pads on the left, scoring
+        (`is_generate=False`) on the right.
+        """
+        if return_tensors != "pt":
+            raise ValueError("only return_tensors='pt' is supported")
+        prompts = [text] if isinstance(text, str) else list(text)
+        per_sample = _images_per_sample(images, len(prompts))
+        batch = self.layout(
+            prompts, [len(ims) for ims in per_sample], max_length,
+            padding_side="left" if is_generate else "right",
+        )
+        if is_generate:
+            slack = torch.full((len(prompts), GENERATE_INDEX_SLACK), -1, dtype=torch.long)
+            batch["image_patches_indices"] = torch.cat([batch["image_patches_indices"], slack], 1)
+        batch["image_patches"] = [
+            torch.cat(self.image_processor(ims))
+            if ims
+            else torch.empty(0, 3, self.image_processor.geometry.crop_size,
+                             self.image_processor.geometry.crop_size)
+            for ims in per_sample
+        ]
+        return batch
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated ids, special tokens skipped."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+def _images_per_sample(images, n_prompts: int) -> list[list[Image.Image]]:
+    if images is None:
+        return [[] for _ in range(n_prompts)]
+    if isinstance(images, Image.Image):
+        images = [images]
+    if len(images) != n_prompts:
+        raise ValueError(f"{len(images)} image entries for {n_prompts} prompts")
+    out = []
+    for entry in images:
+        if entry is None:
+            out.append([])
+        elif isinstance(entry, Image.Image):
+            out.append([entry])
+        else:
+            out.append(list(entry))
+    return out

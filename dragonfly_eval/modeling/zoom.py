@@ -1,0 +1,204 @@
+"""Zoom-in geometry: which resolutions an image is resized to, and how it is cut into crops.
+
+Everything here works on uint8 pixels; normalization happens later (on the device when there is
+one). Crop order is the contract of the released checkpoints: [low, medium..., high...], each level
+cut row-major (top row first, left to right).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+Resolution = tuple[int, int]  # (width, height)
+
+ZOOM_V2 = ("full", "low+medium", "low")
+ZOOM_V1 = ("select", "full", "low+medium", "low")
+
+
+@dataclass(frozen=True)
+class ZoomGeometry:
+    """The zoom-in layout of one Dragonfly version, fixed by the vision tower's crop size."""
+
+    version: int
+    crop_size: int
+    medium_candidates: tuple[Resolution, ...]
+    high_candidates: tuple[Resolution, ...] | None  # None: high = 3x the medium resolution
+    high_scale: int = 3
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("low", "medium", "high")
+
+
+def v2_geometry(crop_size: int = 336) -> ZoomGeometry:
+    """v2: medium among 2x2 / 1x4 / 4x1 crops, high at three times the medium resolution (36 crops)."""
+    se = crop_size
+    return ZoomGeometry(
+        version=2,
+        crop_size=se,
+        medium_candidates=((2 * se, 2 * se), (se, 4 * se), (4 * se, se)),
+        high_candidates=None,
+    )
+
+
+def v1_geometry(crop_size: int = 224) -> ZoomGeometry:
+    """v1: medium as in v2, high among six layouts of 24 crops each."""
+    se = crop_size
+    return ZoomGeometry(
+        version=1,
+        crop_size=se,
+        medium_candidates=((2 * se, 2 * se), (se, 4 * se), (4 * se, se)),
+        high_candidates=(
+            (6 * se, 4 * se),
+            (4 * se, 6 * se),
+            (3 * se, 8 * se),
+            (8 * se, 3 * se),
+            (2 * se, 12 * se),
+            (12 * se, 2 * se),
+        ),
+    )
+
+
+def select_resolution(size: Resolution, candidates: tuple[Resolution, ...]) -> Resolution:
+    """The LLaVA-NeXT best fit: most effective pixels, then least waste, then list order."""
+    w, h = size
+    best: Resolution | None = None
+    best_key: tuple[int, int] | None = None
+    for cand_w, cand_h in candidates:
+        scale = min(cand_w / w, cand_h / h)
+        effective = min(int(w * scale) * int(h * scale), w * h)
+        wasted = cand_w * cand_h - effective
+        key = (effective, -wasted)
+        if best_key is None or key > best_key:
+            best, best_key = (cand_w, cand_h), key
+    assert best is not None, "no candidate resolutions"
+    return best
+
+
+def level_resolutions(geometry: ZoomGeometry, size: Resolution) -> dict[str, Resolution]:
+    """Target (width, height) of each zoom level for an image of `size`."""
+    se = geometry.crop_size
+    medium = select_resolution(size, geometry.medium_candidates)
+    if geometry.high_candidates is None:
+        high = (medium[0] * geometry.high_scale, medium[1] * geometry.high_scale)
+    else:
+        high = select_resolution(size, geometry.high_candidates)
+    return {"low": (se, se), "medium": medium, "high": high}
+
+
+def crops_per_level(geometry: ZoomGeometry) -> dict[str, int]:
+    """Crop counts per level; they do not depend on the image (41 for v2, 29 for v1)."""
+    se = geometry.crop_size
+    medium_w, medium_h = geometry.medium_candidates[0]
+    if geometry.high_candidates is None:
+        high = (medium_w * geometry.high_scale // se) * (medium_h * geometry.high_scale // se)
+    else:
+        counts = {(w // se) * (h // se) for w, h in geometry.high_candidates}
+        assert len(counts) == 1, "high candidates must all give the same crop count"
+        high = counts.pop()
+    return {"low": 1, "medium": (medium_w // se) * (medium_h // se), "high": high}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB exactly as the reference did (`convert("RGB")`).
+
+    The few modes Pillow cannot take straight to RGB (premultiplied "La") go through the
+    nearest mode it can.
+    """
+    if image.mode == "RGB":
+        return image
+    try:
+        return image.convert("RGB")
+    except ValueError:
+        for via in ("RGBA", "LA", "I"):
+            try:
+                return image.convert(via).convert("RGB")
+            except ValueError:
+                continue
+        raise
+
+
+def _resize_uint8(image: Image.Image, size: Resolution) -> np.ndarray:
+    resized = image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
+    return np.asarray(resized)  # [H, W, 3] uint8, read-only view of the PIL buffer
+
+
+def _cut(level: np.ndarray, se: int) -> np.ndarray:
+    rows, cols = level.shape[0] // se, level.shape[1] // se
+    # [rows, se, cols, se, 3] -> [rows, cols, se, se, 3]: row-major crops, no copy until stacked
+    grid = level.reshape(rows, se, cols, se, 3).swapaxes(1, 2)
+    return grid.reshape(rows * cols, se, se, 3)
+
+
+def zoom_crops(
+    image: Image.Image,
+    geometry: ZoomGeometry,
+    levels: tuple[str, ...] = ("low", "medium", "high"),
+    pool: ThreadPoolExecutor | None = None,
+) -> np.ndarray:
+    """Cut one image into its zoom-in crops: uint8 [n_crops, se, se, 3] in [low, medium, high] order.
+
+    The resizes of different levels run in `pool` when given (PIL releases the GIL while it
+    resamples), so the three resizes of one image overlap.
+    """
+    rgb = to_rgb(image)
+    targets = level_resolutions(geometry, rgb.size)
+    wanted = [name for name in ("low", "medium", "high") if name in levels]
+    if pool is None:
+        arrays = [_resize_uint8(rgb, targets[name]) for name in wanted]
+    else:
+        arrays = list(pool.map(lambda name: _resize_uint8(rgb, targets[name]), wanted))
+    se = geometry.crop_size
+    out = np.empty((sum(_count(a, se) for a in arrays), se, se, 3), dtype=np.uint8)
+    start = 0
+    for level in arrays:
+        crops = _cut(level, se)
+        out[start : start + len(crops)] = crops
+        start += len(crops)
+    return out
+
+
+def _count(level: np.ndarray, se: int) -> int:
+    return (level.shape[0] // se) * (level.shape[1] // se)
+
+
+def zoom_levels(version: int, zoom: str) -> tuple[str, ...]:
+    """The levels a zoom setting cuts. v1's `select` cuts all three and keeps 12 high crops later."""
+    valid = ZOOM_V1 if version == 1 else ZOOM_V2
+    if zoom not in valid:
+        raise ValueError(f"zoom={zoom!r} is not valid for Dragonfly v{version}; choose from {valid}")
+    return {
+        "full": ("low", "medium", "high"),
+        "select": ("low", "medium", "high"),
+        "low+medium": ("low", "medium"),
+        "low": ("low",),
+    }[zoom]
+
+
+def default_zoom(version: int) -> str:
+    """What the released checkpoints were trained with: v1 selects, v2 keeps everything."""
+    return "select" if version == 1 else "full"
+
+
+def crop_token_counts(version: int, zoom: str, grid: int) -> list[int]:
+    """Visual tokens of each crop the LLM sees, in sequence order (a grid x grid tower).
+
+    v2: the low crop keeps CLS + grid^2 tokens, every other crop CLS + (grid/4)^2.
+    v1: every kept crop keeps CLS + grid^2; `select` keeps 1 + 4 + 12 crops.
+    """
+    geometry = v1_geometry() if version == 1 else v2_geometry()
+    counts = crops_per_level(geometry)
+    levels = zoom_levels(version, zoom)
+    full = 1 + grid * grid
+    if version == 1:
+        n_high = counts["high"] // 2 if zoom == "select" else counts["high"]
+        n_crops = sum(counts[name] for name in levels if name != "high")
+        n_crops += n_high if "high" in levels else 0
+        return [full] * n_crops
+    pooled = 1 + (grid // 4) ** 2
+    n_rest = sum(counts[name] for name in levels if name != "low")
+    return [full] + [pooled] * n_rest
