@@ -32,6 +32,7 @@ class DragonflyConfig(PretrainedConfig):
             text_config = LlamaConfig(**{k: v for k, v in text_config.items() if k != "model_type"})
         self.text_config = text_config if text_config is not None else LlamaConfig()
         if "rope_scaling" in kwargs and kwargs["rope_scaling"] is None:
+            del kwargs["rope_scaling"]
             # The released v2 config says `rope_scaling: null` at the top level: the model was
             # trained without Llama-3.1's rope scaling, whatever the text config inherited.
             theta = self.text_config.rope_parameters.get("rope_theta", 500000.0)

@@ -80,13 +80,26 @@ class DragonflyImageProcessor:
         return self._luts[key]
 
     def normalize(self, crops: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """uint8 [N, se, se, 3] (any device) -> normalized [N, 3, se, se] in `dtype`."""
+        """uint8 [N, se, se, 3] (any device) -> normalized [N, 3, se, se] in `dtype`.
+
+        On the CPU a numpy table lookup (indexing with uint8 directly, no index conversion);
+        on an accelerator the same table indexed there, after a uint8 transfer.
+        """
         if crops.dtype != torch.uint8:
             raise TypeError(f"expected uint8 crops, got {crops.dtype}")
+        n, height, width, _ = crops.shape
+        if crops.device.type == "cpu":
+            table = self.lookup_table().numpy()
+            source = crops.numpy()
+            out = np.empty((n, 3, height, width), dtype=np.float32)
+            for channel in range(3):
+                np.take(table[channel], source[..., channel], out=out[:, channel])
+            return torch.from_numpy(out).to(dtype)
         table = self.lookup_table(crops.device)
-        channels = crops.permute(0, 3, 1, 2).long()  # [N, 3, se, se]
-        flat = table.take(channels + torch.arange(3, device=crops.device).view(1, 3, 1, 1) * 256)
-        return flat.to(dtype)
+        out = torch.empty((n, 3, height, width), dtype=torch.float32, device=crops.device)
+        for channel in range(3):
+            out[:, channel] = table[channel][crops[..., channel].int()]
+        return out.to(dtype)
 
     def __call__(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
         """Normalized pixels per image, the reference's `image_patches` entries: [n_crops, 3, se, se]."""

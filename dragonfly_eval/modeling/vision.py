@@ -11,21 +11,28 @@ V1_KEEP_PER_MEDIUM = 3  # v1 keeps the top 3 high crops of each medium crop's bl
 V1_BLOCK = 6  # v1 scores the block of 6 high crops [6k, 6k+6) against medium crop k
 
 
+def _encoder(tower: nn.Module) -> nn.Module:
+    inner = getattr(tower, "vision_model", tower)  # transformers 4.x nests the transformer
+    return inner.encoder
+
+
 def tower_features(
     tower: nn.Module, pixels: torch.Tensor, chunk_size: int | None = None
 ) -> torch.Tensor:
-    """Penultimate-layer tokens of the CLIP tower (before post-layernorm): [N, 1+P, C].
+    """Penultimate-layer tokens of the CLIP tower (`hidden_states[-2]`): [N, 1+P, C].
 
-    `chunk_size` bounds how many crops go through the tower at once.
+    The last encoder layer's output is never used, so it is not run: the tower's
+    `last_hidden_state` (taken before post-layernorm) with the last layer left out is exactly
+    `hidden_states[-2]` of the full tower. `chunk_size` bounds how many crops go through at once.
     """
-    if chunk_size is None or pixels.shape[0] <= chunk_size:
-        return tower(pixels, output_hidden_states=True).hidden_states[-2]
-    return torch.cat(
-        [
-            tower(part, output_hidden_states=True).hidden_states[-2]
-            for part in pixels.split(chunk_size)
-        ]
-    )
+    encoder = _encoder(tower)
+    layers = encoder.layers
+    encoder.layers = layers[:-1]
+    try:
+        parts = pixels.split(chunk_size) if chunk_size else [pixels]
+        return torch.cat([tower(part).last_hidden_state for part in parts])
+    finally:
+        encoder.layers = layers
 
 
 def pool_crop_tokens(tokens: torch.Tensor, kernel: int = POOL_KERNEL) -> torch.Tensor:

@@ -1,0 +1,136 @@
+"""`dragonfly-tiny`: an embedded Dragonfly with random weights, for demos and offline CI runs.
+
+The real zoom geometry (v2: 41 crops of 336 px, 577 tokens per crop, 2098 positions per image) with
+small widths, its weights drawn from a fixed seed, and a small byte-level BPE tokenizer with the
+Llama-3 special tokens shipped in the package: no download, no shared files. Its answers are
+meaningless; its outputs are exactly reproducible, which is what a regression gate needs.
+
+Regenerate the shipped tokenizer with `python -m dragonfly_eval.modeling.tiny`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+from transformers import CLIPVisionConfig, LlamaConfig, PreTrainedTokenizerFast
+
+from dragonfly_eval.modeling.configuration import DragonflyConfig
+
+SEED = 20240603  # the Dragonfly paper's submission date
+SPECIAL_TOKENS = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    *[f"<|reserved_special_token_{i}|>" for i in range(6)],
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+]
+TOKENIZER_VOCAB = 512
+_CORPUS = """
+What is written on the sign? Answer the question using a single word or phrase.
+Answer the question with a single word. Answer with the option's letter from the given choices
+directly. Is there a red circle in the image? Please answer yes or no. Describe the image in detail.
+Provide a one-sentence caption for the provided image. What is the value of the tallest bar?
+What is the title of the document? How many shapes are there? The quick brown fox jumps over the
+lazy dog. A photo of a cat sitting on a chair. Options: A. red B. green C. blue D. yellow.
+yes no 0 1 2 3 4 5 6 7 8 9 10 42 100 2024 stop open closed left right top bottom sales revenue
+"""
+
+
+def tokenizer_path() -> Path:
+    """The shipped tokenizer.json of dragonfly-tiny."""
+    return Path(str(resources.files("dragonfly_eval") / "assets" / "dragonfly-tiny" / "tokenizer.json"))
+
+
+def train_tokenizer(path: Path) -> None:
+    """Train the small byte-level BPE (deterministic) and write it to `path`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=TOKENIZER_VOCAB,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS.split("\n"), trainer=trainer)
+    bos = SPECIAL_TOKENS[0]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path))
+
+
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """The shipped tokenizer as a transformers fast tokenizer."""
+    return PreTrainedTokenizerFast(
+        tokenizer_file=str(tokenizer_path()),
+        bos_token="<|begin_of_text|>",
+        eos_token="<|end_of_text|>",
+        pad_token="<|end_of_text|>",
+    )
+
+
+def tiny_config(vocab_size: int) -> DragonflyConfig:
+    """Dragonfly v2 geometry with small widths."""
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        image_size=336, patch_size=14, projection_dim=32, hidden_act="quick_gelu",
+    )
+    text = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=8192,
+        rms_norm_eps=1e-6, rope_theta=500000.0, bos_token_id=0, eos_token_id=1,
+        tie_word_embeddings=False,
+    )
+    return DragonflyConfig(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), image_encoder="dragonfly-tiny",
+        rope_scaling=None,
+    )
+
+
+@torch.no_grad()
+def build_tiny_model(dtype=None, device=None, zoom: str | None = None):
+    """The embedded model: same weights on every machine, drawn from SEED on the CPU."""
+    from dragonfly_eval.modeling.loading import _as_dtype
+    from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
+
+    tokenizer = build_tiny_tokenizer()
+    config = tiny_config(len(tokenizer))
+    config.zoom = zoom
+    for sub in (config.text_config, config.vision_config):
+        sub._attn_implementation = "sdpa"
+    model = DragonflyForCausalLM(config)
+    generator = torch.Generator().manual_seed(SEED)
+    for name, param in sorted(model.named_parameters()):
+        if name.endswith("bias"):
+            param.zero_()
+        elif "norm" in name:
+            param.fill_(1.0)
+        else:
+            param.copy_(torch.randn(param.shape, generator=generator) / param.shape[-1] ** 0.5)
+    eot = tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    model.language_model.generation_config.eos_token_id = [tokenizer.eos_token_id, eot]
+    model.language_model.generation_config.pad_token_id = tokenizer.eos_token_id
+    model.to(dtype=_as_dtype(dtype) or torch.float32)
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def build_tiny_processor(zoom: str | None = None):
+    """The processor of the embedded model."""
+    from dragonfly_eval.modeling.processing import DragonflyProcessor
+
+    tokenizer = build_tiny_tokenizer()
+    return DragonflyProcessor.for_config(tiny_config(len(tokenizer)), tokenizer, None, zoom)
+
+
+if __name__ == "__main__":
+    train_tokenizer(tokenizer_path())
+    print(f"wrote {tokenizer_path()}")
