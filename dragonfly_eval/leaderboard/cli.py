@@ -1,0 +1,157 @@
+"""The `leaderboard` and `regress` subcommands of `dragonfly-eval`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from dragonfly_eval.leaderboard.markdown import render_markdown
+from dragonfly_eval.leaderboard.plot import plot
+from dragonfly_eval.leaderboard.reference import (
+    ReferenceError,
+    ReferenceRow,
+    default_reference_path,
+    load_reference,
+)
+from dragonfly_eval.leaderboard.regress import (
+    DEFAULT_TOLERANCE,
+    RegressError,
+    compare,
+    failure_reason,
+    render_report_markdown,
+    report_grid,
+    summary_line,
+)
+from dragonfly_eval.leaderboard.suite import SuiteError, load_suite
+from dragonfly_eval.leaderboard.table import LeaderboardError, build_table
+from dragonfly_eval.leaderboard.terminal import leaderboard_summary, print_leaderboard, rich_table
+
+SUITE_HELP = "general|general_ext|caption|med|mini|all; comma-separated for several"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `leaderboard` and `regress` subcommands to the dragonfly-eval parser."""
+    board = subparsers.add_parser(
+        "leaderboard",
+        help="build a leaderboard from lmms-eval results",
+        description="One row per model (newest run per task wins), headline scores per benchmark, "
+        "published reference rows marked †. Markdown to stdout (or --output FILE); a rich table "
+        "at a terminal. Exit 0, or 2 when no input holds usable results.",
+    )
+    board.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="results file or folder")
+    board.add_argument("--output", "-o", type=Path, metavar="FILE", help="write markdown here")
+    board.add_argument(
+        "--suite", metavar="SUITE", help=f"{SUITE_HELP} (default: suites with scores)"
+    )
+    board.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="also draw a grouped bar chart"
+    )
+    board.add_argument("--reference", type=Path, metavar="YAML", help="published numbers to show")
+    board.add_argument("--no-reference", action="store_true", help="leave published rows out")
+    board.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
+    board.set_defaults(handler=run_leaderboard)
+
+    gate = subparsers.add_parser(
+        "regress",
+        help="fail when headline scores dropped against a baseline",
+        description="Compare headline scores benchmark by benchmark. Exit 0: no drop beyond the "
+        "tolerance; 1: a benchmark dropped beyond it or lost its score; 2: an input has no usable "
+        "results (missing path, malformed JSON, nothing in common).",
+    )
+    gate.add_argument("--baseline", type=Path, required=True, metavar="PATH")
+    gate.add_argument("--current", type=Path, required=True, metavar="PATH")
+    gate.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        metavar="POINTS",
+        help=f"allowed drop in leaderboard points (default {DEFAULT_TOLERANCE})",
+    )
+    gate.add_argument(
+        "--suite", metavar="SUITE", default="all", help=f"{SUITE_HELP} (default: all)"
+    )
+    gate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
+    gate.set_defaults(handler=run_regress)
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    """Handle `dragonfly-eval leaderboard`; returns the exit code."""
+    try:
+        suite = load_suite(args.suite_file)
+        reference = [] if args.no_reference else _reference_rows(args.reference)
+        suite_names = _suite_names(args.suite)
+        table = build_table(args.paths, suite, suite_names, reference)
+    except (SuiteError, ReferenceError, LeaderboardError) as err:
+        _error("leaderboard", err)
+        return 2
+    for problem in table.problems:
+        print(f"dragonfly-eval leaderboard: skipped {problem}", file=sys.stderr)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(render_markdown(table), encoding="utf-8")
+    if args.plot:
+        plot(table, args.plot)
+    if sys.stdout.isatty():
+        print_leaderboard(table, Console())
+    elif args.output is None:
+        sys.stdout.write(render_markdown(table))
+    else:
+        print(leaderboard_summary(table))
+    return 0
+
+
+def run_regress(args: argparse.Namespace) -> int:
+    """Handle `dragonfly-eval regress`; returns 0 (pass), 1 (regression) or 2 (unusable input)."""
+    try:
+        suite = load_suite(args.suite_file)
+        report = compare(
+            [args.baseline],
+            [args.current],
+            suite,
+            _suite_names(args.suite) or ["all"],
+            args.tolerance,
+        )
+    except (SuiteError, RegressError) as err:
+        _error("regress", err)
+        return 2
+    for warning in report.warnings:
+        print(f"dragonfly-eval regress: {warning}", file=sys.stderr)
+    if sys.stdout.isatty():
+        console = Console()
+        for pair in report.pairs:
+            console.print(rich_table(*report_grid(pair), numeric_from=1))
+        console.print(summary_line(report))
+    else:
+        sys.stdout.write(render_report_markdown(report))
+    for pair, cmp in report.failures:
+        reason = failure_reason(pair, cmp, report.tolerance)
+        print(f"dragonfly-eval regress: {cmp.status}: {reason}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def _suite_names(raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise SuiteError("--suite needs at least one suite name")
+    return names
+
+
+def _reference_rows(path: Path | None) -> list[ReferenceRow]:
+    if path is None:
+        path = default_reference_path()
+        if path is None:
+            print(
+                "dragonfly-eval leaderboard: no reference.yaml found; no published rows",
+                file=sys.stderr,
+            )
+            return []
+    return load_reference(path)
+
+
+def _error(command: str, err: Exception) -> None:
+    print(f"dragonfly-eval {command}: error: {err}", file=sys.stderr)

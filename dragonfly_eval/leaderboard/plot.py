@@ -1,0 +1,72 @@
+"""The leaderboard as a grouped bar chart (PNG), one bar per model in each benchmark's group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from dragonfly_eval.leaderboard.table import Column, Row, Table  # noqa: E402
+
+
+def plot(table: Table, path: Path | str) -> Path:
+    """Draw the headline scores as grouped bars; % and points columns get separate panels."""
+    panels = [
+        cols
+        for cols in (
+            [c for c in table.columns if c.unit == "%"],
+            [c for c in table.columns if c.unit != "%"],
+        )
+        if cols
+    ] or [[]]
+    widths = [max(len(cols), 1) for cols in panels]
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(max(6.0, 1.1 * sum(widths) + 3), 4.8),
+        gridspec_kw={"width_ratios": widths},
+        squeeze=False,
+    )
+    colours = {row.label: f"C{i % 10}" for i, row in enumerate(table.rows)}
+    for ax, cols in zip(axes[0], panels, strict=True):
+        _draw_panel(
+            ax, [r for r in table.rows if any(c.key in r.values for c in cols)], cols, colours
+        )
+    shown = [r for r in table.rows if any(c.key in r.values for c in table.columns)]
+    if shown:
+        handles = [
+            Patch(color=colours[r.label], hatch="//" if r.published else None) for r in shown
+        ]
+        fig.legend(handles, [r.label for r in shown], loc="upper center", ncol=3, fontsize=8)
+    legend_rows = -(-len(shown) // 3)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.06 * legend_rows))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _draw_panel(
+    ax: plt.Axes, rows: list[Row], columns: list[Column], colours: dict[str, str]
+) -> None:
+    width = 0.8 / max(len(rows), 1)
+    for index, row in enumerate(rows):
+        offset = (index - (len(rows) - 1) / 2) * width
+        present = [(i, row.values[c.key]) for i, c in enumerate(columns) if c.key in row.values]
+        ax.bar(
+            [i + offset for i, _ in present],
+            [v for _, v in present],
+            width,
+            color=colours[row.label],
+            hatch="//" if row.published else None,
+        )
+    ax.set_xticks(range(len(columns)), [c.title for c in columns], rotation=30, ha="right")
+    ax.set_ylabel("points" if {c.unit for c in columns} == {"points"} else "score (%)")
+    if not rows:
+        ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)

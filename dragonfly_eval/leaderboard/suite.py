@@ -1,0 +1,153 @@
+"""The headline-score mapping (dragonfly_eval/data/suite.yaml): which task and metric make each cell."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dragonfly_eval.paths import data_file
+
+UNITS = ("%", "points")
+
+
+class SuiteError(ValueError):
+    """The suite mapping is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Score:
+    """One number read from results: `metric` of `tasks` (averaged when several) times `scale`."""
+
+    tasks: tuple[str, ...]
+    metric: str
+    scale: float
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A leaderboard column: its headline score and the metrics reported beside it."""
+
+    key: str
+    name: str
+    headline: Score
+    unit: str
+    higher_is_better: bool
+    extra: Mapping[str, Score] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Named, ordered benchmark lists plus the benchmark definitions they refer to."""
+
+    suites: Mapping[str, tuple[str, ...]]
+    benchmarks: Mapping[str, Benchmark]
+
+    def select(self, names: list[str]) -> list[Benchmark]:
+        """The benchmarks of the named suites (or of every suite for "all"), in suite order."""
+        if "all" in names:
+            names = list(self.suites)
+        keys: list[str] = []
+        for name in names:
+            if name not in self.suites:
+                raise SuiteError(f"unknown suite {name!r}; known: {', '.join(self.suites)}, all")
+            keys.extend(k for k in self.suites[name] if k not in keys)
+        return [self.benchmarks[k] for k in keys]
+
+    def mapped_tasks(self) -> set[str]:
+        """Every task or group name some benchmark reads, headline or extra."""
+        names: set[str] = set()
+        for bench in self.benchmarks.values():
+            for score in (bench.headline, *bench.extra.values()):
+                names.update(score.tasks)
+        return names
+
+
+def default_suite_path() -> Path:
+    """Where the packaged suite mapping lives."""
+    return data_file("suite.yaml")
+
+
+def load_suite(path: Path | str | None = None) -> Suite:
+    """Read and validate a suite mapping file (the packaged suite.yaml by default)."""
+    path = Path(path) if path is not None else default_suite_path()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise SuiteError(f"cannot read the suite mapping {path}: {err}") from err
+    except yaml.YAMLError as err:
+        raise SuiteError(f"the suite mapping {path} is not valid YAML: {err}") from err
+    return parse_suite(raw, source=str(path))
+
+
+def parse_suite(raw: Any, source: str = "suite mapping") -> Suite:
+    """Validate a suite mapping already loaded into Python objects."""
+    if not isinstance(raw, Mapping):
+        raise SuiteError(f"{source}: expected a mapping with 'suites' and 'benchmarks'")
+    suites_raw, benches_raw = raw.get("suites"), raw.get("benchmarks")
+    if not isinstance(suites_raw, Mapping) or not isinstance(benches_raw, Mapping):
+        raise SuiteError(f"{source}: 'suites' and 'benchmarks' must both be mappings")
+    benchmarks = {
+        str(key): _parse_benchmark(str(key), spec, source) for key, spec in benches_raw.items()
+    }
+    suites: dict[str, tuple[str, ...]] = {}
+    for name, keys in suites_raw.items():
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise SuiteError(f"{source}: suite {name!r} must be a list of benchmark keys")
+        unknown = [k for k in keys if k not in benchmarks]
+        if unknown:
+            raise SuiteError(f"{source}: suite {name!r} names undefined benchmarks: {unknown}")
+        suites[str(name)] = tuple(keys)
+    return Suite(suites=suites, benchmarks=benchmarks)
+
+
+def _parse_benchmark(key: str, spec: Any, source: str) -> Benchmark:
+    where = f"{source}: benchmark {key!r}"
+    if not isinstance(spec, Mapping):
+        raise SuiteError(f"{where} must be a mapping")
+    headline = _parse_score(spec, where, default_tasks=None)
+    unit = spec.get("unit", "%")
+    if unit not in UNITS:
+        raise SuiteError(f"{where}: unit must be one of {UNITS}, not {unit!r}")
+    higher = spec.get("higher_is_better", True)
+    if not isinstance(higher, bool):
+        raise SuiteError(f"{where}: higher_is_better must be true or false")
+    extra_raw = spec.get("extra") or {}
+    if not isinstance(extra_raw, Mapping):
+        raise SuiteError(f"{where}: extra must map labels to scores")
+    extra = {
+        str(label): _parse_score(item, f"{where} extra {label!r}", default_tasks=headline.tasks)
+        for label, item in extra_raw.items()
+    }
+    return Benchmark(
+        key=key,
+        name=str(spec.get("name", key)),
+        headline=headline,
+        unit=unit,
+        higher_is_better=higher,
+        extra=extra,
+    )
+
+
+def _parse_score(spec: Any, where: str, default_tasks: tuple[str, ...] | None) -> Score:
+    if not isinstance(spec, Mapping):
+        raise SuiteError(f"{where} must be a mapping")
+    task = spec.get("task")
+    if task is None and default_tasks is not None:
+        tasks = default_tasks
+    elif isinstance(task, str):
+        tasks = (task,)
+    elif isinstance(task, list) and task and all(isinstance(t, str) for t in task):
+        tasks = tuple(task)
+    else:
+        raise SuiteError(f"{where}: task must be a task name or a non-empty list of them")
+    metric = spec.get("metric")
+    if not isinstance(metric, str) or "," not in metric:
+        raise SuiteError(f"{where}: metric must be the full results key '<metric>,<filter>'")
+    scale = spec.get("scale", 1)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:
+        raise SuiteError(f"{where}: scale must be a positive number")
+    return Score(tasks=tasks, metric=metric, scale=float(scale))

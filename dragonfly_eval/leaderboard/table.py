@@ -1,0 +1,284 @@
+"""The leaderboard as data: columns from the suite, rows from runs and published numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dragonfly_eval.leaderboard.reference import ReferenceRow
+from dragonfly_eval.leaderboard.results import ModelResults, Run, load_runs, merge_runs
+from dragonfly_eval.leaderboard.suite import Benchmark, Score, Suite
+
+MISSING = "–"
+PUBLISHED_MARK = "†"
+
+
+class LeaderboardError(ValueError):
+    """No usable results to build a table from."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One score column: `key` is a benchmark key, or "benchmark.label" for an extra metric."""
+
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model's values by column key, in leaderboard units; published rows carry a source."""
+
+    name: str
+    values: Mapping[str, float]
+    dates: tuple[str, ...] = ()
+    source: str | None = None
+
+    @property
+    def published(self) -> bool:
+        """Whether the numbers were copied from a publication rather than run here."""
+        return self.source is not None
+
+    @property
+    def label(self) -> str:
+        """The row's title as shown: published rows carry the footnote mark."""
+        return f"{self.name} {PUBLISHED_MARK}" if self.published else self.name
+
+
+@dataclass(frozen=True)
+class OtherTask:
+    """A task in the results that the suite mapping does not know: listed, never dropped."""
+
+    model: str
+    task: str
+    date: str
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Average:
+    """A row's mean over the percentage columns it has a value for."""
+
+    value: float
+    used: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Table:
+    """Everything the markdown, terminal and plot views show."""
+
+    suites: tuple[str, ...]
+    columns: tuple[Column, ...]
+    extra_columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    other_tasks: tuple[OtherTask, ...] = ()
+    replaced: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def average_columns(self) -> tuple[Column, ...]:
+        """The columns the average runs over: headline scores in %, never MME-style points."""
+        return tuple(c for c in self.columns if c.unit == "%")
+
+    @property
+    def average_title(self) -> str:
+        """The average column's header, saying what it averages."""
+        title = "Avg (row's % scores)"
+        if any(c.unit != "%" for c in self.columns):
+            title = "Avg (row's % scores; points excluded)"
+        return title
+
+    def average(self, row: Row) -> Average | None:
+        """The row's mean over the % columns it has; None when it has none of them."""
+        values = [row.values[c.key] for c in self.average_columns if c.key in row.values]
+        if not values:
+            return None
+        return Average(sum(values) / len(values), len(values), len(self.average_columns))
+
+
+def build_table(
+    paths: Iterable[Path | str],
+    suite: Suite,
+    suite_names: Sequence[str] | None = None,
+    reference: Sequence[ReferenceRow] = (),
+) -> Table:
+    """Read lmms-eval results under `paths` and lay them out by the suite's headline scores.
+
+    `suite_names` picks the column groups (e.g. ["general"], ["all"]); None picks every suite
+    that some run has a score in. Raises LeaderboardError when no path holds a usable run.
+    """
+    loaded = load_runs(paths)
+    if not loaded.runs:
+        reasons = "; ".join(loaded.problems) or "no paths given"
+        raise LeaderboardError(f"no usable lmms-eval results: {reasons}")
+    models = merge_runs(loaded.runs)
+    if suite_names is None:
+        suite_names = _suites_with_scores(suite, models)
+    benchmarks = suite.select(list(suite_names))
+    columns = tuple(_headline_column(b) for b in benchmarks)
+    extra_columns = tuple(
+        Column(f"{b.key}.{label}", f"{b.name} {label}", b.unit, b.higher_is_better)
+        for b in benchmarks
+        for label in b.extra
+    )
+    shown = {c.key for c in columns + extra_columns}
+    rows = [_model_row(m, benchmarks) for m in models]
+    rows += [
+        row for row in (_reference_row(r) for r in reference) if any(k in shown for k in row.values)
+    ]
+    return Table(
+        suites=tuple(suite_names),
+        columns=columns,
+        extra_columns=extra_columns,
+        rows=tuple(rows),
+        other_tasks=tuple(t for m in models for t in _other_tasks(m, suite)),
+        replaced=tuple(note for m in models for note in _replacement_notes(m)),
+        problems=tuple(loaded.problems),
+    )
+
+
+def score_value(model: ModelResults, score: Score) -> tuple[float, list[Run]] | None:
+    """The score's value for a model and the runs it came from; None if any task lacks it."""
+    raw: list[float] = []
+    runs: list[Run] = []
+    for task in score.tasks:
+        entry = model.tasks.get(task)
+        if entry is None or score.metric not in entry[0]:
+            return None
+        raw.append(entry[0][score.metric])
+        runs.append(entry[1])
+    return sum(raw) / len(raw) * score.scale, runs
+
+
+def best_values(rows: Sequence[Row], column: Column) -> float | None:
+    """The best value of a column as displayed (one decimal); None when fewer than two rows compete."""
+    shown = [round(r.values[column.key], 1) for r in rows if column.key in r.values]
+    if len(shown) < 2:
+        return None
+    return max(shown) if column.higher_is_better else min(shown)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One displayed cell: its text and whether it is the best of its column."""
+
+    text: str
+    bold: bool = False
+
+
+def grid(table: Table, extra: bool = False) -> tuple[list[str], list[list[Cell]]]:
+    """Header and cells of the headline view (with the average) or of the extra-metrics view.
+
+    The extra view leaves out rows with no extra metric.
+    """
+    columns = table.extra_columns if extra else table.columns
+    header = ["Model", "Run date", *(c.title for c in columns)]
+    best = {c.key: best_values(table.rows, c) for c in columns}
+    # Only rows that have every % column compete for the best average.
+    full = [round(a.value, 1) for r in table.rows if (a := table.average(r)) and a.used == a.total]
+    best_average = max(full) if len(full) >= 2 else None
+    if not extra:
+        header.append(table.average_title)
+    cells = []
+    for row in table.rows:
+        if extra and not any(c.key in row.values for c in columns):
+            continue
+        dates = "published" if row.published else ", ".join(row.dates) or MISSING
+        line = [Cell(row.label), Cell(dates)]
+        for column in columns:
+            value = row.values.get(column.key)
+            if value is None:
+                line.append(Cell(MISSING))
+            else:
+                line.append(Cell(f"{value:.1f}", round(value, 1) == best[column.key]))
+        if not extra:
+            line.append(_average_cell(table.average(row), best_average))
+        cells.append(line)
+    return header, cells
+
+
+def _average_cell(average: Average | None, best: float | None) -> Cell:
+    if average is None:
+        return Cell(MISSING)
+    if average.used < average.total:
+        return Cell(f"{average.value:.1f} ({average.used}/{average.total})")
+    return Cell(f"{average.value:.1f}", round(average.value, 1) == best)
+
+
+def _headline_column(bench: Benchmark) -> Column:
+    title = bench.name if bench.unit == "%" else f"{bench.name} ({bench.unit})"
+    return Column(bench.key, title, bench.unit, bench.higher_is_better)
+
+
+def _model_row(model: ModelResults, benchmarks: Sequence[Benchmark]) -> Row:
+    values: dict[str, float] = {}
+    dates: set[str] = set()
+    for bench in benchmarks:
+        scores = {bench.key: bench.headline}
+        scores.update({f"{bench.key}.{label}": s for label, s in bench.extra.items()})
+        for key, score in scores.items():
+            found = score_value(model, score)
+            if found is not None:
+                values[key] = found[0]
+                dates.update(run.date_label for run in found[1])
+    return Row(name=model.model, values=values, dates=tuple(sorted(dates)))
+
+
+def _reference_row(ref: ReferenceRow) -> Row:
+    return Row(name=ref.name, values={**ref.scores, **ref.extra}, source=ref.source)
+
+
+def _suites_with_scores(suite: Suite, models: Sequence[ModelResults]) -> list[str]:
+    picked = [
+        name
+        for name, keys in suite.suites.items()
+        if any(
+            score_value(m, suite.benchmarks[k].headline) is not None for m in models for k in keys
+        )
+    ]
+    return picked or list(suite.suites)[:1]
+
+
+def _related_tasks(model: ModelResults, suite: Suite) -> set[str]:
+    """Mapped tasks, the subtasks of mapped groups, and the groups that contain mapped tasks."""
+    mapped = suite.mapped_tasks()
+    related = set(mapped)
+    pending = [t for t in mapped if t in model.subtasks]
+    while pending:
+        members = model.subtasks.get(pending.pop(), ())
+        pending.extend(m for m in members if m not in related)
+        related.update(members)
+    grew = True
+    while grew:
+        parents = {g for g, members in model.subtasks.items() if related.intersection(members)}
+        grew = not parents <= related
+        related |= parents
+    return related
+
+
+def _other_tasks(model: ModelResults, suite: Suite) -> list[OtherTask]:
+    related = _related_tasks(model, suite)
+    return [
+        OtherTask(model.model, task, run.date_label, metrics)
+        for task, (metrics, run) in sorted(model.tasks.items())
+        if task not in related
+    ]
+
+
+def _replacement_notes(model: ModelResults) -> list[str]:
+    by_pair: dict[tuple[Path, Path], list[str]] = {}
+    runs: dict[Path, Run] = {}
+    for item in model.replaced:
+        by_pair.setdefault((item.kept.path, item.dropped.path), []).append(item.task)
+        runs[item.kept.path], runs[item.dropped.path] = item.kept, item.dropped
+    notes = []
+    for (kept, dropped), tasks in by_pair.items():
+        notes.append(
+            f"{model.model}: the run of {runs[kept].date_label} ({kept.name}) replaced the run of "
+            f"{runs[dropped].date_label} ({dropped.name}) for {', '.join(sorted(tasks))}"
+        )
+    return notes

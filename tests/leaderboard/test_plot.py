@@ -1,0 +1,41 @@
+"""The --plot chart is a real PNG that PIL decodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dragonfly_eval.leaderboard.plot import plot
+from dragonfly_eval.leaderboard.reference import ReferenceRow
+from dragonfly_eval.leaderboard.table import Column, Row, Table, build_table
+
+REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_png(path: Path) -> tuple[int, int]:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(path) as image:
+        image.load()
+        assert image.format == "PNG"
+        assert image.width > 0 and image.height > 0
+        return image.size
+
+
+def test_plot_of_runs_and_reference_rows_with_a_points_panel(suite, tmp_path):
+    refs = [ReferenceRow("Paper", "Blog", {"ai2d": 63.6, "pope": 91.2}, {})]
+    table = build_table([REAL_RUN], suite, ["general"], refs)
+    out = plot(table, tmp_path / "sub" / "board.png")
+    assert out == tmp_path / "sub" / "board.png"
+    _assert_png(out)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [(), (Column("a", "A", "%", True),), (Column("m", "MME (points)", "points", True),)],
+)
+def test_plot_handles_empty_and_single_unit_tables(tmp_path, columns):
+    table = Table(("s",), columns, (), (Row("m", {}),))
+    _assert_png(plot(table, tmp_path / "empty.png"))

@@ -1,0 +1,156 @@
+"""Reading lmms-eval results files: real layouts, odd versions, bad files, newest-wins merging."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from dragonfly_eval.leaderboard.results import (
+    ResultsError,
+    find_results_files,
+    load_runs,
+    merge_runs,
+    read_run,
+)
+
+REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
+REAL_FILE = next(REAL_RUN.rglob("*_results.json"))
+
+
+def test_real_layout_reads_model_date_tasks_and_groups():
+    run = read_run(REAL_FILE)
+    assert run.model == "togethercomputer/Llama-3-8B-Dragonfly-v1"
+    assert run.date == datetime(2024, 6, 1, 12, 0, 0)
+    assert run.tasks["dragonfly_ai2d"] == {"exact_match,flexible-extract": 0.6362}
+    assert run.tasks["dragonfly_pope"] == {
+        "pope_f1_score,none": 0.9118,
+        "pope_accuracy,none": 0.9001,
+    }
+    assert run.subtasks["dragonfly_pope"] == (
+        "dragonfly_pope_adv",
+        "dragonfly_pope_pop",
+        "dragonfly_pope_random",
+    )
+
+
+def test_stderr_alias_samples_and_non_numeric_values_are_not_metrics():
+    run = read_run(REAL_FILE)
+    for metrics in run.tasks.values():
+        assert not any("_stderr" in key for key in metrics)
+        assert "alias" not in metrics and "samples" not in metrics
+    assert run.tasks["ok_vqa_val2014"] == {"exact_match,none": 0.5521}
+    # a submission-only task stays known, with no numbers
+    assert run.tasks["mmbench_en_test"] == {}
+
+
+def test_samples_files_and_other_json_are_not_results(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "20240101_000000_results.json").write_text("{}")
+    (tmp_path / "m" / "20240101_000000_samples_ai2d.jsonl").write_text("{}")
+    (tmp_path / "m" / "notes.json").write_text("{}")
+    (tmp_path / "m" / "deep").mkdir()
+    (tmp_path / "m" / "deep" / "results.json").write_text("{}")
+    found = find_results_files(tmp_path)
+    assert [p.name for p in found] == ["20240101_000000_results.json", "results.json"]
+    assert find_results_files(REAL_RUN) == [REAL_FILE]
+
+
+def test_model_args_as_dict_and_pretrained_among_other_keys(tmp_path):
+    path = tmp_path / "x" / "r_results.json"
+    path.parent.mkdir()
+    payload = {"results": {"t": {"acc,none": 1}}, "config": {"model_args": {"pretrained": "org/m"}}}
+    path.write_text(json.dumps(payload))
+    assert read_run(path).model == "org/m"
+    payload["config"]["model_args"] = "dtype=bf16, tokenizer_pretrained=no, pretrained = org/n ,x=1"
+    path.write_text(json.dumps(payload))
+    assert read_run(path).model == "org/n"
+
+
+def test_folder_name_is_the_model_without_pretrained(tmp_path, write_run):
+    path = write_run(None, "20240102_030405", {"t": {"acc,none": 0.5}}, folder="my_model")
+    assert read_run(path).model == "my_model"
+
+
+def test_older_layouts_with_extra_or_missing_keys(tmp_path):
+    # no groups, config, date, versions; unknown extra keys; epoch-number date
+    path = tmp_path / "old" / "results.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"results": {"t": {"acc,none": 0.25, "acc": 3}}, "novel": {"a": 1}}))
+    run = read_run(path)
+    assert (run.model, run.date, run.date_label) == ("old", None, "undated")
+    assert run.tasks == {"t": {"acc,none": 0.25}}
+    path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "date": 1717243200.5}))
+    assert read_run(path).date == datetime(2024, 6, 1, 12, 0, 0, 500000)
+
+
+def test_date_falls_back_to_the_file_name(tmp_path):
+    path = tmp_path / "m" / "20240305_101112_results.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "date": "garbled"}))
+    assert read_run(path).date == datetime(2024, 3, 5, 10, 11, 12)
+
+
+def test_nan_booleans_and_lists_are_skipped(tmp_path):
+    path = tmp_path / "m" / "r_results.json"
+    path.parent.mkdir()
+    path.write_text(
+        '{"results": {"t": {"a,none": NaN, "b,none": true, "c,none": [1], "d,none": 2}}}'
+    )
+    assert read_run(path).tasks == {"t": {"d,none": 2.0}}
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"results": {"t": ', "malformed JSON (line 1"),
+        ("[1, 2]", "no 'results' mapping"),
+        ('{"config": {}}', "no 'results' mapping"),
+        ('{"results": []}', "no 'results' mapping"),
+        ('{"results": {}}', "lists no tasks"),
+    ],
+)
+def test_bad_files_raise_with_the_path_and_reason(tmp_path, text, reason):
+    path = tmp_path / "bad_results.json"
+    path.write_text(text)
+    with pytest.raises(ResultsError, match=re.escape(reason)) as err:
+        read_run(path)
+    assert str(path) in str(err.value)
+
+
+def test_load_runs_reports_missing_paths_empty_folders_and_bad_files(tmp_path, write_run):
+    good = write_run("org/m", "20240101_000000", {"t": {"acc,none": 1}})
+    (tmp_path / "empty").mkdir()
+    bad = tmp_path / "bad" / "x_results.json"
+    bad.parent.mkdir()
+    bad.write_text("{nope")
+    loaded = load_runs([good, tmp_path / "empty", tmp_path / "missing", bad.parent])
+    assert [r.path for r in loaded.runs] == [good]
+    assert len(loaded.problems) == 3
+    assert "no lmms-eval results files" in loaded.problems[0]
+    assert "no such file or folder" in loaded.problems[1]
+    assert "malformed JSON" in loaded.problems[2]
+
+
+def test_newest_run_wins_per_task_and_the_replacement_is_recorded(write_run):
+    old = write_run("org/m", "20240101_000000", {"a": {"acc,none": 0.1}, "b": {"acc,none": 0.2}})
+    new = write_run("org/m", "20240202_000000", {"a": {"acc,none": 0.9}})
+    other = write_run("org/other", "20230101_000000", {"a": {"acc,none": 0.5}})
+    # input order must not matter
+    for order in ([old, new, other], [new, other, old]):
+        models = merge_runs(read_run(p) for p in order)
+        assert [m.model for m in models] == ["org/m", "org/other"]
+        m = models[0]
+        assert m.tasks["a"][0] == {"acc,none": 0.9} and m.tasks["a"][1].path == new
+        assert m.tasks["b"][0] == {"acc,none": 0.2} and m.tasks["b"][1].path == old
+        assert [(r.task, r.kept.path, r.dropped.path) for r in m.replaced] == [("a", new, old)]
+
+
+def test_an_undated_run_loses_to_a_dated_one(write_run):
+    undated = write_run("org/m", None, {"a": {"acc,none": 0.9}})
+    dated = write_run("org/m", "20200101_000000", {"a": {"acc,none": 0.1}})
+    (model,) = merge_runs([read_run(undated), read_run(dated)])
+    assert model.tasks["a"][1].path == dated
