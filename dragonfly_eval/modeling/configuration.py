@@ -35,8 +35,12 @@ class DragonflyConfig(PretrainedConfig):
             del kwargs["rope_scaling"]
             # The released v2 config says `rope_scaling: null` at the top level: the model was
             # trained without Llama-3.1's rope scaling, whatever the text config inherited.
-            theta = self.text_config.rope_parameters.get("rope_theta", 500000.0)
-            self.text_config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+            params = getattr(self.text_config, "rope_parameters", None)
+            if isinstance(params, dict):
+                theta = params.get("rope_theta", 500000.0)
+                self.text_config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+            else:  # transformers versions before rope_parameters
+                self.text_config.rope_scaling = None
         if isinstance(vision_config, dict):
             vision_config = CLIPVisionConfig(
                 **{k: v for k, v in vision_config.items() if k != "model_type"}
@@ -52,6 +56,8 @@ class DragonflyConfig(PretrainedConfig):
         Read from the vision tower: v1 towers see 7x7 patches per crop, v2 towers 24x24.
         """
         if self.vision_config is None:
-            raise ValueError("vision_config is not resolved yet; load the model with from_pretrained")
+            raise ValueError(
+                "vision_config is not resolved yet; load the model with from_pretrained"
+            )
         grid = self.vision_config.image_size // self.vision_config.patch_size
         return 1 if grid < 12 else 2

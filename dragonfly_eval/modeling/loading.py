@@ -21,13 +21,25 @@ from dragonfly_eval.modeling.configuration import DragonflyConfig
 # The CLIP towers of the released checkpoints (facts from the public CLIP configs).
 KNOWN_TOWERS: dict[str, dict[str, Any]] = {
     "openai/clip-vit-large-patch14-336": dict(
-        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-        image_size=336, patch_size=14, projection_dim=768, hidden_act="quick_gelu",
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=336,
+        patch_size=14,
+        projection_dim=768,
+        hidden_act="quick_gelu",
         layer_norm_eps=1e-5,
     ),
     "openai/clip-vit-base-patch32": dict(
-        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-        image_size=224, patch_size=32, projection_dim=512, hidden_act="quick_gelu",
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=32,
+        projection_dim=512,
+        hidden_act="quick_gelu",
         layer_norm_eps=1e-5,
     ),
 }
@@ -257,8 +269,14 @@ def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
         return dtype
     if dtype == "auto":
         return None
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if dtype not in names:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(names)}")
     return names[dtype]

@@ -83,20 +83,29 @@ class DragonflyForCausalLM(PreTrainedModel):
         image_patches: ImagePatches | None = None,
         image_patches_indices: torch.Tensor | None = None,
         images_per_sample: Sequence[int] | None = None,
+        visual_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Word embeddings with every placeholder replaced by its visual embedding: [B, L, D].
 
         `image_patches` is either the reference's list (one [k * n_crops, 3, se, se] tensor per
         sample, k images each) or one tensor [n_images, n_crops, 3, se, se] of all images in
         sample order with `images_per_sample` giving how many belong to each sample.
+        `visual_embeds` ([n_images, T, D], from `encode_images`) replaces `image_patches` when
+        the caller already encoded the images (e.g. an image asked about several times).
         """
         embeds = self.language_model.get_input_embeddings()(input_ids)  # [B, L, D]
-        if image_patches is None or image_patches_indices is None:
+        if image_patches_indices is None or (image_patches is None and visual_embeds is None):
             return embeds
-        pixels, counts = self._stack_images(image_patches, images_per_sample)
-        if pixels.shape[0] == 0:
-            return embeds
-        visual = self.encode_images(pixels.to(embeds.device))  # [n_images, T, D]
+        if visual_embeds is None:
+            pixels, counts = self._stack_images(image_patches, images_per_sample)
+            if pixels.shape[0] == 0:
+                return embeds
+            visual = self.encode_images(pixels.to(embeds.device))  # [n_images, T, D]
+        else:
+            visual = visual_embeds.to(embeds.device)
+            counts = list(images_per_sample or [1] * input_ids.shape[0])
+            if visual.shape[0] == 0:
+                return embeds
         per_image = visual.shape[1]
         # Offset of each sample's first visual embedding in the flattened [n_images * T, D].
         starts = torch.tensor(counts, device=embeds.device).cumsum(0) - torch.tensor(
@@ -162,13 +171,14 @@ class DragonflyForCausalLM(PreTrainedModel):
         image_patches: ImagePatches | None = None,
         image_patches_indices: torch.Tensor | None = None,
         images_per_sample: Sequence[int] | None = None,
+        visual_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         **kwargs: Any,
     ):
         """Causal LM forward pass; returns the language model's output (logits, cache, loss)."""
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(
-                input_ids, image_patches, image_patches_indices, images_per_sample
+                input_ids, image_patches, image_patches_indices, images_per_sample, visual_embeds
             )
         if position_ids is None and attention_mask is not None:
             position_ids = position_ids_from_mask(attention_mask)[:, -inputs_embeds.shape[1] :]
@@ -191,19 +201,53 @@ class DragonflyForCausalLM(PreTrainedModel):
         image_patches: ImagePatches | None = None,
         image_patches_indices: torch.Tensor | None = None,
         images_per_sample: Sequence[int] | None = None,
+        visual_embeds: torch.Tensor | None = None,
         **generate_kwargs: Any,
     ) -> torch.Tensor:
         """Generate with transformers' generation utilities; returns prompt ids + new ids."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         embeds = self.embed_inputs(
-            input_ids, image_patches, image_patches_indices, images_per_sample
+            input_ids, image_patches, image_patches_indices, images_per_sample, visual_embeds
         )
         generate_kwargs.setdefault("pad_token_id", self._pad_token_id())
         new_tokens = self.language_model.generate(
             inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs
         )
         return torch.cat([input_ids, new_tokens.to(input_ids.device)], dim=1)
+
+    @torch.no_grad()
+    def score_continuations(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        continuation_mask: torch.Tensor,
+        image_patches_indices: torch.Tensor | None = None,
+        visual_embeds: torch.Tensor | None = None,
+        images_per_sample: Sequence[int] | None = None,
+        image_patches: ImagePatches | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probability of the tokens marked by `continuation_mask` given everything before.
+
+        Returns per sample the summed log-probability (float32), whether every marked token was
+        the argmax (greedy), and the number of marked tokens.
+        """
+        out = self(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            image_patches=image_patches,
+            image_patches_indices=image_patches_indices,
+            images_per_sample=images_per_sample,
+            visual_embeds=visual_embeds,
+            use_cache=False,
+        )
+        logits = out.logits[:, :-1].float()  # position t predicts token t+1
+        targets = input_ids[:, 1:].to(logits.device)
+        marked = continuation_mask[:, 1:].to(logits.device).bool()
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+        total = (logprobs * marked).sum(dim=1)
+        greedy = ((logits.argmax(dim=-1) == targets) | ~marked).all(dim=1)
+        return total, greedy, marked.sum(dim=1)
 
     def _pad_token_id(self) -> int | None:
         gen = self.language_model.generation_config

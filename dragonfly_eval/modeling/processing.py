@@ -81,7 +81,9 @@ class DragonflyProcessor:
         """A processor matching a resolved DragonflyConfig (version, crop size, zoom)."""
         vision = config.vision_config
         version = config.version
-        geometry = v1_geometry(vision.image_size) if version == 1 else v2_geometry(vision.image_size)
+        geometry = (
+            v1_geometry(vision.image_size) if version == 1 else v2_geometry(vision.image_size)
+        )
         image_processor = DragonflyImageProcessor.from_tower_folder(
             tower, geometry, zoom or default_zoom(version)
         )
@@ -113,16 +115,28 @@ class DragonflyProcessor:
         )["input_ids"]
 
     def layout(
-        self, prompts: Sequence[str], images_per_sample: Sequence[int], max_length: int = 4096,
+        self,
+        prompts: Sequence[str],
+        images_per_sample: Sequence[int],
+        max_length: int = 4096,
         padding_side: str = "left",
     ) -> dict[str, torch.Tensor]:
         """Padded `input_ids`, `attention_mask` and `image_patches_indices` of a batch."""
+        text_ids = [self.text_ids(prompt, max_length) for prompt in prompts]
+        return self.layout_ids(text_ids, images_per_sample, padding_side)
+
+    def layout_ids(
+        self,
+        text_ids: Sequence[Sequence[int]],
+        images_per_sample: Sequence[int],
+        padding_side: str = "left",
+    ) -> dict[str, torch.Tensor]:
+        """`layout` for text that is already tokenized."""
         rows, index_rows = [], []
         counts = self.crop_token_counts()
-        for prompt, n_images in zip(prompts, images_per_sample, strict=True):
+        for ids_text, n_images in zip(text_ids, images_per_sample, strict=True):
             ids, indices = sample_layout(
-                self.text_ids(prompt, max_length), n_images, counts, self.placeholder_id,
-                self.separator_id,
+                ids_text, n_images, counts, self.placeholder_id, self.separator_id
             )
             rows.append(ids)
             index_rows.append(indices)
@@ -149,7 +163,9 @@ class DragonflyProcessor:
         prompts = [text] if isinstance(text, str) else list(text)
         per_sample = _images_per_sample(images, len(prompts))
         batch = self.layout(
-            prompts, [len(ims) for ims in per_sample], max_length,
+            prompts,
+            [len(ims) for ims in per_sample],
+            max_length,
             padding_side="left" if is_generate else "right",
         )
         if is_generate:
@@ -158,8 +174,12 @@ class DragonflyProcessor:
         batch["image_patches"] = [
             torch.cat(self.image_processor(ims))
             if ims
-            else torch.empty(0, 3, self.image_processor.geometry.crop_size,
-                             self.image_processor.geometry.crop_size)
+            else torch.empty(
+                0,
+                3,
+                self.image_processor.geometry.crop_size,
+                self.image_processor.geometry.crop_size,
+            )
             for ims in per_sample
         ]
         return batch

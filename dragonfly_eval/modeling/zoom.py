@@ -170,7 +170,9 @@ def zoom_levels(version: int, zoom: str) -> tuple[str, ...]:
     """The levels a zoom setting cuts. v1's `select` cuts all three and keeps 12 high crops later."""
     valid = ZOOM_V1 if version == 1 else ZOOM_V2
     if zoom not in valid:
-        raise ValueError(f"zoom={zoom!r} is not valid for Dragonfly v{version}; choose from {valid}")
+        raise ValueError(
+            f"zoom={zoom!r} is not valid for Dragonfly v{version}; choose from {valid}"
+        )
     return {
         "full": ("low", "medium", "high"),
         "select": ("low", "medium", "high"),

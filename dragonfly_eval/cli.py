@@ -1,0 +1,36 @@
+"""`dragonfly-eval`: one command for people — run, leaderboard, regress, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered by its own module."""
+    from dragonfly_eval.harness import cli as harness_cli
+    from dragonfly_eval.leaderboard import cli as leaderboard_cli
+
+    parser = argparse.ArgumentParser(
+        prog="dragonfly-eval",
+        description="Evaluate Dragonfly vision-language models with lmms-eval.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    harness_cli.register(sub)
+    leaderboard_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dragonfly-eval` console script; returns the exit code."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "run":
+        args.lmms_eval_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

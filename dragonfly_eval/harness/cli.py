@@ -1,0 +1,175 @@
+"""`dragonfly-eval run` (lmms-eval with this project's tasks) and `dragonfly-eval demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dragonfly_eval.paths import task_yaml_dir
+
+DEMO_TASKS = "dragonfly_mini"
+DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `run` and `demo` subcommands."""
+    run = subparsers.add_parser(
+        "run",
+        help="run lmms-eval with the dragonfly_* tasks available",
+        description=(
+            "Run lmms-eval with --include_path set to this project's task YAMLs and --model "
+            "dragonfly by default. Every other argument goes to lmms-eval unchanged. Exits "
+            "non-zero when lmms-eval wrote no results file with numbers (it exits 0 even when "
+            "an evaluation failed)."
+        ),
+    )
+    run.add_argument("--output_path", default="results", help="lmms-eval output folder")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse answers of an interrupted run of the same command (lmms-eval --use_cache)",
+    )
+    run.set_defaults(handler=run_command)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="offline demo: the mini suite on the embedded tiny model, then a leaderboard",
+    )
+    demo.add_argument("--output", default="dragonfly-demo", help="folder for results and tables")
+    demo.set_defaults(handler=demo_command)
+
+
+def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[str]:
+    """The lmms-eval command line for `extra` user arguments."""
+    cmd = [sys.executable, "-m", "lmms_eval"]
+    if "--model" not in extra:
+        cmd += ["--model", "dragonfly"]
+    if "--include_path" not in extra:
+        cmd += ["--include_path", str(task_yaml_dir())]
+    cmd += ["--output_path", output_path]
+    if resume and "--use_cache" not in extra:
+        cmd += ["--use_cache", str(Path(output_path) / "cache" / "responses")]
+    return cmd + extra
+
+
+def newest_results(output_path: Path, since: float) -> list[Path]:
+    """Results files written under `output_path` after `since` (a timestamp)."""
+    if not output_path.is_dir():
+        return []
+    return sorted(p for p in output_path.rglob("*_results.json") if p.stat().st_mtime >= since)
+
+
+def has_numbers(results_file: Path) -> bool:
+    """Whether a results file holds at least one numeric metric."""
+    try:
+        data = json.loads(results_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    for metrics in data.get("results", {}).values():
+        for key, value in metrics.items():
+            if "_stderr" in key or key == "alias":
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return True
+    return False
+
+
+def dataset_hints(log: str) -> list[str]:
+    """For datasets lmms-eval could not reach, how to point the task at a local copy."""
+    from dragonfly_eval.tasks.catalog import task_configs
+
+    if not re.search(r"(ConnectionError|offline|Couldn't reach|LocalEntryNotFound|resolve)", log):
+        return []
+    hints = []
+    for name, config in task_configs().items():
+        dataset = config.get("dataset_path")
+        if isinstance(dataset, str) and name in log and dataset in log:
+            folder = next(
+                (
+                    str(p)
+                    for p in task_yaml_dir().rglob("*.yaml")
+                    if f"task: {name}" in p.read_text()
+                ),
+                "task_yaml/",
+            )
+            hints.append(
+                f"task {name}: dataset {dataset} is not reachable. Download it where you have "
+                f"network (e.g. `huggingface-cli download --repo-type dataset {dataset} --local-dir "
+                f"DIR`) and set `dataset_path: DIR` in {folder}, or set HF_DATASETS_CACHE to a "
+                "cache that holds it."
+            )
+    return hints
+
+
+def run_lmms_eval(
+    extra: list[str], output_path: str, resume: bool = False
+) -> tuple[int, list[Path]]:
+    """Run lmms-eval, streaming its output; returns (exit code, results files written)."""
+    cmd = lmms_eval_command(extra, output_path, resume)
+    started = time.time() - 1
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stderr.write(line)
+        lines.append(line)
+    code = proc.wait()
+    written = [p for p in newest_results(Path(output_path), started) if has_numbers(p)]
+    if code != 0:
+        return code, written
+    if not written:
+        log = "".join(lines)
+        print(
+            f"dragonfly-eval: lmms-eval wrote no results file with numbers under {output_path} "
+            "(the evaluation failed; see the log above)",
+            file=sys.stderr,
+        )
+        for hint in dataset_hints(log):
+            print(f"dragonfly-eval: {hint}", file=sys.stderr)
+        return 1, []
+    return 0, written
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`dragonfly-eval run ...`."""
+    code, written = run_lmms_eval(args.lmms_eval_args, args.output_path, args.resume)
+    for path in written:
+        print(f"dragonfly-eval: results written to {path}", file=sys.stderr)
+    return code
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """`dragonfly-eval demo`: mini suite on dragonfly-tiny, then the leaderboard."""
+    from rich.console import Console
+
+    from dragonfly_eval.leaderboard.markdown import render_markdown
+    from dragonfly_eval.leaderboard.plot import plot
+    from dragonfly_eval.leaderboard.reference import default_reference_path, load_reference
+    from dragonfly_eval.leaderboard.suite import load_suite
+    from dragonfly_eval.leaderboard.table import build_table
+    from dragonfly_eval.leaderboard.terminal import print_leaderboard
+
+    out = Path(args.output)
+    results = out / "results"
+    code, written = run_lmms_eval(
+        ["--model_args", DEMO_MODEL_ARGS, "--tasks", DEMO_TASKS, "--log_samples"], str(results)
+    )
+    if code != 0:
+        return code
+    reference = default_reference_path()
+    table = build_table(
+        written, load_suite(), ["mini"], load_reference(reference) if reference else []
+    )
+    markdown = render_markdown(table)
+    (out / "leaderboard.md").write_text(markdown)
+    plot(table, out / "leaderboard.png")
+    console = Console()
+    print_leaderboard(table, console)
+    console.print(f"Wrote {out / 'leaderboard.md'} and {out / 'leaderboard.png'}")
+    return 0

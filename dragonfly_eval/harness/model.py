@@ -1,0 +1,527 @@
+"""The lmms-eval model `dragonfly`: batched, image-reusing evaluation of Dragonfly checkpoints.
+
+Thin by design: it turns lmms-eval `Instance`s into prompts and images, plans dense batches
+(grouped by generation settings, sorted by length), runs them through the model's public methods
+and puts the answers back in request order.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from loguru import logger
+from PIL import Image
+from tqdm import tqdm
+
+from dragonfly_eval.harness.batching import (
+    LRUTensorCache,
+    gen_kwargs_key,
+    image_digest,
+    plan_batches,
+    restore_order,
+)
+from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor, chat_prompt
+from dragonfly_eval.modeling.loading import load_dragonfly
+
+DEFAULT_PRETRAINED = "togethercomputer/Llama-3.1-8B-Dragonfly-v2"
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+@dataclass
+class Prepared:
+    """One request made ready on the CPU: prompt ids, its images' digests, or why it failed."""
+
+    prompt_ids: list[int] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    continuation_ids: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class PreparedBatch:
+    """A batch's requests plus the uint8 crops of images not encoded yet."""
+
+    indices: list[int]
+    items: list[Prepared]
+    crops: dict[str, torch.Tensor]
+    images: dict[str, Image.Image]
+
+
+def _flatten_visuals(visuals: Any) -> list[Image.Image]:
+    if visuals is None:
+        return []
+    if isinstance(visuals, Image.Image):
+        return [visuals]
+    out = []
+    for item in visuals:
+        if isinstance(item, Image.Image):
+            out.append(item)
+        elif isinstance(item, (list, tuple)):
+            out.extend(_flatten_visuals(item))
+        elif item is not None:
+            raise TypeError(f"unsupported visual of type {type(item).__name__} (images only)")
+    return out
+
+
+class Dragonfly(lmms):
+    """lmms-eval model class for every Dragonfly release (v1 and v2, general and Med).
+
+    model_args: pretrained, device, dtype, batch_size, attn_implementation, device_map, zoom,
+    max_length, image_cache, image_cache_mb, prefetch, allow_pickle, revision.
+    """
+
+    is_simple = True
+
+    def __init__(
+        self,
+        pretrained: str = DEFAULT_PRETRAINED,
+        device: str | None = "auto",
+        dtype: str | None = None,
+        batch_size: int | str = 1,
+        attn_implementation: str = "sdpa",
+        device_map: str | None = None,
+        zoom: str | None = None,
+        max_length: int | str = 4096,
+        image_cache: bool | str = True,
+        image_cache_mb: int | str = 1024,
+        prefetch: bool | str = True,
+        allow_pickle: bool | str = False,
+        revision: str | None = None,
+        max_batch_size: int | None = None,
+        **unknown: Any,
+    ) -> None:
+        super().__init__()
+        if unknown:
+            raise ValueError(
+                f"unknown model_args for dragonfly: {sorted(unknown)}; valid: {valid_model_args()}"
+            )
+        from accelerate import Accelerator
+
+        self.accelerator = Accelerator()
+        if self.accelerator.num_processes > 1:
+            self._device = torch.device(f"cuda:{self.accelerator.local_process_index}")
+            self._rank = self.accelerator.process_index
+            self._world_size = self.accelerator.num_processes
+        else:
+            self._device = resolve_device(device)
+        self.dtype = dtype or ("bfloat16" if self._device.type == "cuda" else "float32")
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.max_length = int(max_length)
+        self.pretrained = pretrained
+        self._model = load_dragonfly(
+            pretrained,
+            dtype=self.dtype,
+            device=None if device_map else self._device,
+            device_map=device_map or None,
+            attn_implementation=attn_implementation,
+            zoom=zoom,
+            allow_pickle=as_bool(allow_pickle),
+            revision=revision,
+        )
+        self.processor = DragonflyProcessor.from_pretrained(
+            pretrained, zoom=zoom, revision=revision
+        )
+        if self.processor.zoom != self._model.zoom:
+            raise ValueError(
+                f"processor zoom {self.processor.zoom} != model zoom {self._model.zoom}"
+            )
+        self.reuse = as_bool(image_cache)
+        self.image_cache = LRUTensorCache(int(image_cache_mb) * 2**20 if self.reuse else 0)
+        self.prefetch = as_bool(prefetch)
+        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="dragonfly-prep")
+        self.failures: list[dict[str, Any]] = []
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        """Build from `--model_args`; a value given there wins over lmms-eval's own flags
+        (`--batch_size`, `--device`), which lmms-eval always passes, defaults included."""
+        from lmms_eval.utils import simple_parse_args_string
+
+        args = simple_parse_args_string(arg_string or "")
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        return cls(**{**extra, **args})
+
+    # --- lmms-eval properties -------------------------------------------------------------
+    @property
+    def model(self) -> DragonflyForCausalLM:
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def input_device(self) -> torch.device:
+        return self._model.get_input_embeddings().weight.device
+
+    # --- request preparation (CPU, overlapped with the device) -----------------------------
+    def _doc(self, task: str, split: str, doc_id: int) -> Any:
+        return self.task_dict[task][split][doc_id]
+
+    def _prepare(
+        self,
+        context: str,
+        visuals_fn: Callable | None,
+        doc_id,
+        task,
+        split,
+        continuation: str | None = None,
+        visuals: Any = None,
+    ) -> tuple[Prepared, dict]:
+        item = Prepared()
+        images: dict[str, Image.Image] = {}
+        try:
+            if visuals is None and visuals_fn is not None:
+                visuals = visuals_fn(self._doc(task, split, doc_id))
+            for image in _flatten_visuals(visuals):
+                digest = image_digest(image)
+                item.digests.append(digest)
+                images[digest] = image
+            item.prompt_ids = self.processor.text_ids(chat_prompt(context), self.max_length)
+            if continuation is not None:
+                item.continuation_ids = self.processor.tokenizer(
+                    continuation, add_special_tokens=False
+                )["input_ids"]
+        except Exception as err:  # a bad document must not end the run
+            item.error = f"{type(err).__name__}: {err}"
+            self._record_failure(task, doc_id, item.error)
+        return item, images
+
+    def _prepare_batch(self, indices: list[int], make: Callable[[int], tuple[Prepared, dict]]):
+        items, crops, kept = [], {}, {}
+        for i in indices:
+            item, images = make(i)
+            if item.error is None:
+                try:
+                    for digest, image in images.items():
+                        kept[digest] = image
+                        if digest not in crops and digest not in self.image_cache:
+                            crops[digest] = self._crops(image)
+                except Exception as err:
+                    item.error = f"{type(err).__name__}: {err}"
+            items.append(item)
+        return PreparedBatch(indices, items, crops, kept)
+
+    def _crops(self, image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(self.processor.image_processor.crops(image))
+
+    def _iter_prepared(self, batches: list[list[int]], make):
+        """Prepared batches in order; the next one is prepared while the current one runs."""
+        if not self.prefetch:
+            for indices in batches:
+                yield self._prepare_batch(indices, make)
+            return
+        pending: Future | None = None
+        for k, indices in enumerate(batches):
+            current = (
+                pending.result() if pending is not None else self._prepare_batch(indices, make)
+            )
+            pending = (
+                self._pool.submit(self._prepare_batch, batches[k + 1], make)
+                if k + 1 < len(batches)
+                else None
+            )
+            yield current
+
+    def _record_failure(self, task: str, doc_id: Any, reason: str) -> None:
+        logger.warning(f"dragonfly: empty answer for task={task} doc_id={doc_id}: {reason}")
+        self.failures.append({"task": task, "doc_id": doc_id, "reason": reason})
+
+    # --- visual embeddings with reuse ---------------------------------------------------
+    def _visual_embeds(self, batch: PreparedBatch, live: list[int]) -> torch.Tensor | None:
+        """[n_images, T, D] for the live requests' images in order; each distinct image is
+        encoded once (and reused across batches while it stays in the LRU cache)."""
+        order = [d for i in live for d in batch.items[i].digests]
+        if not order:
+            return None
+        if not self.reuse:
+            return self._encode(batch, order)
+        known = {d: self.image_cache.get(d) for d in dict.fromkeys(order)}
+        todo = [d for d, v in known.items() if v is None]
+        if todo:
+            for d, emb in zip(todo, self._encode(batch, todo), strict=True):
+                known[d] = emb
+                self.image_cache.put(d, emb)
+        return torch.stack([known[d] for d in order])
+
+    def _encode(self, batch: PreparedBatch, digests: list[str]) -> torch.Tensor:
+        """Encode images (by digest) in one vision call: uint8 to the device, normalized there."""
+        for d in digests:  # evicted from the cache after this batch was prepared
+            if d not in batch.crops:
+                batch.crops[d] = self._crops(batch.images[d])
+        crops = torch.stack([batch.crops[d] for d in digests])  # [n, n_crops, se, se, 3] uint8
+        crops = crops.to(self.input_device, non_blocking=True)
+        n, c = crops.shape[:2]
+        pixels = self.processor.image_processor.normalize(crops.flatten(0, 1))
+        return self._model.encode_images(pixels.view(n, c, *pixels.shape[1:]))
+
+    # --- generation ----------------------------------------------------------------------
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Answers for `generate_until` requests, batched, in request order."""
+        args = [req.args for req in requests]
+        answers = self._generate(
+            [(a[0], a[1], a[2], a[3], a[4], a[5], None) for a in args],
+            desc="dragonfly generate",
+        )
+        return answers
+
+    def _generate(self, reqs: list[tuple], desc: str) -> list[str]:
+        """reqs: (context, gen_kwargs, doc_to_visual, doc_id, task, split, visuals-or-None)."""
+
+        def make(i: int):
+            context, _, visuals_fn, doc_id, task, split, visuals = reqs[i]
+            return self._prepare(context, visuals_fn, doc_id, task, split, visuals=visuals)
+
+        lengths = [len(r[0]) for r in reqs]
+        batches = plan_batches(
+            len(reqs),
+            group_key=lambda i: gen_kwargs_key(reqs[i][1]),
+            sort_key=lambda i: (-lengths[i], i),
+            batch_size=self.batch_size,
+        )
+        results = []
+        bar = tqdm(total=len(reqs), desc=desc, disable=self.rank != 0)
+        for batch in self._iter_prepared(batches, make):
+            gen_kwargs = reqs[batch.indices[0]][1]
+            results.append(self._run_with_retry(batch, gen_kwargs))
+            bar.update(len(batch.indices))
+        bar.close()
+        return restore_order(batches, results)
+
+    def _run_with_retry(self, batch: PreparedBatch, gen_kwargs: dict) -> list[str]:
+        live = [i for i, item in enumerate(batch.items) if item.error is None]
+        answers = [""] * len(batch.items)
+        if not live:
+            return answers
+        for part in self._split_on_oom(
+            live, lambda sub: self._generate_live(batch, sub, gen_kwargs)
+        ):
+            for i, text in part:
+                answers[i] = text
+        return answers
+
+    def _split_on_oom(self, live: list[int], run: Callable[[list[int]], list[str]]):
+        """Run `live` requests; on device out-of-memory, halve the batch down to one request."""
+        try:
+            return [list(zip(live, run(live), strict=True))]
+        except torch.OutOfMemoryError:
+            if len(live) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(live) // 2
+            logger.warning(f"dragonfly: out of memory with {len(live)} requests; trying {half}")
+            parts = self._split_on_oom(live[:half], run) + self._split_on_oom(live[half:], run)
+            logger.info(f"dragonfly: batches of {half} requests fit after the split")
+            return parts
+
+    def _generate_live(self, batch: PreparedBatch, live: list[int], gen_kwargs: dict) -> list[str]:
+        items = [batch.items[i] for i in live]
+        hf_kwargs, until = generation_settings(gen_kwargs)
+        layout = self.processor.layout_ids(
+            [it.prompt_ids for it in items], [len(it.digests) for it in items]
+        )
+        visual = self._visual_embeds(batch, live)
+        device = self.input_device
+        out = self._model.generate(
+            input_ids=layout["input_ids"].to(device),
+            attention_mask=layout["attention_mask"].to(device),
+            image_patches_indices=layout["image_patches_indices"].to(device),
+            visual_embeds=visual,
+            images_per_sample=[len(it.digests) for it in items],
+            eos_token_id=self.stop_token_ids(),
+            **hf_kwargs,
+        )
+        new_tokens = out[:, layout["input_ids"].shape[1] :]
+        return [cut_at_stop(self.processor.decode(row), until) for row in new_tokens.tolist()]
+
+    def stop_token_ids(self) -> list[int]:
+        """<|eot_id|> ends an answer; so does the tokenizer's end of text."""
+        ids = [self.processor.eot_id, self.processor.tokenizer.eos_token_id]
+        return [i for i in dict.fromkeys(ids) if i is not None]
+
+    # --- scoring -------------------------------------------------------------------------
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """(loss, is_greedy) per request, where loss is the mean negative log-likelihood per
+        continuation token.
+
+        This follows lmms-eval's own convention rather than lm-eval's summed log-probability:
+        lmms-eval's multiple-choice scorer takes the argmin of the returned floats, and its
+        built-in wrappers return the language-modelling loss of the continuation.
+        """
+        args = [req.args for req in requests]
+
+        def make(i: int):
+            context, continuation, visuals_fn, doc_id, task, split = args[i]
+            return self._prepare(
+                context, visuals_fn, doc_id, task, split, continuation=continuation
+            )
+
+        lengths = [len(a[0]) + len(a[1]) for a in args]
+        batches = plan_batches(len(args), lambda i: 0, lambda i: (-lengths[i], i), self.batch_size)
+        results = []
+        bar = tqdm(total=len(args), desc="dragonfly loglikelihood", disable=self.rank != 0)
+        for batch in self._iter_prepared(batches, make):
+            results.append(self._score_batch(batch))
+            bar.update(len(batch.indices))
+        bar.close()
+        return restore_order(batches, results)
+
+    def _score_batch(self, batch: PreparedBatch) -> list[tuple[float, bool]]:
+        out: list[tuple[float, bool]] = [(float("inf"), False)] * len(batch.items)
+        live = [i for i, item in enumerate(batch.items) if item.error is None]
+        if not live:
+            return out
+
+        def run(sub: list[int]) -> list[tuple[float, bool]]:
+            items = [batch.items[i] for i in sub]
+            layout = self.processor.layout_ids(
+                [it.prompt_ids + it.continuation_ids for it in items],
+                [len(it.digests) for it in items],
+                padding_side="right",
+            )
+            mask = torch.zeros_like(layout["input_ids"])
+            for row, it in enumerate(items):
+                end = int(layout["attention_mask"][row].sum())
+                mask[row, end - len(it.continuation_ids) : end] = 1
+            device = self.input_device
+            total, greedy, count = self._model.score_continuations(
+                layout["input_ids"].to(device),
+                layout["attention_mask"].to(device),
+                mask.to(device),
+                image_patches_indices=layout["image_patches_indices"].to(device),
+                visual_embeds=self._visual_embeds(batch, sub),
+                images_per_sample=[len(it.digests) for it in items],
+            )
+            loss = (-total / count.clamp(min=1)).tolist()
+            return list(zip(loss, greedy.tolist(), strict=True))
+
+        for part in self._split_on_oom(live, run):
+            for i, value in part:
+                out[i] = (float(value[0]), bool(value[1]))
+        return out
+
+    # --- multi-round ---------------------------------------------------------------------
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[Any]:
+        """Multi-round tasks: each round's context and images come from the task's doc_to_text
+        (called with previous_output, round_idx and previous_round_info) until it signals the
+        end; the answer is the round results doc_to_text returns then."""
+        states = []
+        for req in requests:
+            context, gen_kwargs, visuals_fn, doc_to_text, doc_id, task, split = req.args
+            states.append(
+                {
+                    "context": context,
+                    "gen_kwargs": gen_kwargs,
+                    "visuals_fn": visuals_fn,
+                    "doc_to_text": doc_to_text,
+                    "doc_id": doc_id,
+                    "task": task,
+                    "split": split,
+                    "outputs": [],
+                    "info": None,
+                    "visuals": None,
+                    "done": False,
+                    "result": None,
+                }
+            )
+        round_idx = 0
+        while not all(s["done"] for s in states):
+            active = [s for s in states if not s["done"]]
+            if round_idx > 0:
+                for s in active:
+                    doc = self._doc(s["task"], s["split"], s["doc_id"])
+                    visuals, context, terminal, round_res, info = s["doc_to_text"](
+                        doc,
+                        previous_output=s["outputs"],
+                        round_idx=round_idx,
+                        previous_round_info=s["info"],
+                    )
+                    if terminal:
+                        s["done"], s["result"] = True, round_res
+                    else:
+                        s["context"], s["visuals"], s["info"] = context, visuals, info
+                active = [s for s in states if not s["done"]]
+            if not active:
+                break
+            answers = self._generate(
+                [
+                    (
+                        s["context"],
+                        s["gen_kwargs"],
+                        s["visuals_fn"] if round_idx == 0 else None,
+                        s["doc_id"],
+                        s["task"],
+                        s["split"],
+                        s["visuals"],
+                    )
+                    for s in active
+                ],
+                desc=f"dragonfly multi-round {round_idx}",
+            )
+            for s, answer in zip(active, answers, strict=True):
+                s["outputs"].append(answer)
+            round_idx += 1
+        return [s["result"] if s["result"] is not None else s["outputs"] for s in states]
+
+
+def valid_model_args() -> list[str]:
+    """Names accepted in --model_args."""
+    params = inspect.signature(Dragonfly.__init__).parameters
+    return sorted(p for p in params if p not in ("self", "unknown"))
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """'auto' (or None) picks CUDA when present, else the CPU."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def as_bool(value: bool | str | int) -> bool:
+    """Model args arrive as strings from the command line."""
+    if isinstance(value, str):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"expected a boolean, got {value!r}")
+    return bool(value)
+
+
+def generation_settings(gen_kwargs: dict) -> tuple[dict[str, Any], list[str]]:
+    """lmms-eval's gen_kwargs -> transformers generate() kwargs, and the stop strings."""
+    kwargs = dict(gen_kwargs)
+    until = kwargs.pop("until", None) or []
+    if isinstance(until, str):
+        until = [until]
+    temperature = float(kwargs.pop("temperature", 0) or 0)
+    do_sample = as_bool(kwargs.pop("do_sample", temperature > 0))
+    settings: dict[str, Any] = {
+        "max_new_tokens": int(kwargs.pop("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
+        "num_beams": int(kwargs.pop("num_beams", 1) or 1),
+        "do_sample": do_sample and temperature > 0,
+    }
+    top_p = kwargs.pop("top_p", None)
+    if settings["do_sample"]:
+        settings["temperature"] = temperature
+        if top_p is not None:
+            settings["top_p"] = float(top_p)
+    return settings, [s for s in until if s]
+
+
+def cut_at_stop(text: str, until: Sequence[str]) -> str:
+    """The answer up to the first stop string, stripped."""
+    for stop in until:
+        pos = text.find(stop)
+        if pos >= 0:
+            text = text[:pos]
+    return text.strip()
