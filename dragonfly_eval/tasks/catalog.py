@@ -1,0 +1,49 @@
+"""Read the dragonfly_* task YAMLs without lmms-eval: which file defines a task, which dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from dragonfly_eval.paths import task_yaml_dir
+
+
+class _IgnoreTagsLoader(yaml.SafeLoader):
+    """A safe loader that reads `!function a.b.c` as the plain string "a.b.c"."""
+
+
+_IgnoreTagsLoader.add_multi_constructor(
+    "!", lambda loader, suffix, node: loader.construct_scalar(node)
+)
+
+
+def read_yaml(path: Path) -> dict:
+    """One task or group YAML as a dict, `!function` references kept as strings."""
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_IgnoreTagsLoader) or {}
+
+
+def task_configs(root: Path | None = None) -> dict[str, dict]:
+    """Task or group name -> its YAML as a dict, for every YAML under root (default task_yaml/)."""
+    found: dict[str, dict] = {}
+    for path in sorted((root or task_yaml_dir()).rglob("*.yaml")):
+        config = read_yaml(path)
+        name = config.get("group") if isinstance(config.get("task"), list) else config.get("task")
+        if isinstance(name, str):
+            found[name] = config
+    return found
+
+
+def dataset_of(task_name: str, root: Path | None = None) -> str | None:
+    """The `dataset_path` of a task (a hub id, or a builder such as "json"); None if unknown."""
+    dataset = task_configs(root).get(task_name, {}).get("dataset_path")
+    return dataset if isinstance(dataset, str) else None
+
+
+def tasks_using_dataset(dataset_id: str, root: Path | None = None) -> list[str]:
+    """The task names whose `dataset_path` is dataset_id (to name the task behind a load error)."""
+    configs = task_configs(root)
+    return sorted(
+        name for name, config in configs.items() if config.get("dataset_path") == dataset_id
+    )
