@@ -145,6 +145,12 @@ class DragonflyForCausalLM(PreTrainedModel):
                     f"(zoom={self.zoom!r})"
                 )
             counts.append(patches.shape[0] // n_crops)
+        if images_per_sample is not None and list(images_per_sample) != counts:
+            raise ValueError(
+                f"image_patches hold {counts} images per sample at {n_crops} crops each, but "
+                f"images_per_sample says {list(images_per_sample)}: the processor and the model "
+                f"must use the same zoom setting (model zoom={self.zoom!r})"
+            )
         stacked = torch.cat([p.reshape(-1, n_crops, *p.shape[1:]) for p in image_patches])
         return stacked, counts
 
@@ -226,11 +232,13 @@ class DragonflyForCausalLM(PreTrainedModel):
         visual_embeds: torch.Tensor | None = None,
         images_per_sample: Sequence[int] | None = None,
         image_patches: ImagePatches | None = None,
+        cache: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probability of the tokens marked by `continuation_mask` given everything before.
 
         Returns per sample the summed log-probability (float32), whether every marked token was
-        the argmax (greedy), and the number of marked tokens.
+        the argmax (greedy), and the number of marked tokens. With `cache` (the KV cache of a
+        prefix), `input_ids` are the tokens after it and `attention_mask` covers both.
         """
         out = self(
             input_ids=input_ids,
@@ -240,6 +248,7 @@ class DragonflyForCausalLM(PreTrainedModel):
             images_per_sample=images_per_sample,
             visual_embeds=visual_embeds,
             use_cache=False,
+            **({"cache": cache} if cache is not None else {}),
         )
         logits = out.logits[:, :-1].float()  # position t predicts token t+1
         targets = input_ids[:, 1:].to(logits.device)

@@ -152,7 +152,8 @@ class DragonflyProcessor:
         pool: ThreadPoolExecutor | None = None,
     ) -> dict[str, Any]:
         """The released call shape: `input_ids`, `attention_mask`, `image_patches` (one
-        [n_images * n_crops, 3, se, se] tensor per sample) and `image_patches_indices`.
+        [n_images * n_crops, 3, se, se] tensor per sample) and `image_patches_indices`, plus
+        `images_per_sample`, which lets the model check that its zoom matches the processor's.
 
         Each entry of `images` is one image, a list of images (each gets its own block, in
         order), or None for a text-only sample. Generation pads on the left, scoring
@@ -171,6 +172,7 @@ class DragonflyProcessor:
         if is_generate:
             slack = torch.full((len(prompts), GENERATE_INDEX_SLACK), -1, dtype=torch.long)
             batch["image_patches_indices"] = torch.cat([batch["image_patches_indices"], slack], 1)
+        batch["images_per_sample"] = [len(ims) for ims in per_sample]
         batch["image_patches"] = [
             torch.cat(self.image_processor(ims))
             if ims
