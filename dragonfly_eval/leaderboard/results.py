@@ -68,7 +68,13 @@ def find_results_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.rglob("*.json") if _RESULTS_NAME.match(p.name))
+        # lmms-eval writes benchmark submission files (e.g. COCO's *_alg_results.json) under
+        # submissions/; they hold predictions, not scores.
+        return sorted(
+            p
+            for p in path.rglob("*.json")
+            if _RESULTS_NAME.match(p.name) and "submissions" not in p.relative_to(path).parts
+        )
     raise ResultsError(f"{path}: no such file or folder")
 
 
