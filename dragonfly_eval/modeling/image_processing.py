@@ -8,6 +8,7 @@ which here is one table lookup from uint8 for all crops at once, on any device.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dragonfly_eval.modeling.zoom import ZoomGeometry, zoom_crops, zoom_levels
+from dragonfly_eval.modeling.zoom import ZoomGeometry, zoom_crops, zoom_crops_many, zoom_levels
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -32,7 +33,11 @@ class DragonflyImageProcessor:
     image_mean: tuple[float, float, float] = CLIP_MEAN
     image_std: tuple[float, float, float] = CLIP_STD
     rescale_factor: float = 1 / 255
+    # Level resizes run in this many threads (PIL frees the GIL): an image's three levels
+    # overlap, and so do several images' (`crops_many`).
+    resize_threads: int = field(default_factory=lambda: max(3, min(8, os.cpu_count() or 1)))
     _luts: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @classmethod
     def from_tower_folder(
@@ -55,8 +60,24 @@ class DragonflyImageProcessor:
         return zoom_levels(self.geometry.version, self.zoom)
 
     def crops(self, image: Image.Image, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
-        """uint8 crops of one image: [n_crops, se, se, 3]."""
-        return zoom_crops(image, self.geometry, self.levels, pool=pool)
+        """uint8 crops of one image: [n_crops, se, se, 3].
+
+        The level resizes run in `pool`, by default the processor's own (`resize_threads`
+        workers; 1 or less resizes in the calling thread). Pixels are the same either way.
+        """
+        return zoom_crops(image, self.geometry, self.levels, pool=pool or self.resize_pool())
+
+    def crops_many(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
+        """`crops` of several images, all their level resizes overlapped in the pool."""
+        return zoom_crops_many(list(images), self.geometry, self.levels, pool=self.resize_pool())
+
+    def resize_pool(self) -> ThreadPoolExecutor | None:
+        """The processor's thread pool for level resizes, created on first use."""
+        if self._pool is None and self.resize_threads > 1:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.resize_threads, thread_name_prefix="dragonfly-resize"
+            )
+        return self._pool
 
     def crops_batch(
         self, images: Sequence[Image.Image], pool: ThreadPoolExecutor | None = None
@@ -82,8 +103,9 @@ class DragonflyImageProcessor:
     def normalize(self, crops: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """uint8 [N, se, se, 3] (any device) -> normalized [N, 3, se, se] in `dtype`.
 
-        On the CPU a numpy table lookup (indexing with uint8 directly, no index conversion);
-        on an accelerator the same table indexed there, after a uint8 transfer.
+        On the CPU a numpy table lookup, one crop plane at a time so that numpy's index
+        conversion stays in cache; on an accelerator the same table indexed there, after a
+        uint8 transfer.
         """
         if crops.dtype != torch.uint8:
             raise TypeError(f"expected uint8 crops, got {crops.dtype}")
@@ -92,8 +114,9 @@ class DragonflyImageProcessor:
             table = self.lookup_table().numpy()
             source = crops.numpy()
             out = np.empty((n, 3, height, width), dtype=np.float32)
-            for channel in range(3):
-                np.take(table[channel], source[..., channel], out=out[:, channel])
+            for crop in range(n):
+                for channel in range(3):
+                    np.take(table[channel], source[crop, ..., channel], out=out[crop, channel])
             return torch.from_numpy(out).to(dtype)
         table = self.lookup_table(crops.device)
         out = torch.empty((n, 3, height, width), dtype=torch.float32, device=crops.device)

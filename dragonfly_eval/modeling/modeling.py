@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,24 @@ from dragonfly_eval.modeling.vision import tower_features, v1_visual_tokens, v2_
 from dragonfly_eval.modeling.zoom import crop_token_counts, default_zoom, zoom_levels
 
 ImagePatches = torch.Tensor | Sequence[torch.Tensor]
+
+# transformers renamed the KV-cache argument from `past_key_values` to `cache` (5.2x); use the
+# name the installed version takes, so older 5.x releases keep working.
+CACHE_ARG = (
+    "cache"
+    if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters
+    else "past_key_values"
+)
+
+
+def cache_kwargs(cache: Any) -> dict[str, Any]:
+    """`{name: cache}` under the installed transformers' argument name (empty for None)."""
+    return {CACHE_ARG: cache} if cache is not None else {}
+
+
+def output_cache(output: Any) -> Any:
+    """The KV cache of a model output, whatever the installed transformers calls it."""
+    return getattr(output, "cache", None) or getattr(output, "past_key_values", None)
 
 
 class DragonflyForCausalLM(PreTrainedModel):
@@ -188,8 +207,11 @@ class DragonflyForCausalLM(PreTrainedModel):
             )
         if position_ids is None and attention_mask is not None:
             position_ids = position_ids_from_mask(attention_mask)[:, -inputs_embeds.shape[1] :]
-        if past_key_values is not None:
-            kwargs["past_key_values"] = past_key_values
+        kwargs.update(
+            cache_kwargs(
+                past_key_values if past_key_values is not None else kwargs.pop("cache", None)
+            )
+        )
         return self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -217,6 +239,8 @@ class DragonflyForCausalLM(PreTrainedModel):
             input_ids, image_patches, image_patches_indices, images_per_sample, visual_embeds
         )
         generate_kwargs.setdefault("pad_token_id", self._pad_token_id())
+        cache = generate_kwargs.pop("cache", generate_kwargs.pop("past_key_values", None))
+        generate_kwargs.update(cache_kwargs(cache))
         new_tokens = self.language_model.generate(
             inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs
         )
@@ -248,7 +272,7 @@ class DragonflyForCausalLM(PreTrainedModel):
             images_per_sample=images_per_sample,
             visual_embeds=visual_embeds,
             use_cache=False,
-            **({"cache": cache} if cache is not None else {}),
+            **cache_kwargs(cache),
         )
         logits = out.logits[:, :-1].float()  # position t predicts token t+1
         targets = input_ids[:, 1:].to(logits.device)

@@ -136,7 +136,9 @@ def build_tiny_model(dtype=None, device=None, zoom: str | None = None):
     eot = tokenizer.convert_tokens_to_ids("<|eot_id|>")
     model.language_model.generation_config.eos_token_id = [tokenizer.eos_token_id, eot]
     model.language_model.generation_config.pad_token_id = tokenizer.eos_token_id
-    model.to(dtype=_as_dtype(dtype) or torch.float32)
+    target = _as_dtype(dtype) or torch.float32
+    for param in model.parameters():  # parameters only: the rotary buffers stay float32
+        param.data = param.data.to(target)
     if device is not None:
         model.to(device)
     return model.eval()

@@ -109,6 +109,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     The few modes Pillow cannot take straight to RGB (premultiplied "La") go through the
     nearest mode it can.
     """
+    image.load()  # decode lazily opened files now: the level resizes may run in threads
     if image.mode == "RGB":
         return image
     try:
@@ -145,14 +146,36 @@ def zoom_crops(
     The resizes of different levels run in `pool` when given (PIL releases the GIL while it
     resamples), so the three resizes of one image overlap.
     """
-    rgb = to_rgb(image)
-    targets = level_resolutions(geometry, rgb.size)
-    wanted = [name for name in ("low", "medium", "high") if name in levels]
+    return zoom_crops_many([image], geometry, levels, pool)[0]
+
+
+def zoom_crops_many(
+    images: list[Image.Image],
+    geometry: ZoomGeometry,
+    levels: tuple[str, ...] = ("low", "medium", "high"),
+    pool: ThreadPoolExecutor | None = None,
+) -> list[np.ndarray]:
+    """`zoom_crops` of several images; with a pool, every level of every image is resized
+    concurrently (largest first, so the long resizes start early)."""
+    jobs = []  # (image index, level index, rgb image, target size)
+    for i, image in enumerate(images):
+        rgb = to_rgb(image)
+        targets = level_resolutions(geometry, rgb.size)
+        wanted = [name for name in ("low", "medium", "high") if name in levels]
+        jobs.extend((i, k, rgb, targets[name]) for k, name in enumerate(wanted))
     if pool is None:
-        arrays = [_resize_uint8(rgb, targets[name]) for name in wanted]
+        resized = [_resize_uint8(rgb, size) for _, _, rgb, size in jobs]
     else:
-        arrays = list(pool.map(lambda name: _resize_uint8(rgb, targets[name]), wanted))
-    se = geometry.crop_size
+        order = sorted(range(len(jobs)), key=lambda j: -jobs[j][3][0] * jobs[j][3][1])
+        futures = {j: pool.submit(_resize_uint8, jobs[j][2], jobs[j][3]) for j in order}
+        resized = [futures[j].result() for j in range(len(jobs))]
+    per_image: list[list[np.ndarray]] = [[] for _ in images]
+    for (i, _, _, _), level in zip(jobs, resized, strict=True):
+        per_image[i].append(level)
+    return [_stack_levels(arrays, geometry.crop_size) for arrays in per_image]
+
+
+def _stack_levels(arrays: list[np.ndarray], se: int) -> np.ndarray:
     out = np.empty((sum(_count(a, se) for a in arrays), se, se, 3), dtype=np.uint8)
     start = 0
     for level in arrays:
