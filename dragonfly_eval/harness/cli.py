@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+
+from dragonfly_eval.harness import runfiles
+from dragonfly_eval.harness.taskcheck import check_task_folder
 from dragonfly_eval.paths import task_yaml_dir
 
 DEMO_TASKS = "dragonfly_mini"
@@ -32,7 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--resume",
         action="store_true",
-        help="reuse answers of an interrupted run of the same command (lmms-eval --use_cache)",
+        help=(
+            "continue an interrupted run of the same command: answers the harness stored after "
+            "each batch (OUTPUT_PATH/dragonfly_resume.sqlite) are not computed again; also "
+            "turns on lmms-eval's --use_cache, which only stores a request type once all its "
+            "requests are done. Without --resume the store is started afresh."
+        ),
     )
     run.set_defaults(handler=run_command)
 
@@ -54,7 +63,20 @@ def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[
     cmd += ["--output_path", output_path]
     if resume and "--use_cache" not in extra:
         cmd += ["--use_cache", str(Path(output_path) / "cache" / "responses")]
+    if uses_dragonfly(extra):
+        extra = runfiles.with_model_args(extra, runfiles.harness_model_args(output_path))
     return cmd + extra
+
+
+def uses_dragonfly(extra: list[str]) -> bool:
+    """Whether the run evaluates this project's model class (the default)."""
+    return (runfiles.option_value(extra, "--model") or "dragonfly") == "dragonfly"
+
+
+def unsafe_task_code(extra: list[str]) -> list[str]:
+    """Problems with the code the task YAMLs of the run's --include_path would execute."""
+    folder = runfiles.option_value(extra, "--include_path") or str(task_yaml_dir())
+    return check_task_folder(Path(folder))
 
 
 def newest_results(output_path: Path, since: float) -> list[Path]:
@@ -70,7 +92,11 @@ def has_numbers(results_file: Path) -> bool:
         data = json.loads(results_file.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    for metrics in data.get("results", {}).values():
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        return False  # e.g. a captioning task's submission file, also named *_results.json
+    for metrics in data["results"].values():
+        if not isinstance(metrics, dict):
+            continue
         for key, value in metrics.items():
             if "_stderr" in key or key == "alias":
                 continue
@@ -80,28 +106,25 @@ def has_numbers(results_file: Path) -> bool:
 
 
 def dataset_hints(log: str) -> list[str]:
-    """For datasets lmms-eval could not reach, how to point the task at a local copy."""
-    from dragonfly_eval.tasks.catalog import task_configs
+    """For datasets lmms-eval could not reach, which task uses them and how to point it at a
+    local copy. lmms-eval's error names the dataset id ("Couldn't reach '<id>'"), not the task."""
+    from dragonfly_eval.tasks.catalog import task_configs, tasks_using_dataset
 
-    if not re.search(r"(ConnectionError|offline|Couldn't reach|LocalEntryNotFound|resolve)", log):
-        return []
+    unreachable = set(re.findall(r"Couldn't reach '([^']+)'", log))
+    if re.search(r"(ConnectionError|LocalEntryNotFound|offline mode)", log):
+        unreachable |= {
+            c["dataset_path"]
+            for c in task_configs().values()
+            if isinstance(c.get("dataset_path"), str) and c["dataset_path"] in log
+        }
     hints = []
-    for name, config in task_configs().items():
-        dataset = config.get("dataset_path")
-        if isinstance(dataset, str) and name in log and dataset in log:
-            folder = next(
-                (
-                    str(p)
-                    for p in task_yaml_dir().rglob("*.yaml")
-                    if f"task: {name}" in p.read_text()
-                ),
-                "task_yaml/",
-            )
+    for dataset in sorted(unreachable):
+        for name in tasks_using_dataset(dataset) or ["(a task outside task_yaml/)"]:
             hints.append(
                 f"task {name}: dataset {dataset} is not reachable. Download it where you have "
-                f"network (e.g. `huggingface-cli download --repo-type dataset {dataset} --local-dir "
-                f"DIR`) and set `dataset_path: DIR` in {folder}, or set HF_DATASETS_CACHE to a "
-                "cache that holds it."
+                f"network (`huggingface-cli download --repo-type dataset {dataset} --local-dir "
+                "DIR`) and set `dataset_path: DIR` in that task's YAML under "
+                f"{task_yaml_dir()}, or point HF_DATASETS_CACHE at a cache that holds it."
             )
     return hints
 
@@ -110,7 +133,13 @@ def run_lmms_eval(
     extra: list[str], output_path: str, resume: bool = False
 ) -> tuple[int, list[Path]]:
     """Run lmms-eval, streaming its output; returns (exit code, results files written)."""
+    problems = unsafe_task_code(extra)
+    if problems:
+        for problem in problems:
+            print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
+        return 2, []
     cmd = lmms_eval_command(extra, output_path, resume)
+    runfiles.start_run(output_path, resume)
     started = time.time() - 1
     print("+ " + " ".join(cmd), file=sys.stderr)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -121,6 +150,8 @@ def run_lmms_eval(
         lines.append(line)
     code = proc.wait()
     written = [p for p in newest_results(Path(output_path), started) if has_numbers(p)]
+    if uses_dragonfly(extra):
+        runfiles.finish_run(output_path, written, Console(stderr=True))
     if code != 0:
         return code, written
     if not written:

@@ -8,6 +8,9 @@ and puts the answers back in request order.
 from __future__ import annotations
 
 import inspect
+import json
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +22,9 @@ from lmms_eval.api.model import lmms
 from loguru import logger
 from PIL import Image
 from tqdm import tqdm
+from transformers import LogitsProcessorList
 
+from dragonfly_eval.harness import compat
 from dragonfly_eval.harness.batching import (
     LRUTensorCache,
     gen_kwargs_key,
@@ -27,11 +32,18 @@ from dragonfly_eval.harness.batching import (
     plan_batches,
     restore_order,
 )
+from dragonfly_eval.harness.numerics import NonFiniteWatch, enable_determinism, float32_model
+from dragonfly_eval.harness.prefix import PrefixKV
+from dragonfly_eval.harness.report import FailureLog, rank_path
+from dragonfly_eval.harness.resume import ResumeStore, SaveBatch, answer_with_store, request_key
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor, chat_prompt
 from dragonfly_eval.modeling.loading import load_dragonfly
 
+compat.apply()
+
 DEFAULT_PRETRAINED = "togethercomputer/Llama-3.1-8B-Dragonfly-v2"
 DEFAULT_MAX_NEW_TOKENS = 128
+PREFETCH_DEPTH = 2
 
 
 @dataclass
@@ -42,6 +54,8 @@ class Prepared:
     digests: list[str] = field(default_factory=list)
     continuation_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    task: str = ""
+    doc_id: Any = None
 
 
 @dataclass
@@ -74,7 +88,10 @@ class Dragonfly(lmms):
     """lmms-eval model class for every Dragonfly release (v1 and v2, general and Med).
 
     model_args: pretrained, device, dtype, batch_size, attn_implementation, device_map, zoom,
-    max_length, image_cache, image_cache_mb, prefetch, allow_pickle, revision.
+    max_length, image_cache, image_cache_mb, prefetch, prefix_cache (reuse the KV cache of an
+    image's prefix across its questions), prefix_cache_mb, allow_pickle, revision, deterministic,
+    resume_store (SQLite file of finished answers, read at start and written after each batch),
+    failure_report (JSON-lines file of requests that failed).
     """
 
     is_simple = True
@@ -92,9 +109,14 @@ class Dragonfly(lmms):
         image_cache: bool | str = True,
         image_cache_mb: int | str = 1024,
         prefetch: bool | str = True,
+        prefix_cache: bool | str = True,
+        prefix_cache_mb: int | str = 4096,
         allow_pickle: bool | str = False,
         revision: str | None = None,
         max_batch_size: int | None = None,
+        deterministic: bool | str = True,
+        resume_store: str | None = None,
+        failure_report: str | None = None,
         **unknown: Any,
     ) -> None:
         super().__init__()
@@ -117,19 +139,25 @@ class Dragonfly(lmms):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.max_length = int(max_length)
         self.pretrained = pretrained
-        self._model = load_dragonfly(
-            pretrained,
-            dtype=self.dtype,
-            device=None if device_map else self._device,
-            device_map=device_map or None,
-            attn_implementation=attn_implementation,
-            zoom=zoom,
-            allow_pickle=as_bool(allow_pickle),
-            revision=revision,
-        )
-        self.processor = DragonflyProcessor.from_pretrained(
-            pretrained, zoom=zoom, revision=revision
-        )
+        if as_bool(deterministic):
+            enable_determinism(self._device)
+        built = getattr(self, "_built", None)  # set by `from_built`
+        if built is not None:
+            self._model, self.processor = built
+        else:
+            self._model = load_dragonfly(
+                pretrained,
+                dtype=self.dtype,
+                device=None if device_map else self._device,
+                device_map=device_map or None,
+                attn_implementation=attn_implementation,
+                zoom=zoom,
+                allow_pickle=as_bool(allow_pickle),
+                revision=revision,
+            )
+            self.processor = DragonflyProcessor.from_pretrained(
+                pretrained, zoom=zoom, revision=revision
+            )
         if self.processor.zoom != self._model.zoom:
             raise ValueError(
                 f"processor zoom {self.processor.zoom} != model zoom {self._model.zoom}"
@@ -137,8 +165,48 @@ class Dragonfly(lmms):
         self.reuse = as_bool(image_cache)
         self.image_cache = LRUTensorCache(int(image_cache_mb) * 2**20 if self.reuse else 0)
         self.prefetch = as_bool(prefetch)
+        self.prefix = (
+            PrefixKV(self._model, self.processor, int(prefix_cache_mb) * 2**20)
+            if as_bool(prefix_cache)
+            else None
+        )
         self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="dragonfly-prep")
+        self._tokenizer_lock = threading.Lock()
         self.failures: list[dict[str, Any]] = []
+        self._failure_log = (
+            FailureLog(rank_path(failure_report, self.rank, self.world_size))
+            if failure_report
+            else None
+        )
+        self._resume = ResumeStore(resume_store) if resume_store else None
+        # Everything besides the request that decides an answer, for the resume store's keys.
+        self._model_id = json.dumps(
+            [
+                pretrained,
+                revision,
+                self.dtype,
+                self._model.zoom,
+                self.max_length,
+                attn_implementation,
+            ]
+        )
+        self.nonfinite_retries = 0
+
+    @classmethod
+    def from_built(
+        cls,
+        model: DragonflyForCausalLM,
+        processor: DragonflyProcessor,
+        name: str = "built",
+        **model_args: Any,
+    ) -> Dragonfly:
+        """Wrap a model already built in memory, with its processor (benchmarks, tests): nothing
+        is loaded; `name` stands for `pretrained` in logs and resume keys, and `model_args`
+        (device, dtype, batch_size, ...) must describe the model as it is."""
+        instance = cls.__new__(cls)
+        instance._built = (model, processor)
+        instance.__init__(pretrained=name, **model_args)
+        return instance
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
@@ -177,7 +245,7 @@ class Dragonfly(lmms):
         continuation: str | None = None,
         visuals: Any = None,
     ) -> tuple[Prepared, dict]:
-        item = Prepared()
+        item = Prepared(task=task, doc_id=doc_id)
         images: dict[str, Image.Image] = {}
         try:
             if visuals is None and visuals_fn is not None:
@@ -186,55 +254,87 @@ class Dragonfly(lmms):
                 digest = image_digest(image)
                 item.digests.append(digest)
                 images[digest] = image
-            item.prompt_ids = self.processor.text_ids(chat_prompt(context), self.max_length)
-            if continuation is not None:
-                item.continuation_ids = self.processor.tokenizer(
-                    continuation, add_special_tokens=False
-                )["input_ids"]
+            # One tokenizing thread at a time: a transformers tokenizer call sets its backend's
+            # truncation state, which two prefetch threads must not interleave.
+            with self._tokenizer_lock:
+                item.prompt_ids = self.processor.text_ids(chat_prompt(context), self.max_length)
+                if continuation is not None:
+                    item.continuation_ids = self.processor.tokenizer(
+                        continuation, add_special_tokens=False
+                    )["input_ids"]
         except Exception as err:  # a bad document must not end the run
             item.error = f"{type(err).__name__}: {err}"
             self._record_failure(task, doc_id, item.error)
         return item, images
 
     def _prepare_batch(self, indices: list[int], make: Callable[[int], tuple[Prepared, dict]]):
-        items, crops, kept = [], {}, {}
+        items, todo, kept = [], {}, {}
+        owners: dict[str, list[Prepared]] = {}
         for i in indices:
             item, images = make(i)
             if item.error is None:
-                try:
-                    for digest, image in images.items():
-                        kept[digest] = image
-                        if digest not in crops and digest not in self.image_cache:
-                            crops[digest] = self._crops(image)
-                except Exception as err:
-                    item.error = f"{type(err).__name__}: {err}"
+                for digest, image in images.items():
+                    kept[digest] = image
+                    owners.setdefault(digest, []).append(item)
+                    if not self._encoded(digest):
+                        todo[digest] = image
             items.append(item)
-        return PreparedBatch(indices, items, crops, kept)
+        return PreparedBatch(indices, items, self._crops_of(todo, owners), kept)
+
+    def _encoded(self, digest: str) -> bool:
+        """Whether an image's embeddings or prefix cache are at hand (no crops needed)."""
+        return digest in self.image_cache or (
+            self.prefix is not None and digest in self.prefix.store
+        )
+
+    def _crops_of(
+        self, todo: dict[str, Image.Image], owners: dict[str, list[Prepared]]
+    ) -> dict[str, torch.Tensor]:
+        """uint8 crops of images by digest, all resized concurrently; an image that cannot be
+        cut fails the requests that use it."""
+        try:
+            arrays = self.processor.image_processor.crops_many(list(todo.values()))
+            return {d: torch.from_numpy(a) for d, a in zip(todo, arrays, strict=True)}
+        except Exception:  # find the culprit(s) one image at a time
+            crops = {}
+            for digest, image in todo.items():
+                try:
+                    crops[digest] = self._crops(image)
+                except Exception as err:
+                    for item in owners[digest]:
+                        if item.error is None:
+                            item.error = f"{type(err).__name__}: {err}"
+                            self._record_failure(item.task, item.doc_id, item.error)
+            return crops
 
     def _crops(self, image: Image.Image) -> torch.Tensor:
         return torch.from_numpy(self.processor.image_processor.crops(image))
 
     def _iter_prepared(self, batches: list[list[int]], make):
-        """Prepared batches in order; the next one is prepared while the current one runs."""
+        """Prepared batches in order; the next PREFETCH_DEPTH batches are prepared in threads
+        while the current one runs (the first two start together)."""
         if not self.prefetch:
             for indices in batches:
                 yield self._prepare_batch(indices, make)
             return
-        pending: Future | None = None
-        for k, indices in enumerate(batches):
-            current = (
-                pending.result() if pending is not None else self._prepare_batch(indices, make)
-            )
-            pending = (
-                self._pool.submit(self._prepare_batch, batches[k + 1], make)
-                if k + 1 < len(batches)
-                else None
-            )
+        pending: deque[Future] = deque()
+        submitted = 0
+        while submitted < min(PREFETCH_DEPTH, len(batches)):
+            pending.append(self._pool.submit(self._prepare_batch, batches[submitted], make))
+            submitted += 1
+        for _ in batches:
+            current = pending.popleft().result()
+            if submitted < len(batches):
+                pending.append(self._pool.submit(self._prepare_batch, batches[submitted], make))
+                submitted += 1
             yield current
 
     def _record_failure(self, task: str, doc_id: Any, reason: str) -> None:
         logger.warning(f"dragonfly: empty answer for task={task} doc_id={doc_id}: {reason}")
-        self.failures.append({"task": task, "doc_id": doc_id, "reason": reason})
+        failure = {"task": task, "doc_id": doc_id, "reason": reason}
+        self.failures.append(failure)
+        if self._failure_log is not None:
+            self._failure_log.append(failure)
 
     # --- visual embeddings with reuse ---------------------------------------------------
     def _visual_embeds(self, batch: PreparedBatch, live: list[int]) -> torch.Tensor | None:
@@ -266,16 +366,33 @@ class Dragonfly(lmms):
 
     # --- generation ----------------------------------------------------------------------
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Answers for `generate_until` requests, batched, in request order."""
-        args = [req.args for req in requests]
-        answers = self._generate(
-            [(a[0], a[1], a[2], a[3], a[4], a[5], None) for a in args],
-            desc="dragonfly generate",
+        """Answers for `generate_until` requests, batched, in request order (those an earlier
+        run finished come from the resume store)."""
+        reqs = [(a[0], a[1], a[2], a[3], a[4], a[5], None) for a in (r.args for r in requests)]
+        return answer_with_store(
+            self._resume,
+            "generate_until",
+            self._resume_keys("generate_until", reqs, lambda r: gen_kwargs_key(r[1])),
+            [(r[4], r[3]) for r in reqs],
+            lambda pending, save: self._generate(
+                [reqs[i] for i in pending], desc="dragonfly generate", on_batch=save
+            ),
         )
-        return answers
 
-    def _generate(self, reqs: list[tuple], desc: str) -> list[str]:
-        """reqs: (context, gen_kwargs, doc_to_visual, doc_id, task, split, visuals-or-None)."""
+    def _resume_keys(self, request_type: str, reqs: list[tuple], extra: Callable) -> list[str]:
+        """Resume-store keys of requests laid out as (context, _, _, doc_id, task, split, ...)."""
+        if self._resume is None:
+            return []
+        return [
+            request_key(self._model_id, request_type, r[4], r[5], r[3], r[0], extra(r))
+            for r in reqs
+        ]
+
+    def _generate(
+        self, reqs: list[tuple], desc: str, on_batch: SaveBatch | None = None
+    ) -> list[str]:
+        """reqs: (context, gen_kwargs, doc_to_visual, doc_id, task, split, visuals-or-None).
+        `on_batch(indices, answers, failed)` runs after each batch."""
 
         def make(i: int):
             context, _, visuals_fn, doc_id, task, split, visuals = reqs[i]
@@ -293,6 +410,8 @@ class Dragonfly(lmms):
         for batch in self._iter_prepared(batches, make):
             gen_kwargs = reqs[batch.indices[0]][1]
             results.append(self._run_with_retry(batch, gen_kwargs))
+            if on_batch is not None:
+                on_batch(batch.indices, results[-1], [it.error is not None for it in batch.items])
             bar.update(len(batch.indices))
         bar.close()
         return restore_order(batches, results)
@@ -303,7 +422,10 @@ class Dragonfly(lmms):
         if not live:
             return answers
         for part in self._split_on_oom(
-            live, lambda sub: self._generate_live(batch, sub, gen_kwargs)
+            live,
+            lambda sub: self._guarded(
+                batch, sub, lambda watch: self._generate_live(batch, sub, gen_kwargs, watch)
+            ),
         ):
             for i, text in part:
                 answers[i] = text
@@ -320,27 +442,78 @@ class Dragonfly(lmms):
             half = len(live) // 2
             logger.warning(f"dragonfly: out of memory with {len(live)} requests; trying {half}")
             parts = self._split_on_oom(live[:half], run) + self._split_on_oom(live[half:], run)
-            logger.info(f"dragonfly: batches of {half} requests fit after the split")
+            worked = max(len(part) for part in parts)  # halves may themselves have been split
+            logger.info(f"dragonfly: after out of memory, batches of {worked} requests worked")
             return parts
 
-    def _generate_live(self, batch: PreparedBatch, live: list[int], gen_kwargs: dict) -> list[str]:
+    def _guarded(self, batch: PreparedBatch, sub: list[int], attempt: Callable) -> list:
+        """`attempt(watch)` for the requests `sub`; when `watch` saw NaN/inf logits, the batch
+        runs again with the model in float32 on the same device, and the float32 answers are
+        returned. Image embeddings and prefix caches are neither read nor stored meanwhile:
+        they hold the low-precision values."""
+        watch = NonFiniteWatch()
+        out = attempt(watch)
+        bad = watch.bad_rows()
+        if not bad:
+            return out
+        items = [batch.items[i] for i in sub]
+        rows_per_item = max(1, len(watch.flags) // len(items))  # beams: rows of one request
+        docs = sorted(
+            {(items[r // rows_per_item].task, items[r // rows_per_item].doc_id) for r in bad},
+            key=str,
+        )
+        named = ", ".join(f"{task} doc_id={doc_id}" for task, doc_id in docs)
+        logger.warning(
+            f"dragonfly: non-finite logits in {self._model.dtype} for {named}; "
+            f"running the batch of {len(items)} again in float32"
+        )
+        self.nonfinite_retries += 1
+        reuse, prefix = self.reuse, self.prefix
+        self.reuse, self.prefix = False, None
+        retry = NonFiniteWatch()
+        try:
+            with float32_model(self._model):
+                out = attempt(retry)
+        finally:
+            self.reuse, self.prefix = reuse, prefix
+        if retry.bad_rows():
+            logger.error(f"dragonfly: logits still non-finite in float32 for {named}")
+        return out
+
+    def _generate_live(
+        self,
+        batch: PreparedBatch,
+        live: list[int],
+        gen_kwargs: dict,
+        watch: NonFiniteWatch | None = None,
+    ) -> list[str]:
         items = [batch.items[i] for i in live]
         hf_kwargs, until = generation_settings(gen_kwargs)
-        layout = self.processor.layout_ids(
-            [it.prompt_ids for it in items], [len(it.digests) for it in items]
-        )
-        visual = self._visual_embeds(batch, live)
-        device = self.input_device
-        out = self._model.generate(
-            input_ids=layout["input_ids"].to(device),
-            attention_mask=layout["attention_mask"].to(device),
-            image_patches_indices=layout["image_patches_indices"].to(device),
-            visual_embeds=visual,
-            images_per_sample=[len(it.digests) for it in items],
-            eos_token_id=self.stop_token_ids(),
-            **hf_kwargs,
-        )
-        new_tokens = out[:, layout["input_ids"].shape[1] :]
+        hf_kwargs["eos_token_id"] = self.stop_token_ids()
+        hf_kwargs["logits_processor"] = LogitsProcessorList([watch] if watch is not None else [])
+        if self.prefix is not None and self.prefix.applies(
+            [it.digests for it in items], hf_kwargs["num_beams"]
+        ):
+            new_tokens = self.prefix.generate(
+                [it.digests[0] for it in items],
+                [it.prompt_ids for it in items],
+                lambda digests: self._encode(batch, digests),
+                **hf_kwargs,
+            )
+        else:
+            layout = self.processor.layout_ids(
+                [it.prompt_ids for it in items], [len(it.digests) for it in items]
+            )
+            device = self.input_device
+            out = self._model.generate(
+                input_ids=layout["input_ids"].to(device),
+                attention_mask=layout["attention_mask"].to(device),
+                image_patches_indices=layout["image_patches_indices"].to(device),
+                visual_embeds=self._visual_embeds(batch, live),
+                images_per_sample=[len(it.digests) for it in items],
+                **hf_kwargs,
+            )
+            new_tokens = out[:, layout["input_ids"].shape[1] :]
         return [cut_at_stop(self.processor.decode(row), until) for row in new_tokens.tolist()]
 
     def stop_token_ids(self) -> list[int]:
@@ -357,7 +530,19 @@ class Dragonfly(lmms):
         lmms-eval's multiple-choice scorer takes the argmin of the returned floats, and its
         built-in wrappers return the language-modelling loss of the continuation.
         """
-        args = [req.args for req in requests]
+        everything = [req.args for req in requests]
+        return answer_with_store(
+            self._resume,
+            "loglikelihood",
+            self._resume_keys("loglikelihood", everything, lambda a: a[1]),
+            [(a[4], a[3]) for a in everything],
+            lambda pending, save: self._loglikelihood([everything[i] for i in pending], save),
+        )
+
+    def _loglikelihood(
+        self, args: list[tuple], on_batch: SaveBatch | None
+    ) -> list[tuple[float, bool]]:
+        """(loss, is_greedy) of `args` (loglikelihood request args), batched, in order."""
 
         def make(i: int):
             context, continuation, visuals_fn, doc_id, task, split = args[i]
@@ -371,6 +556,8 @@ class Dragonfly(lmms):
         bar = tqdm(total=len(args), desc="dragonfly loglikelihood", disable=self.rank != 0)
         for batch in self._iter_prepared(batches, make):
             results.append(self._score_batch(batch))
+            if on_batch is not None:
+                on_batch(batch.indices, results[-1], [it.error is not None for it in batch.items])
             bar.update(len(batch.indices))
         bar.close()
         return restore_order(batches, results)
@@ -381,8 +568,18 @@ class Dragonfly(lmms):
         if not live:
             return out
 
-        def run(sub: list[int]) -> list[tuple[float, bool]]:
+        def run(sub: list[int], watch: NonFiniteWatch) -> list[tuple[float, bool]]:
             items = [batch.items[i] for i in sub]
+            if self.prefix is not None and self.prefix.applies([it.digests for it in items]):
+                total, greedy, count = self.prefix.score(
+                    [it.digests[0] for it in items],
+                    [it.prompt_ids for it in items],
+                    [it.continuation_ids for it in items],
+                    lambda digests: self._encode(batch, digests),
+                )
+                watch.mark(total)
+                loss = (-total / count.clamp(min=1)).tolist()
+                return list(zip(loss, greedy.tolist(), strict=True))
             layout = self.processor.layout_ids(
                 [it.prompt_ids + it.continuation_ids for it in items],
                 [len(it.digests) for it in items],
@@ -401,10 +598,13 @@ class Dragonfly(lmms):
                 visual_embeds=self._visual_embeds(batch, sub),
                 images_per_sample=[len(it.digests) for it in items],
             )
+            watch.mark(total)
             loss = (-total / count.clamp(min=1)).tolist()
             return list(zip(loss, greedy.tolist(), strict=True))
 
-        for part in self._split_on_oom(live, run):
+        for part in self._split_on_oom(
+            live, lambda sub: self._guarded(batch, sub, lambda watch: run(sub, watch))
+        ):
             for i, value in part:
                 out[i] = (float(value[0]), bool(value[1]))
         return out
@@ -510,6 +710,8 @@ def generation_settings(gen_kwargs: dict) -> tuple[dict[str, Any], list[str]]:
         "num_beams": int(kwargs.pop("num_beams", 1) or 1),
         "do_sample": do_sample and temperature > 0,
     }
+    if kwargs.get("min_new_tokens") is not None:
+        settings["min_new_tokens"] = int(kwargs.pop("min_new_tokens"))
     top_p = kwargs.pop("top_p", None)
     if settings["do_sample"]:
         settings["temperature"] = temperature

@@ -1,0 +1,134 @@
+"""Answers of finished requests, kept on disk after every batch, so an interrupted run resumes.
+
+lmms-eval's own response cache (`--use_cache`) hands the model a whole request type at once and
+stores the answers only after that call returns, so a run killed halfway through a request type
+keeps nothing of it. This store is written by the harness after each batch (one SQLite
+transaction, WAL journal: a committed batch survives `kill -9`) and read when the next run starts.
+
+A key covers everything that decides an answer: the model's identity (checkpoint, revision,
+dtype, zoom, ...), the request type, task, split, doc_id, the prompt, and the generation settings
+or the scored continuation. Requests that failed (empty answer because of an error) are not
+stored, so a resumed run tries them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY,
+    request_type TEXT NOT NULL,
+    task TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+# Called once per finished batch: (positions in the pending list, answers, whether each failed).
+SaveBatch = Callable[[Sequence[int], Sequence[Any], Sequence[bool]], None]
+
+
+def request_key(
+    model_id: str, request_type: str, task: str, split: str, doc_id: Any, *parts: Any
+) -> str:
+    """A stable key for one request; `parts` are the prompt and what else decides the answer."""
+    payload = json.dumps(
+        [model_id, request_type, task, split, str(doc_id), *parts],
+        sort_keys=True,
+        ensure_ascii=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ResumeStore:
+    """SQLite table of finished answers by request key, written batch by batch."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_id = uuid.uuid4().hex
+        self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, Any]:
+        """Stored answers among `keys` (JSON lists come back as tuples, as loglikelihood wants)."""
+        found: dict[str, Any] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk
+            ).fetchall()
+            for key, answer in rows:
+                value = json.loads(answer)
+                found[key] = tuple(value) if isinstance(value, list) else value
+        return found
+
+    def save(self, rows: Sequence[tuple[str, str, str, Any, Any]]) -> None:
+        """Store (key, request_type, task, doc_id, answer) rows in one committed transaction."""
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (key, rtype, task, str(doc_id), json.dumps(answer), self.run_id, now)
+                    for key, rtype, task, doc_id, answer in rows
+                ],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def answer_with_store(
+    store: ResumeStore | None,
+    request_type: str,
+    keys: Sequence[str],
+    labels: Sequence[tuple[str, Any]],
+    compute: Callable[[list[int], SaveBatch | None], list[Any]],
+) -> list[Any]:
+    """Answers for all requests: stored ones from `store`, the rest from `compute`.
+
+    `compute(pending, save)` answers the requests at indices `pending` (in that order) and calls
+    `save` after each batch; `labels` are (task, doc_id) per request, kept beside the answers.
+    Without a store, `keys` may be empty and everything is computed.
+    """
+    if store is None:
+        return compute(list(range(len(labels))), None)
+    done = store.lookup(keys)
+    pending = [i for i, key in enumerate(keys) if key not in done]
+    logger.info(
+        f"dragonfly resume: {len(keys) - len(pending)} of {len(keys)} {request_type} answers "
+        f"found in {store.path}; computing {len(pending)}"
+    )
+
+    def save(positions: Sequence[int], answers: Sequence[Any], failed: Sequence[bool]) -> None:
+        rows = []
+        for pos, answer, bad in zip(positions, answers, failed, strict=True):
+            if not bad:
+                i = pending[pos]
+                rows.append((keys[i], request_type, labels[i][0], labels[i][1], answer))
+        store.save(rows)
+
+    fresh = compute(pending, save) if pending else []
+    out = [done.get(key) for key in keys]
+    for i, answer in zip(pending, fresh, strict=True):
+        out[i] = answer
+    return out
