@@ -1,0 +1,109 @@
+"""lmms-eval's own CLI and `dragonfly-eval run`, offline, on the tiny v2 fixture."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dragonfly_eval.paths import task_yaml_dir
+
+TASK = "dragonfly_mini_chart"
+
+
+def _run(cmd, env, cwd):
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+
+
+def _results(folder):
+    # Timestamped results files only (captioning tasks also write submissions/*_results.json).
+    return sorted(folder.rglob("[0-9]*_results.json"))
+
+
+@pytest.mark.slow
+def test_lmms_eval_cli_runs_the_plugin_model(tmp_path, offline_env, v2_checkpoint):
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "lmms_eval",
+            "--model",
+            "dragonfly",
+            "--model_args",
+            f"pretrained={v2_checkpoint},device=cpu",
+            "--tasks",
+            TASK,
+            "--include_path",
+            str(task_yaml_dir()),
+            "--batch_size",
+            "4",
+            "--limit",
+            "4",
+            "--output_path",
+            str(tmp_path / "out"),
+            "--log_samples",
+        ],
+        offline_env,
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (results_file,) = _results(tmp_path / "out")
+    results = json.loads(results_file.read_text())
+    value = results["results"][TASK]["relaxed_overall,none"]
+    assert isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0
+    assert results["n-samples"][TASK]["effective"] == 4
+    (samples,) = results_file.parent.glob(f"*_samples_{TASK}.jsonl")
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert len(rows) == 4 and all(isinstance(r["filtered_resps"], str) for r in rows)
+
+
+def _dragonfly_eval(args, env, cwd):
+    script = Path(sys.executable).with_name("dragonfly-eval")  # the installed console script
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "dragonfly_eval.cli"]
+    return _run([*cmd, "run", *args], env, cwd)
+
+
+@pytest.mark.slow
+def test_dragonfly_eval_run_exits_zero_with_results(tmp_path, offline_env, v2_checkpoint):
+    out = _dragonfly_eval(
+        [
+            "--model_args",
+            f"pretrained={v2_checkpoint},device=cpu,batch_size=4",
+            "--tasks",
+            TASK,
+            "--limit",
+            "2",
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+        offline_env,
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (results_file,) = _results(tmp_path / "out")
+    assert str(results_file) in out.stderr
+    assert TASK in json.loads(results_file.read_text())["results"]
+
+
+@pytest.mark.slow
+def test_dragonfly_eval_run_fails_when_no_results_are_written(tmp_path, offline_env):
+    # lmms-eval itself exits 0 here; the wrapper must not.
+    missing = tmp_path / "no-such-checkpoint"
+    out = _dragonfly_eval(
+        [
+            "--model_args",
+            f"pretrained={missing},device=cpu",
+            "--tasks",
+            TASK,
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+        offline_env,
+        tmp_path,
+    )
+    assert out.returncode != 0
+    assert not _results(tmp_path / "out")
+    assert "wrote no results" in out.stderr, out.stderr[-3000:]
+    assert str(missing) in out.stdout + out.stderr
