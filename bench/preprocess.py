@@ -1,0 +1,129 @@
+"""Preprocessing speed: this project's processor vs the reference's per-crop path, same images.
+
+The reference path resizes the three zoom levels with PIL, cuts every 336 px box with
+`Image.crop`, and runs the CLIP image processor on each crop separately, as the released
+implementation did. This project's path resizes the levels in threads, cuts uint8 crops as array
+views and normalizes all crops with one lookup table. Both must give the same pixels.
+
+    python bench/preprocess.py [--repeats 5] [--sizes 640x480,1024x768,2500x1700]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from common import synthetic_image
+from PIL import Image
+from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+from dragonfly_eval.modeling.image_processing import CLIP_MEAN, CLIP_STD, DragonflyImageProcessor
+from dragonfly_eval.modeling.zoom import level_resolutions, to_rgb, v2_geometry
+
+DEFAULT_SIZES = "640x480,1024x768,2500x1700"
+
+
+class ReferencePreprocessor:
+    """The released implementation's preprocessing: PIL crops, CLIP processor per crop."""
+
+    def __init__(self, crop_size: int = 336) -> None:
+        self.geometry = v2_geometry(crop_size)
+        self.clip = CLIPImageProcessorPil(
+            size={"shortest_edge": crop_size},
+            crop_size={"height": crop_size, "width": crop_size},
+            image_mean=list(CLIP_MEAN),
+            image_std=list(CLIP_STD),
+        )
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        """[41, 3, se, se] float32 pixels in [low, medium, high] order."""
+        se = self.geometry.crop_size
+        rgb = to_rgb(image)
+        crops: list[torch.Tensor] = []
+        for size in level_resolutions(self.geometry, rgb.size).values():
+            level = rgb.resize(size, Image.Resampling.BICUBIC)
+            for top in range(0, size[1], se):
+                for left in range(0, size[0], se):
+                    crop = level.crop((left, top, left + se, top + se))
+                    pixels = self.clip(images=crop, return_tensors="pt")["pixel_values"]
+                    crops.append(pixels[0])
+        return torch.stack(crops)
+
+
+def project_path(processor: DragonflyImageProcessor) -> Callable[[Image.Image], torch.Tensor]:
+    """This project's CPU path: threaded level resizes, uint8 crops, one table lookup."""
+
+    def run(image: Image.Image) -> torch.Tensor:
+        return processor.normalize(torch.from_numpy(processor.crops(image)))
+
+    return run
+
+
+def paired_times(
+    runs: list[Callable[[Image.Image], torch.Tensor]], image: Image.Image, repeats: int
+) -> list[float]:
+    """Median seconds of each run on `image`, the runs interleaved so that both see the same
+    machine load (after one warm-up call each)."""
+    for run in runs:
+        run(image)
+    samples: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for k, run in enumerate(runs):
+            start = time.perf_counter()
+            run(image)
+            samples[k].append(time.perf_counter() - start)
+    return [statistics.median(times) for times in samples]
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'640x480,1024x768' -> [(640, 480), (1024, 768)]."""
+    sizes = []
+    for part in text.split(","):
+        width, _, height = part.strip().partition("x")
+        if not (width.isdigit() and height.isdigit()) or int(width) < 1 or int(height) < 1:
+            raise argparse.ArgumentTypeError(f"size {part!r} is not WIDTHxHEIGHT")
+        sizes.append((int(width), int(height)))
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES))
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes over the images")
+    args = parser.parse_args(argv)
+
+    processor = DragonflyImageProcessor(geometry=v2_geometry(), zoom="full")
+    ours = project_path(processor)
+    reference = ReferencePreprocessor()
+    images = [synthetic_image(w, h, seed=i) for i, (w, h) in enumerate(args.sizes)]
+
+    print(f"CPU cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}")
+    print(f"{'image':>11} {'reference ms':>13} {'project ms':>11} {'ratio':>6} {'max |diff|':>11}")
+    totals = {"ref": 0.0, "ours": 0.0}
+    worst = 0.0
+    for image in images:
+        ref_s, our_s = paired_times([reference, ours], image, args.repeats)
+        diff = float((reference(image) - ours(image)).abs().max())
+        worst = max(worst, diff)
+        totals["ref"] += ref_s
+        totals["ours"] += our_s
+        size = f"{image.width}x{image.height}"
+        print(
+            f"{size:>11} {ref_s * 1e3:13.1f} {our_s * 1e3:11.1f} {ref_s / our_s:6.2f} {diff:11.2e}"
+        )
+    n = len(images)
+    ratio = totals["ref"] / totals["ours"]
+    print(
+        f"SUMMARY preprocess: reference {totals['ref'] / n * 1e3:.1f} ms/image, project "
+        f"{totals['ours'] / n * 1e3:.1f} ms/image, {ratio:.2f}x faster, max pixel diff "
+        f"{worst:.1e} ({n} sizes, {os.cpu_count()} CPU cores)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

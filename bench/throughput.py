@@ -1,0 +1,283 @@
+"""End-to-end throughput: the harness's batched path vs a reference-style loop, same model.
+
+The full-size Dragonfly v2 architecture (Llama-3.1-8B, CLIP ViT-L/14-336) with random bf16 weights
+built directly on the GPU (no download), N synthetic images of varied sizes, one short question
+each, a fixed number of new tokens. Measured through the lmms-eval class `Dragonfly` (request
+preparation, threaded preprocessing, prefetch, batched vision and generation) and through a
+reference-style loop (batch 1, CLIP image processor per crop, `generate` per sample).
+
+Without a GPU it runs a scaled-down config on the CPU and says so.
+
+    python bench/throughput.py [--n-images 64] [--batch-size 16] [--n-reference 16] [--new-tokens 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import torch
+from common import synthetic_image
+from lmms_eval.api.instance import Instance
+from preprocess import ReferencePreprocessor
+from transformers import CLIPVisionConfig, LlamaConfig
+
+from dragonfly_eval.harness.model import Dragonfly
+from dragonfly_eval.modeling import DragonflyForCausalLM, chat_prompt
+from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.processing import DragonflyProcessor
+from dragonfly_eval.modeling.tiny import build_tiny_tokenizer
+
+QUESTION = "Is there a red circle in the image? Please answer yes or no."
+SIZES = [(640, 480), (1024, 768), (500, 375), (1280, 720), (800, 1200), (2500, 1700)]
+
+FULL_TEXT = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+)
+FULL_VISION = dict(
+    hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16
+)
+CPU_TEXT = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=4096,
+)
+CPU_VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=2)
+
+
+def bench_config(full: bool) -> DragonflyConfig:
+    """Dragonfly v2 geometry (336 px crops, patch 14) at full size or scaled down."""
+    vision = CLIPVisionConfig(
+        **(FULL_VISION if full else CPU_VISION),
+        image_size=336,
+        patch_size=14,
+        hidden_act="quick_gelu",
+    )
+    text = LlamaConfig(
+        **(FULL_TEXT if full else CPU_TEXT),
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-5,
+        rope_theta=500000.0,
+        bos_token_id=0,
+        eos_token_id=1,
+        tie_word_embeddings=False,
+    )
+    return DragonflyConfig(
+        text_config=text.to_dict(),
+        vision_config=vision.to_dict(),
+        image_encoder="bench",
+        rope_scaling=None,
+    )
+
+
+@torch.no_grad()
+def build_model(config: DragonflyConfig, device: torch.device, dtype: torch.dtype):
+    """Random weights created on the device in `dtype` (seconds, even at 8B parameters)."""
+    for sub in (config.text_config, config.vision_config):
+        sub._attn_implementation = "sdpa"
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = DragonflyForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
+    generator = torch.Generator(device=device).manual_seed(0)
+    for name, param in model.named_parameters():
+        if name.endswith("bias"):
+            param.zero_()
+        elif "norm" in name:
+            param.fill_(1.0)
+        else:
+            param.normal_(0.0, 0.02, generator=generator)
+    model.language_model.generation_config.eos_token_id = [1]
+    model.language_model.generation_config.pad_token_id = 1
+    return model.eval()
+
+
+def bench_processor(config: DragonflyConfig) -> DragonflyProcessor:
+    """The v2 image processing with the embedded tiny tokenizer (same special tokens)."""
+    return DragonflyProcessor.for_config(config, build_tiny_tokenizer(), None, None)
+
+
+@dataclass
+class Flops:
+    """Floating-point operations of one sample (multiply-add = 2)."""
+
+    vision: float
+    prefill: float
+    decode: float
+
+    @property
+    def total(self) -> float:
+        return self.vision + self.prefill + self.decode
+
+
+def count_flops(model: DragonflyForCausalLM, prompt_len: int, new_tokens: int) -> Flops:
+    """Matrix FLOPs of vision (tower layers actually run), prefill and decode for one sample."""
+    v = model.config.vision_config
+    t = model.config.text_config
+    n_crops = model.crops_per_image()
+    tokens = (v.image_size // v.patch_size) ** 2 + 1
+    layers_run = v.num_hidden_layers - 1  # the last tower layer is skipped (hidden_states[-2])
+    per_token = 2 * (4 * v.hidden_size**2 + 2 * v.hidden_size * v.intermediate_size)
+    attention = 2 * 2 * tokens * v.hidden_size
+    vision = n_crops * tokens * layers_run * (per_token + attention)
+    vision += n_crops * tokens * 2 * 3 * v.patch_size**2 * v.hidden_size  # patch embedding
+    vision += 2 * sum(model.crop_token_counts()) * v.hidden_size * t.hidden_size  # projector
+    d, kv = t.hidden_size, t.num_key_value_heads * (t.hidden_size // t.num_attention_heads)
+    layer_params = 2 * d * d + 2 * d * kv + 3 * d * t.intermediate_size
+    head = 2 * d * t.vocab_size
+
+    def attn(queries: int, context: int) -> float:
+        return 2 * 2 * queries * context * d * t.num_hidden_layers
+
+    prefill = 2 * layer_params * t.num_hidden_layers * prompt_len + attn(prompt_len, prompt_len / 2)
+    prefill += head
+    decode = new_tokens * (2 * layer_params * t.num_hidden_layers + head)
+    decode += sum(attn(1, prompt_len + i) for i in range(new_tokens))
+    return Flops(vision, prefill, decode)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def harness_run(harness: Dragonfly, images, new_tokens: int) -> tuple[float, list[str]]:
+    """Seconds for all images through `generate_until` (one question per image)."""
+    gen_kwargs = {"until": [], "max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
+    docs = {i: {"image": im} for i, im in enumerate(images)}
+    harness.task_dict = {"bench": {"test": docs}}
+    requests = [
+        Instance(
+            "generate_until",
+            (QUESTION, gen_kwargs, lambda doc: [doc["image"]], i, "bench", "test"),
+            idx=0,
+            metadata={"task": "bench", "doc_id": i, "repeats": 1},
+        )
+        for i in range(len(images))
+    ]
+    sync(harness.device)
+    start = time.perf_counter()
+    answers = harness.generate_until(requests)
+    sync(harness.device)
+    return time.perf_counter() - start, answers
+
+
+@torch.no_grad()
+def reference_run(model, processor, images, new_tokens: int, device: torch.device) -> float:
+    """Seconds for the reference-style loop: per-crop CLIP preprocessing, one sample at a time."""
+    reference = ReferencePreprocessor()
+    sync(device)
+    start = time.perf_counter()
+    for image in images:
+        layout = processor.layout([chat_prompt(QUESTION)], [1])
+        pixels = reference(image).to(device)
+        model.generate(
+            input_ids=layout["input_ids"].to(device),
+            attention_mask=layout["attention_mask"].to(device),
+            image_patches=[pixels],
+            image_patches_indices=layout["image_patches_indices"].to(device),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+        )
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-images", type=int, default=None, help="64 on a GPU, 8 on the CPU")
+    parser.add_argument("--batch-size", type=int, default=None, help="16 on a GPU, 4 on the CPU")
+    parser.add_argument("--n-reference", type=int, default=None, help="samples in the loop")
+    parser.add_argument("--new-tokens", type=int, default=8)
+    parser.add_argument("--cpu", action="store_true", help="scaled-down CPU run even with a GPU")
+    args = parser.parse_args(argv)
+
+    gpu = torch.cuda.is_available() and not args.cpu
+    device = torch.device("cuda" if gpu else "cpu")
+    dtype = torch.bfloat16 if gpu else torch.float32
+    n_images = args.n_images or (64 if gpu else 8)
+    batch_size = args.batch_size or (16 if gpu else 4)
+    n_reference = min(args.n_reference or (16 if gpu else 4), n_images)
+    mode = (
+        f"GPU {torch.cuda.get_device_name(device)}, full-size (Llama-3.1-8B + ViT-L/14-336), bf16"
+        if gpu
+        else "CPU, SCALED-DOWN config (no GPU): figures are not comparable with the GPU target"
+    )
+    print(f"mode: {mode}")
+
+    start = time.perf_counter()
+    config = bench_config(full=gpu)
+    model = build_model(config, device, dtype)
+    processor = bench_processor(config)
+    sync(device)
+    build_s = time.perf_counter() - start
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model built in {build_s:.1f} s: {n_params / 1e6:,.0f} M parameters on {device}")
+
+    harness = Dragonfly.from_built(
+        model,
+        processor,
+        name="bench-random",
+        device=str(device),
+        dtype="bfloat16" if gpu else "float32",
+        batch_size=batch_size,
+    )
+    images = [synthetic_image(*SIZES[i % len(SIZES)], seed=1000 + i) for i in range(n_images)]
+    warm = [synthetic_image(*SIZES[i % len(SIZES)], seed=i) for i in range(min(batch_size, 4))]
+    harness_run(harness, warm, args.new_tokens)
+    reference_run(model, processor, warm[:1], args.new_tokens, device)
+    if gpu:
+        torch.cuda.reset_peak_memory_stats(device)
+
+    ours_s, answers = harness_run(harness, images, args.new_tokens)
+    peak_ours = torch.cuda.max_memory_allocated(device) / 2**30 if gpu else float("nan")
+    if gpu:
+        torch.cuda.reset_peak_memory_stats(device)
+    ref_s = reference_run(model, processor, images[:n_reference], args.new_tokens, device)
+    peak_ref = torch.cuda.max_memory_allocated(device) / 2**30 if gpu else float("nan")
+
+    prompt_len = processor.layout([chat_prompt(QUESTION)], [1])["input_ids"].shape[1]
+    flops = count_flops(model, prompt_len, args.new_tokens)
+    rows = []
+    for name, seconds, n, peak in (
+        ("harness (batched)", ours_s, n_images, peak_ours),
+        ("reference loop", ref_s, n_reference, peak_ref),
+    ):
+        sps = n / seconds
+        rows.append((name, sps))
+        memory = f"peak GPU memory {peak:.1f} GiB" if gpu else "no GPU memory (CPU run)"
+        print(
+            f"{name:18} {n:4d} samples in {seconds:7.2f} s: {sps:7.3f} samples/s, "
+            f"{sps * args.new_tokens:8.2f} new tokens/s, {sps * flops.total / 1e12:8.4g} TFLOP/s, "
+            f"{memory}"
+        )
+    print(
+        f"FLOPs per sample: vision {flops.vision / 1e12:.2f} T, prefill ({prompt_len} positions) "
+        f"{flops.prefill / 1e12:.2f} T, decode ({args.new_tokens} tokens) "
+        f"{flops.decode / 1e12:.3f} T; total {flops.total / 1e12:.2f} T"
+    )
+    print(f"answers: {len(answers)}, empty: {sum(1 for a in answers if not a)}")
+    speedup = rows[0][1] / rows[1][1]
+    print(
+        f"SUMMARY throughput [{'GPU' if gpu else 'CPU scaled-down'}]: harness {rows[0][1]:.3f} "
+        f"samples/s ({rows[0][1] * flops.total / 1e12:.4g} TFLOP/s, peak {peak_ours:.1f} GiB), "
+        f"reference loop {rows[1][1]:.3f} samples/s, {speedup:.2f}x; batch {batch_size}, "
+        f"{n_images} images, {args.new_tokens} new tokens, build {build_s:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
