@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up a virtual environment for dragonfly-eval: CPU torch, lmms-eval without its 2.4 GB of
+# unused dependencies, and this package (editable) with its test tools.
+#   VENV=path       where to create it (default: .venv in the repository)
+#   TORCH_SPEC=...  the torch requirement (default torch==2.13.0, a CPU wheel; on a GPU machine
+#                   set it to the CUDA build you use, e.g. TORCH_SPEC="torch==2.9.1")
+#   EDITABLE=0      install a regular (non-editable) wheel instead
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+"${PIP[@]}" install -q --upgrade pip setuptools wheel
+"${PIP[@]}" install -q "$TORCH_SPEC"
+# lmms-eval declares ~126 packages (torchvision among them, which breaks this torch); its
+# evaluation path needs only what pyproject.toml lists, so it goes in without its dependencies.
+"${PIP[@]}" install -q --no-deps "lmms-eval==0.7.3"
+if [ "${EDITABLE:-1}" = "1" ]; then
+    "${PIP[@]}" install -q -c constraints.txt -e ".[test]"
+else
+    "${PIP[@]}" install -q -c constraints.txt ".[test]"
+fi
+echo "dragonfly-eval is installed in $VENV"
