@@ -248,6 +248,8 @@ class Dragonfly(lmms):
         item = Prepared(task=task, doc_id=doc_id)
         images: dict[str, Image.Image] = {}
         try:
+            if isinstance(continuation, Exception):
+                raise continuation
             if visuals is None and visuals_fn is not None:
                 visuals = visuals_fn(self._doc(task, split, doc_id))
             for image in _flatten_visuals(visuals):
@@ -530,14 +532,29 @@ class Dragonfly(lmms):
         lmms-eval's multiple-choice scorer takes the argmin of the returned floats, and its
         built-in wrappers return the language-modelling loss of the continuation.
         """
-        everything = [req.args for req in requests]
+        everything = [self._with_continuation_text(req.args) for req in requests]
         return answer_with_store(
             self._resume,
             "loglikelihood",
-            self._resume_keys("loglikelihood", everything, lambda a: a[1]),
+            self._resume_keys("loglikelihood", everything, lambda a: str(a[1])),
             [(a[4], a[3]) for a in everything],
             lambda pending, save: self._loglikelihood([everything[i] for i in pending], save),
         )
+
+    def _with_continuation_text(self, args: tuple) -> tuple:
+        """Request args with the continuation as text. lmms-eval passes text for
+        multiple-choice tasks but the task's `doc_to_target` for `output_type: loglikelihood`;
+        a target that cannot be read becomes the error, reported when the request runs."""
+        context, continuation, visuals_fn, doc_id, task, split = args
+        if callable(continuation):
+            try:
+                continuation = continuation(self._doc(task, split, doc_id))
+                if isinstance(continuation, (list, tuple)):
+                    continuation = continuation[0]
+                continuation = str(continuation)
+            except Exception as err:  # a bad document must not end the run
+                continuation = err
+        return (context, continuation, visuals_fn, doc_id, task, split)
 
     def _loglikelihood(
         self, args: list[tuple], on_batch: SaveBatch | None
@@ -550,7 +567,7 @@ class Dragonfly(lmms):
                 context, visuals_fn, doc_id, task, split, continuation=continuation
             )
 
-        lengths = [len(a[0]) + len(a[1]) for a in args]
+        lengths = [len(a[0]) + len(str(a[1])) for a in args]
         batches = plan_batches(len(args), lambda i: 0, lambda i: (-lengths[i], i), self.batch_size)
         results = []
         bar = tqdm(total=len(args), desc="dragonfly loglikelihood", disable=self.rank != 0)

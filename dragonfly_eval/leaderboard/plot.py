@@ -67,6 +67,7 @@ def _draw_panel(
             hatch="//" if row.published else None,
         )
     ax.set_xticks(range(len(columns)), [c.title for c in columns], rotation=30, ha="right")
-    ax.set_ylabel("points" if {c.unit for c in columns} == {"points"} else "score (%)")
+    units = {c.unit for c in columns}
+    ax.set_ylabel(units.pop() if len(units) == 1 and "%" not in units else "score (%)")
     if not rows:
         ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)

@@ -11,7 +11,7 @@ import yaml
 
 from dragonfly_eval.paths import data_file
 
-UNITS = ("%", "points")
+UNITS = ("%", "points", "nats x100")
 
 
 class SuiteError(ValueError):

@@ -88,8 +88,9 @@ class Table:
     def average_title(self) -> str:
         """The average column's header, saying what it averages."""
         title = "Avg (row's % scores)"
-        if any(c.unit != "%" for c in self.columns):
-            title = "Avg (row's % scores; points excluded)"
+        others = sorted({c.unit for c in self.columns if c.unit != "%"})
+        if others:
+            title = f"Avg (row's % scores; {', '.join(others)} excluded)"
         return title
 
     def average(self, row: Row) -> Average | None:

@@ -24,3 +24,15 @@ def doc_to_visual(doc: dict) -> list[Image.Image]:
         )
     with Image.open(path) as image:
         return [image.convert("RGB")]
+
+
+def answer_target(doc: dict) -> str:
+    """The reference answer whose likelihood the answer-loss task scores."""
+    return doc["answers"][0]
+
+
+def answer_nll(doc: dict, results: list) -> dict[str, float]:
+    """The model's loss on the reference answer (mean negative log-likelihood per token, the
+    float the dragonfly model returns for a loglikelihood request)."""
+    loss, _greedy = results[0]
+    return {"answer_nll": float(loss)}

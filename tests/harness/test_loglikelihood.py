@@ -64,3 +64,19 @@ def test_the_greedy_continuation_is_greedy(v2_harness_direct, kit, spy_generate)
     )
     assert greedy is True and math.isfinite(loss)
     assert other is False
+
+
+def test_a_doc_to_target_continuation_is_read_from_the_document(v2_harness_plain):
+    """`output_type: loglikelihood` tasks pass the task's doc_to_target, not text."""
+    image = noise_image(23)
+    kit = Requests()
+    doc = kit.doc([image])
+    as_text = kit.ll("What colour dominates?", "red", doc)
+    as_target = kit.ll("What colour dominates?", lambda d: "red", doc)
+    broken = kit.ll("What colour dominates?", lambda d: d["no such field"], doc)
+    kit.attach(v2_harness_plain)
+    text_score, target_score, broken_score = v2_harness_plain.loglikelihood(
+        [as_text, as_target, broken]
+    )
+    assert target_score == text_score
+    assert broken_score == (float("inf"), False)

@@ -70,4 +70,8 @@ def test_the_packaged_suite_yaml_loads_with_every_suite_of_the_issue():
     assert {"general", "general_ext", "caption", "med", "mini"} <= set(suite.suites)
     assert len(suite.suites["general"]) == 10
     assert suite.benchmarks["mme"].unit == "points"
-    assert all(b.unit == "%" for k, b in suite.benchmarks.items() if k != "mme")
+    assert suite.benchmarks["mini_vqa_nll"].unit == "nats x100"
+    assert not suite.benchmarks["mini_vqa_nll"].higher_is_better
+    assert all(
+        b.unit == "%" for k, b in suite.benchmarks.items() if k not in ("mme", "mini_vqa_nll")
+    )

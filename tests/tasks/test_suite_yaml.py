@@ -35,7 +35,9 @@ def test_every_benchmark_names_existing_tasks_and_their_metrics():
         assert {"name", "task", "metric", "scale", "unit", "higher_is_better"} <= set(benchmark), (
             key
         )
-        assert benchmark["unit"] in ("%", "points")
+        from dragonfly_eval.leaderboard.suite import UNITS
+
+        assert benchmark["unit"] in UNITS
         for entry in _entries(benchmark):
             tasks = entry["task"] if isinstance(entry["task"], list) else [entry["task"]]
             for task in tasks:

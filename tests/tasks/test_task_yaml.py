@@ -38,7 +38,9 @@ def test_every_task_config_resolves_through_lmms_eval(task_manager):
         assert callable(task_config.doc_to_visual), name
         assert callable(task_config.doc_to_text) or isinstance(task_config.doc_to_text, str), name
         for metric in task_config.metric_list:
-            assert metric.get("higher_is_better") is True, (name, metric)
+            # a loss is the one metric where lower is better
+            expected = not metric["metric"].endswith("_nll")
+            assert metric.get("higher_is_better") is expected, (name, metric)
         if task_config.output_type == "generate_until":
             assert task_config.generation_kwargs["do_sample"] is False, (
                 f"{name} must decode greedily"
@@ -93,6 +95,8 @@ def _reference_results(name, task, doc):
         gold = task.doc_to_target(doc)
         # per choice (loss, is_greedy): the gold option has the lowest loss
         return [(0.1 if i == gold else 5.0, i == gold) for i in range(len(task.doc_to_choice(doc)))]
+    if task.OUTPUT_TYPE == "loglikelihood":
+        return [(0.0, True)]  # no loss on the reference answer
     return [_reference_prediction(name, task, doc)]
 
 
@@ -113,7 +117,8 @@ def test_mini_tasks_load_offline_and_score_reference_answers_in_full(
 
     (group_tasks,) = get_task_dict(["dragonfly_mini"], task_manager).values()
     assert sorted(group_tasks) == sorted(
-        f"dragonfly_mini_{f}" for f in ("vqa", "chart", "doc", "mc", "mc_ppl", "yesno", "caption")
+        f"dragonfly_mini_{f}"
+        for f in ("vqa", "vqa_nll", "chart", "doc", "mc", "mc_ppl", "yesno", "caption")
     )
     for name, task in group_tasks.items():
         docs = list(task.test_docs())
@@ -132,7 +137,8 @@ def test_mini_tasks_load_offline_and_score_reference_answers_in_full(
             if "args" in inspect.signature(aggregate).parameters
             else aggregate(items)
         )
-        assert score == pytest.approx(1.0, abs=1e-6), (name, metric, score)
+        perfect = 1.0 if task.higher_is_better()[metric] else 0.0
+        assert score == pytest.approx(perfect, abs=1e-6), (name, metric, score)
 
 
 def test_unreachable_dataset_error_names_the_dataset(tmp_path, subprocess_env):

@@ -1,0 +1,95 @@
+"""The CI regression run: the demo (mini suite on the embedded model) against the committed
+baseline in leaderboards/. A change that alters the embedded model's outputs fails here."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dragonfly_eval.leaderboard.suite import load_suite
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = REPO / "leaderboards" / "mini_baseline"
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dragonfly_eval.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    done = _cli("demo", "--output", str(out), cwd=out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+def test_demo_writes_a_leaderboard_and_a_plot(demo_dir):
+    markdown = (demo_dir / "leaderboard.md").read_text()
+    assert "| dragonfly-tiny |" in markdown
+    for name in load_suite().benchmarks:
+        if name.startswith("mini_"):
+            assert load_suite().benchmarks[name].name in markdown
+    with Image.open(demo_dir / "leaderboard.png") as plot:
+        assert plot.format == "PNG" and plot.width > 0
+
+
+def test_regress_gate_passes_against_the_committed_baseline(demo_dir):
+    done = _cli(
+        "regress",
+        "--baseline",
+        str(BASELINE),
+        "--current",
+        str(demo_dir / "results"),
+        "--suite",
+        "mini",
+        cwd=demo_dir,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _metrics(folder: Path) -> dict[str, float]:
+    (results_file,) = [p for p in folder.rglob("*_results.json") if p.parent.name != "submissions"]
+    results = json.loads(results_file.read_text())["results"]
+    return {
+        f"{task}/{key}": float(value)
+        for task, metrics in results.items()
+        for key, value in metrics.items()
+        if "_stderr" not in key and isinstance(value, (int, float))
+    }
+
+
+def test_mini_metrics_equal_the_baseline_exactly(demo_dir):
+    """The gate lets improvements through and rounds to 0.1 points; the embedded model's outputs
+    must not move at all. Its answer loss moves by ~1e-5 relative when, for example, the pooled
+    tokens of a crop are laid out column-major instead of row-major, while repeated runs agree
+    to the last digit; the bar sits between the two."""
+    baseline = _metrics(BASELINE)
+    current = _metrics(demo_dir / "results")
+    assert set(baseline) == set(current)
+    moved = {
+        name: (baseline[name], current[name])
+        for name in baseline
+        if not math.isclose(baseline[name], current[name], rel_tol=1e-6, abs_tol=1e-9)
+    }
+    assert not moved, (
+        f"mini-suite metrics moved (baseline, now): {moved}; if the change is intended, "
+        "regenerate leaderboards/mini_baseline (README, 'Regression gate')"
+    )
