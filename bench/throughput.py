@@ -21,13 +21,12 @@ import torch
 from common import synthetic_image
 from lmms_eval.api.instance import Instance
 from preprocess import ReferencePreprocessor
-from transformers import CLIPVisionConfig, LlamaConfig
 
 from dragonfly_eval.harness.model import Dragonfly
 from dragonfly_eval.modeling import DragonflyForCausalLM, chat_prompt
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.processing import DragonflyProcessor
-from dragonfly_eval.modeling.tiny import build_tiny_tokenizer
+from dragonfly_eval.modeling.tiny import build_tiny_tokenizer, v2_config
 
 QUESTION = "Is there a red circle in the image? Please answer yes or no."
 SIZES = [(640, 480), (1024, 768), (500, 375), (1280, 720), (800, 1200), (2500, 1700)]
@@ -56,26 +55,10 @@ CPU_VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, nu
 
 def bench_config(full: bool) -> DragonflyConfig:
     """Dragonfly v2 geometry (336 px crops, patch 14) at full size or scaled down."""
-    vision = CLIPVisionConfig(
-        **(FULL_VISION if full else CPU_VISION),
-        image_size=336,
-        patch_size=14,
-        hidden_act="quick_gelu",
-    )
-    text = LlamaConfig(
-        **(FULL_TEXT if full else CPU_TEXT),
-        max_position_embeddings=8192,
-        rms_norm_eps=1e-5,
-        rope_theta=500000.0,
-        bos_token_id=0,
-        eos_token_id=1,
-        tie_word_embeddings=False,
-    )
-    return DragonflyConfig(
-        text_config=text.to_dict(),
-        vision_config=vision.to_dict(),
+    return v2_config(
+        vision=FULL_VISION if full else CPU_VISION,
+        text={**(FULL_TEXT if full else CPU_TEXT), "rms_norm_eps": 1e-5},
         image_encoder="bench",
-        rope_scaling=None,
     )
 
 

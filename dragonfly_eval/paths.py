@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+_REPO_ROOT = _PACKAGE.parent
 
 
 def task_yaml_dir() -> Path:
@@ -13,14 +13,17 @@ def task_yaml_dir() -> Path:
     checkout = _REPO_ROOT / "task_yaml"
     if checkout.is_dir():
         return checkout
-    return Path(str(resources.files("dragonfly_eval.task_yaml")))
+    # an installed wheel maps task_yaml/ to the data folder dragonfly_eval/task_yaml/
+    return _PACKAGE / "task_yaml"
 
 
 def data_file(name: str) -> Path:
     """A data file shipped inside the package (e.g. suite.yaml)."""
-    return Path(str(resources.files("dragonfly_eval") / "data" / name))
+    return _PACKAGE / "data" / name
 
 
 def leaderboards_dir() -> Path:
-    """The repository's leaderboards/ folder (generated tables, baseline, reference numbers)."""
-    return _REPO_ROOT / "leaderboards"
+    """The leaderboards/ folder (generated tables, baseline, reference numbers): the checkout's,
+    else the copy an installed wheel holds as dragonfly_eval/leaderboards/."""
+    checkout = _REPO_ROOT / "leaderboards"
+    return checkout if checkout.is_dir() else _PACKAGE / "leaderboards"

@@ -193,3 +193,14 @@ def v2_pair(v2_checkpoint, load_pair):
 def v1_pair(v1_checkpoint, load_pair):
     """(model, processor) of the v1 checkpoint at its default zoom."""
     return load_pair(v1_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def offline_env() -> dict[str, str]:
+    """Environment for lmms-eval and dragonfly-eval subprocesses: offline (no hub access), with
+    this checkout importable."""
+    env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    return env

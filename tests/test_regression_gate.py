@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,7 @@ BASELINE = REPO / "leaderboards" / "mini_baseline"
 pytestmark = pytest.mark.slow
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dragonfly_eval.cli", *args],
         cwd=cwd,
@@ -34,9 +32,9 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> Path:
+def demo_dir(tmp_path_factory, offline_env) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    done = _cli("demo", "--output", str(out), cwd=out)
+    done = _cli("demo", "--output", str(out), cwd=out, env=offline_env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 
@@ -51,7 +49,7 @@ def test_demo_writes_a_leaderboard_and_a_plot(demo_dir):
         assert plot.format == "PNG" and plot.width > 0
 
 
-def test_regress_gate_passes_against_the_committed_baseline(demo_dir):
+def test_regress_gate_passes_against_the_committed_baseline(demo_dir, offline_env):
     done = _cli(
         "regress",
         "--baseline",
@@ -61,6 +59,7 @@ def test_regress_gate_passes_against_the_committed_baseline(demo_dir):
         "--suite",
         "mini",
         cwd=demo_dir,
+        env=offline_env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,8 @@ class ReferenceRow:
 
 def default_reference_path() -> Path | None:
     """reference.yaml in the checkout's leaderboards/, else the copy shipped in the wheel."""
-    checkout = leaderboards_dir() / REFERENCE_NAME
-    if checkout.is_file():
-        return checkout
-    try:
-        shipped = Path(str(resources.files("dragonfly_eval.leaderboards") / REFERENCE_NAME))
-    except ModuleNotFoundError:
-        return None
-    return shipped if shipped.is_file() else None
+    path = leaderboards_dir() / REFERENCE_NAME
+    return path if path.is_file() else None
 
 
 def load_reference(path: Path | str) -> list[ReferenceRow]:

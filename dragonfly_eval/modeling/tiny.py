@@ -10,7 +10,6 @@ Regenerate the shipped tokenizer with `python -m dragonfly_eval.modeling.tiny`.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -41,9 +40,7 @@ yes no 0 1 2 3 4 5 6 7 8 9 10 42 100 2024 stop open closed left right top bottom
 
 def tokenizer_path() -> Path:
     """The shipped tokenizer.json of dragonfly-tiny."""
-    return Path(
-        str(resources.files("dragonfly_eval") / "assets" / "dragonfly-tiny" / "tokenizer.json")
-    )
+    return Path(__file__).resolve().parents[1] / "assets" / "dragonfly-tiny" / "tokenizer.json"
 
 
 def train_tokenizer(path: Path) -> None:
@@ -78,38 +75,49 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def tiny_config(vocab_size: int) -> DragonflyConfig:
-    """Dragonfly v2 geometry with small widths."""
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=336,
-        patch_size=14,
-        projection_dim=32,
-        hidden_act="quick_gelu",
+def v2_config(vision: dict, text: dict, image_encoder: str) -> DragonflyConfig:
+    """A Dragonfly v2 config (336 px crops, patch 14, Llama-3 special ids, no rope scaling) with
+    the tower and language-model widths given; for the embedded model and benchmarks."""
+    vision_config = CLIPVisionConfig(
+        **vision, image_size=336, patch_size=14, hidden_act="quick_gelu"
     )
-    text = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
+    text_config = LlamaConfig(
+        **text,
         max_position_embeddings=8192,
-        rms_norm_eps=1e-6,
         rope_theta=500000.0,
         bos_token_id=0,
         eos_token_id=1,
         tie_word_embeddings=False,
     )
     return DragonflyConfig(
-        text_config=text.to_dict(),
-        vision_config=vision.to_dict(),
-        image_encoder="dragonfly-tiny",
+        text_config=text_config.to_dict(),
+        vision_config=vision_config.to_dict(),
+        image_encoder=image_encoder,
         rope_scaling=None,
+    )
+
+
+def tiny_config(vocab_size: int) -> DragonflyConfig:
+    """Dragonfly v2 geometry with small widths."""
+    return v2_config(
+        vision=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            projection_dim=32,
+        ),
+        text=dict(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            rms_norm_eps=1e-6,
+        ),
+        image_encoder="dragonfly-tiny",
     )
 
 

@@ -6,7 +6,6 @@ Models are loaded once per session and shared, so a test that changes a setting 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,6 @@ from typing import Any
 import pytest
 from harness_kit import GenerateSpy, Requests
 from loguru import logger
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -83,12 +80,3 @@ def v2_harness_plain(v2_checkpoint, load_harness):
     return load_harness(
         v2_checkpoint, batch_size=1, image_cache=False, prefetch=False, prefix_cache=False
     )
-
-
-@pytest.fixture(scope="session")
-def offline_env() -> dict[str, str]:
-    """Environment for lmms-eval subprocesses: offline, this checkout importable."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -28,8 +29,8 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel_files(tmp_path_factory) -> set[str]:
-    """File names inside a wheel built offline from a copy of the working tree."""
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built offline from a copy of the working tree."""
     work = tmp_path_factory.mktemp("wheel")
     source = work / "src"
     shutil.copytree(REPO, source, ignore=_ignore)
@@ -51,7 +52,13 @@ def wheel_files(tmp_path_factory) -> set[str]:
         capture_output=True,
         timeout=300,
     )
-    (wheel,) = (work / "dist").glob("dragonfly_eval-*.whl")
+    (built,) = (work / "dist").glob("dragonfly_eval-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel_files(wheel) -> set[str]:
+    """File names inside the wheel."""
     with zipfile.ZipFile(wheel) as archive:
         return set(archive.namelist())
 
@@ -77,3 +84,59 @@ def test_wheel_ships_package_data_and_the_model(wheel_files):
     for module in (REPO / "dragonfly_eval" / "modeling").glob("*.py"):
         assert module.relative_to(REPO).as_posix() in wheel_files
     assert not any(name.startswith("tests/") for name in wheel_files)
+
+
+INSTALLED_CHECK = """
+import json
+from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.leaderboard.reference import default_reference_path
+from dragonfly_eval.leaderboard.suite import load_suite
+from dragonfly_eval.modeling.tiny import build_tiny_processor
+from dragonfly_eval.tasks.mini import doc_to_visual, mini_data_dir
+record = json.loads((mini_data_dir() / "vqa.jsonl").read_text().splitlines()[0])
+print(json.dumps({
+    "package": __import__("dragonfly_eval").__file__,
+    "yamls": len(list(task_yaml_dir().rglob("*.yaml"))),
+    "reference": str(default_reference_path()),
+    "benchmarks": len(load_suite().benchmarks),
+    "image": list(doc_to_visual(record)[0].size),
+    "tiny_zoom": build_tiny_processor().zoom,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_installed_wheel_finds_its_data_outside_a_checkout(wheel, tmp_path):
+    """The data lookups work from site-packages, not only from a source checkout."""
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", INSTALLED_CHECK],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["package"].startswith(str(target))
+    assert found["yamls"] == len(list((REPO / "task_yaml").rglob("*.yaml")))
+    assert found["reference"].startswith(str(target))
+    assert found["benchmarks"] > 0 and found["image"][0] > 0 and found["tiny_zoom"] == "full"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from subprocess import PIPE
@@ -10,16 +9,11 @@ from subprocess import PIPE
 import pytest
 from reliability_helpers import run_command
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
-def cli_env() -> dict[str, str]:
-    """Environment for `dragonfly-eval run` subprocesses: offline, this checkout importable."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
-    return env
+def cli_env(offline_env) -> dict[str, str]:
+    """Environment for `dragonfly-eval run` subprocesses: offline, one OpenMP thread each."""
+    return {**offline_env, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,4 @@
-import os
-from pathlib import Path
-
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def subprocess_env() -> dict[str, str]:
-    """Environment for lmms-eval subprocesses: offline, with this checkout importable."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from dragonfly_eval.paths import data_file, task_yaml_dir
 
 
 @pytest.mark.slow
-def test_mini_suite_runs_offline_with_the_tiny_model(tmp_path, subprocess_env, v2_checkpoint):
+def test_mini_suite_runs_offline_with_the_tiny_model(tmp_path, offline_env, v2_checkpoint):
     out = subprocess.run(
         [
             sys.executable,
@@ -33,7 +33,7 @@ def test_mini_suite_runs_offline_with_the_tiny_model(tmp_path, subprocess_env, v
         ],
         capture_output=True,
         text=True,
-        env=subprocess_env,
+        env=offline_env,
         cwd=tmp_path,
         timeout=600,
     )

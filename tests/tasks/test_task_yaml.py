@@ -68,7 +68,7 @@ def test_groups_name_only_known_tasks(task_manager):
     assert len(general["task"]) == 10
 
 
-def test_lmms_eval_cli_lists_every_task_and_group(subprocess_env):
+def test_lmms_eval_cli_lists_every_task_and_group(offline_env):
     out = subprocess.run(
         [
             sys.executable,
@@ -81,7 +81,7 @@ def test_lmms_eval_cli_lists_every_task_and_group(subprocess_env):
         ],
         capture_output=True,
         text=True,
-        env=subprocess_env,
+        env=offline_env,
         timeout=300,
     )
     listed = out.stdout + out.stderr
@@ -141,7 +141,7 @@ def test_mini_tasks_load_offline_and_score_reference_answers_in_full(
         assert score == pytest.approx(perfect, abs=1e-6), (name, metric, score)
 
 
-def test_unreachable_dataset_error_names_the_dataset(tmp_path, subprocess_env):
+def test_unreachable_dataset_error_names_the_dataset(tmp_path, offline_env):
     (tmp_path / "bad.yaml").write_text(
         textwrap.dedent("""\
         task: dragonfly_unreachable
@@ -160,7 +160,7 @@ def test_unreachable_dataset_error_names_the_dataset(tmp_path, subprocess_env):
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
-        env=subprocess_env,
+        env=offline_env,
         timeout=300,
     )
     assert out.returncode != 0
