@@ -55,10 +55,11 @@ class ReferencePreprocessor:
 
 
 def project_path(processor: DragonflyImageProcessor) -> Callable[[Image.Image], torch.Tensor]:
-    """This project's CPU path: threaded level resizes, uint8 crops, one table lookup."""
+    """This project's CPU path: level resizes in threads, each level's crops normalized (table
+    lookup from uint8, read as views of the level) as soon as that level is ready."""
 
     def run(image: Image.Image) -> torch.Tensor:
-        return processor.normalize(torch.from_numpy(processor.crops(image)))
+        return processor.pixels(image)
 
     return run
 

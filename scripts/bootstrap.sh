@@ -17,12 +17,12 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip setuptools wheel
 "${PIP[@]}" install -q "$TORCH_SPEC"
-# lmms-eval declares ~126 packages (torchvision among them, which breaks this torch); its
-# evaluation path needs only what pyproject.toml lists, so it goes in without its dependencies.
-"${PIP[@]}" install -q --no-deps "lmms-eval==0.7.3"
 if [ "${EDITABLE:-1}" = "1" ]; then
     "${PIP[@]}" install -q -c constraints.txt -e ".[test]"
 else
     "${PIP[@]}" install -q -c constraints.txt ".[test]"
 fi
+# lmms-eval declares ~126 packages (torchvision among them, which breaks this torch); its
+# evaluation path needs only what pyproject.toml lists, so it goes in last, without them.
+"${PIP[@]}" install -q --no-deps "lmms-eval==0.7.3"
 echo "dragonfly-eval is installed in $VENV"

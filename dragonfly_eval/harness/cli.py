@@ -201,6 +201,9 @@ def demo_command(args: argparse.Namespace) -> int:
     (out / "leaderboard.md").write_text(markdown)
     plot(table, out / "leaderboard.png")
     console = Console()
-    print_leaderboard(table, console)
+    if console.is_terminal:
+        print_leaderboard(table, console)
+    else:
+        print(markdown)
     console.print(f"Wrote {out / 'leaderboard.md'} and {out / 'leaderboard.png'}")
     return 0

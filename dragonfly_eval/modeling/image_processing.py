@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dragonfly_eval.modeling.zoom import ZoomGeometry, zoom_crops, zoom_crops_many, zoom_levels
+from dragonfly_eval.modeling.zoom import (
+    ZoomGeometry,
+    cut_level,
+    level_resolutions,
+    resize_level,
+    to_rgb,
+    zoom_crops,
+    zoom_crops_many,
+    zoom_levels,
+)
+
+NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -124,6 +135,46 @@ class DragonflyImageProcessor:
             out[:, channel] = table[channel][crops[..., channel].int()]
         return out.to(dtype)
 
+    def pixels(self, image: Image.Image) -> torch.Tensor:
+        """Normalized pixels of one image on the CPU: [n_crops, 3, se, se] float32.
+
+        The same values as `normalize(crops(image))`, computed with the levels overlapped: each
+        level's crops are normalized in the pool as soon as that level is resized (the small
+        levels while the large one is still resizing), read as views of the resized level.
+        """
+        rgb = to_rgb(image)
+        targets = level_resolutions(self.geometry, rgb.size)
+        se = self.geometry.crop_size
+        sizes = [targets[name] for name in ("low", "medium", "high") if name in self.levels]
+        counts = [(w // se) * (h // se) for w, h in sizes]
+        starts = np.cumsum([0, *counts[:-1]])
+        out = np.empty((sum(counts), 3, se, se), dtype=np.float32)
+        table = self.lookup_table().numpy()
+
+        def fill(level: np.ndarray, start: int, lo: int, hi: int) -> None:
+            crops = cut_level(level, se)[lo:hi]
+            for channel in range(3):
+                np.take(
+                    table[channel], crops[..., channel], out=out[start + lo : start + hi, channel]
+                )
+
+        pool = self.resize_pool()
+        if pool is None:
+            for size, start, count in zip(sizes, starts, counts, strict=True):
+                fill(resize_level(rgb, size), start, 0, count)
+            return torch.from_numpy(out)
+        resizes = {pool.submit(resize_level, rgb, size): k for k, size in enumerate(sizes)}
+        fills = []
+        for done in as_completed(resizes):
+            k = resizes[done]
+            level = done.result()
+            for lo in range(0, counts[k], NORMALIZE_CHUNK):
+                hi = min(lo + NORMALIZE_CHUNK, counts[k])
+                fills.append(pool.submit(fill, level, int(starts[k]), lo, hi))
+        for job in fills:
+            job.result()
+        return torch.from_numpy(out)
+
     def __call__(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
         """Normalized pixels per image, the reference's `image_patches` entries: [n_crops, 3, se, se]."""
-        return [self.normalize(torch.from_numpy(self.crops(im))) for im in images]
+        return [self.pixels(im) for im in images]

@@ -123,12 +123,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise
 
 
-def _resize_uint8(image: Image.Image, size: Resolution) -> np.ndarray:
+def resize_level(image: Image.Image, size: Resolution) -> np.ndarray:
+    """One zoom level: the RGB image resized to exactly `size` with PIL bicubic, as uint8."""
     resized = image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
     return np.asarray(resized)  # [H, W, 3] uint8, read-only view of the PIL buffer
 
 
-def _cut(level: np.ndarray, se: int) -> np.ndarray:
+def cut_level(level: np.ndarray, se: int) -> np.ndarray:
+    """A level's se x se crops, row-major, as a view: [rows * cols, se, se, 3]."""
     rows, cols = level.shape[0] // se, level.shape[1] // se
     # [rows, se, cols, se, 3] -> [rows, cols, se, se, 3]: row-major crops, no copy until stacked
     grid = level.reshape(rows, se, cols, se, 3).swapaxes(1, 2)
@@ -164,10 +166,10 @@ def zoom_crops_many(
         wanted = [name for name in ("low", "medium", "high") if name in levels]
         jobs.extend((i, k, rgb, targets[name]) for k, name in enumerate(wanted))
     if pool is None:
-        resized = [_resize_uint8(rgb, size) for _, _, rgb, size in jobs]
+        resized = [resize_level(rgb, size) for _, _, rgb, size in jobs]
     else:
         order = sorted(range(len(jobs)), key=lambda j: -jobs[j][3][0] * jobs[j][3][1])
-        futures = {j: pool.submit(_resize_uint8, jobs[j][2], jobs[j][3]) for j in order}
+        futures = {j: pool.submit(resize_level, jobs[j][2], jobs[j][3]) for j in order}
         resized = [futures[j].result() for j in range(len(jobs))]
     per_image: list[list[np.ndarray]] = [[] for _ in images]
     for (i, _, _, _), level in zip(jobs, resized, strict=True):
@@ -179,7 +181,7 @@ def _stack_levels(arrays: list[np.ndarray], se: int) -> np.ndarray:
     out = np.empty((sum(_count(a, se) for a in arrays), se, se, 3), dtype=np.uint8)
     start = 0
     for level in arrays:
-        crops = _cut(level, se)
+        crops = cut_level(level, se)
         out[start : start + len(crops)] = crops
         start += len(crops)
     return out

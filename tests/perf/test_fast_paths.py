@@ -52,6 +52,18 @@ def test_crops_many_keeps_image_order_with_mixed_modes(images):
         assert np.array_equal(crops, processor.crops(image))
 
 
+@pytest.mark.parametrize(("version", "zoom"), [(2, "full"), (2, "low+medium"), (1, "select")])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_overlapped_pixels_equal_normalized_crops(images, version, zoom, threads):
+    from dragonfly_eval.modeling.zoom import v1_geometry
+
+    geometry = v2_geometry() if version == 2 else v1_geometry()
+    processor = DragonflyImageProcessor(geometry, zoom, resize_threads=threads)
+    for image in images:
+        plain = processor.normalize(torch.from_numpy(processor.crops(image)))
+        assert torch.equal(processor.pixels(image), plain)
+
+
 def test_lookup_normalization_equals_clip_arithmetic(images):
     processor = DragonflyImageProcessor(geometry=v2_geometry(), zoom="full")
     crops = processor.crops(images[2])
