@@ -8,7 +8,7 @@ reference-style loop (batch 1, CLIP image processor per crop, `generate` per sam
 
 Without a GPU it runs a scaled-down config on the CPU and says so.
 
-    python bench/throughput.py [--n-images 64] [--batch-size 16] [--n-reference 16] [--new-tokens 8]
+    python bench/throughput.py [--n-images 64] [--batch-size 32] [--n-reference 16] [--new-tokens 8]
 """
 
 from __future__ import annotations
@@ -181,7 +181,12 @@ def reference_run(model, processor, images, new_tokens: int, device: torch.devic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-images", type=int, default=None, help="64 on a GPU, 8 on the CPU")
-    parser.add_argument("--batch-size", type=int, default=None, help="16 on a GPU, 4 on the CPU")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="32 on a GPU (measured best on one H100: 6.59 vs 6.37 samples/s at 16), 4 on the CPU",
+    )
     parser.add_argument("--n-reference", type=int, default=None, help="samples in the loop")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--cpu", action="store_true", help="scaled-down CPU run even with a GPU")
@@ -191,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if gpu else "cpu")
     dtype = torch.bfloat16 if gpu else torch.float32
     n_images = args.n_images or (64 if gpu else 8)
-    batch_size = args.batch_size or (16 if gpu else 4)
+    batch_size = args.batch_size or (32 if gpu else 4)
     n_reference = min(args.n_reference or (16 if gpu else 4), n_images)
     mode = (
         f"GPU {torch.cuda.get_device_name(device)}, full-size (Llama-3.1-8B + ViT-L/14-336), bf16"
