@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 import torch
@@ -101,9 +101,3 @@ class LRUTensorCache:
     @staticmethod
     def _nbytes(value: torch.Tensor) -> int:
         return value.numel() * value.element_size()
-
-
-def chunks(seq: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """Consecutive slices of at most `size` items."""
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]

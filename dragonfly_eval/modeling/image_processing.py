@@ -90,12 +90,6 @@ class DragonflyImageProcessor:
             )
         return self._pool
 
-    def crops_batch(
-        self, images: Sequence[Image.Image], pool: ThreadPoolExecutor | None = None
-    ) -> torch.Tensor:
-        """uint8 crops of several images stacked: [n_images * n_crops, se, se, 3]."""
-        return torch.from_numpy(np.concatenate([self.crops(im, pool) for im in images]))
-
     def lookup_table(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """[3, 256] float32: the normalized value of each uint8 level per channel.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +148,6 @@ class DragonflyProcessor:
         max_length: int = 4096,
         return_tensors: str = "pt",
         is_generate: bool = True,
-        pool: ThreadPoolExecutor | None = None,
     ) -> dict[str, Any]:
         """The released call shape: `input_ids`, `attention_mask`, `image_patches` (one
         [n_images * n_crops, 3, se, se] tensor per sample) and `image_patches_indices`, plus
