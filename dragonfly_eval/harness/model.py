@@ -400,37 +400,58 @@ class Dragonfly(lmms):
             context, _, visuals_fn, doc_id, task, split, visuals = reqs[i]
             return self._prepare(context, visuals_fn, doc_id, task, split, visuals=visuals)
 
-        lengths = [len(r[0]) for r in reqs]
-        batches = plan_batches(
+        def answer(batch: PreparedBatch) -> list[str]:
+            gen_kwargs = reqs[batch.indices[0]][1]  # one group: the same for the whole batch
+            return self._answer_live(
+                batch, "", lambda sub, watch: self._generate_live(batch, sub, gen_kwargs, watch)
+            )
+
+        return self._run_batches(
             len(reqs),
+            make,
             group_key=lambda i: gen_kwargs_key(reqs[i][1]),
-            sort_key=lambda i: (-lengths[i], i),
-            batch_size=self.batch_size,
+            lengths=[len(r[0]) for r in reqs],
+            run=answer,
+            desc=desc,
+            on_batch=on_batch,
         )
+
+    def _run_batches(
+        self,
+        n: int,
+        make: Callable[[int], tuple[Prepared, dict]],
+        group_key: Callable[[int], Any],
+        lengths: list[int],
+        run: Callable[[PreparedBatch], list],
+        desc: str,
+        on_batch: SaveBatch | None,
+    ) -> list:
+        """Requests 0..n-1 in dense batches (same group, longest first), prepared ahead by
+        `make`, answered by `run`, reported to `on_batch`, returned in request order."""
+        batches = plan_batches(n, group_key, lambda i: (-lengths[i], i), self.batch_size)
         results = []
-        bar = tqdm(total=len(reqs), desc=desc, disable=self.rank != 0)
+        bar = tqdm(total=n, desc=desc, disable=self.rank != 0)
         for batch in self._iter_prepared(batches, make):
-            gen_kwargs = reqs[batch.indices[0]][1]
-            results.append(self._run_with_retry(batch, gen_kwargs))
+            results.append(run(batch))
             if on_batch is not None:
                 on_batch(batch.indices, results[-1], [it.error is not None for it in batch.items])
             bar.update(len(batch.indices))
         bar.close()
         return restore_order(batches, results)
 
-    def _run_with_retry(self, batch: PreparedBatch, gen_kwargs: dict) -> list[str]:
+    def _answer_live(self, batch: PreparedBatch, default: Any, attempt: Callable) -> list:
+        """One answer per request of `batch`: `default` for those that failed preparation, the
+        rest from `attempt(sub, watch)`, guarded against non-finite logits and split on
+        out-of-memory."""
+        answers = [default] * len(batch.items)
         live = [i for i, item in enumerate(batch.items) if item.error is None]
-        answers = [""] * len(batch.items)
         if not live:
             return answers
         for part in self._split_on_oom(
-            live,
-            lambda sub: self._guarded(
-                batch, sub, lambda watch: self._generate_live(batch, sub, gen_kwargs, watch)
-            ),
+            live, lambda sub: self._guarded(batch, sub, lambda watch: attempt(sub, watch))
         ):
-            for i, text in part:
-                answers[i] = text
+            for i, answer in part:
+                answers[i] = answer
         return answers
 
     def _split_on_oom(self, live: list[int], run: Callable[[list[int]], list[str]]):
@@ -567,23 +588,18 @@ class Dragonfly(lmms):
                 context, visuals_fn, doc_id, task, split, continuation=continuation
             )
 
-        lengths = [len(a[0]) + len(str(a[1])) for a in args]
-        batches = plan_batches(len(args), lambda i: 0, lambda i: (-lengths[i], i), self.batch_size)
-        results = []
-        bar = tqdm(total=len(args), desc="dragonfly loglikelihood", disable=self.rank != 0)
-        for batch in self._iter_prepared(batches, make):
-            results.append(self._score_batch(batch))
-            if on_batch is not None:
-                on_batch(batch.indices, results[-1], [it.error is not None for it in batch.items])
-            bar.update(len(batch.indices))
-        bar.close()
-        return restore_order(batches, results)
+        return self._run_batches(
+            len(args),
+            make,
+            group_key=lambda i: 0,
+            lengths=[len(a[0]) + len(str(a[1])) for a in args],
+            run=self._score_batch,
+            desc="dragonfly loglikelihood",
+            on_batch=on_batch,
+        )
 
     def _score_batch(self, batch: PreparedBatch) -> list[tuple[float, bool]]:
-        out: list[tuple[float, bool]] = [(float("inf"), False)] * len(batch.items)
-        live = [i for i, item in enumerate(batch.items) if item.error is None]
-        if not live:
-            return out
+        """(loss, is_greedy) per request of `batch`; (inf, False) for those that failed."""
 
         def run(sub: list[int], watch: NonFiniteWatch) -> list[tuple[float, bool]]:
             items = [batch.items[i] for i in sub]
@@ -594,37 +610,36 @@ class Dragonfly(lmms):
                     [it.continuation_ids for it in items],
                     lambda digests: self._encode(batch, digests),
                 )
-                watch.mark(total)
-                loss = (-total / count.clamp(min=1)).tolist()
-                return list(zip(loss, greedy.tolist(), strict=True))
-            layout = self.processor.layout_ids(
-                [it.prompt_ids + it.continuation_ids for it in items],
-                [len(it.digests) for it in items],
-                padding_side="right",
-            )
-            mask = torch.zeros_like(layout["input_ids"])
-            for row, it in enumerate(items):
-                end = int(layout["attention_mask"][row].sum())
-                mask[row, end - len(it.continuation_ids) : end] = 1
-            device = self.input_device
-            total, greedy, count = self._model.score_continuations(
-                layout["input_ids"].to(device),
-                layout["attention_mask"].to(device),
-                mask.to(device),
-                image_patches_indices=layout["image_patches_indices"].to(device),
-                visual_embeds=self._visual_embeds(batch, sub),
-                images_per_sample=[len(it.digests) for it in items],
-            )
+            else:
+                total, greedy, count = self._score_plain(batch, sub, items)
             watch.mark(total)
             loss = (-total / count.clamp(min=1)).tolist()
-            return list(zip(loss, greedy.tolist(), strict=True))
+            return [(float(x), bool(g)) for x, g in zip(loss, greedy.tolist(), strict=True)]
 
-        for part in self._split_on_oom(
-            live, lambda sub: self._guarded(batch, sub, lambda watch: run(sub, watch))
-        ):
-            for i, value in part:
-                out[i] = (float(value[0]), bool(value[1]))
-        return out
+        return self._answer_live(batch, (float("inf"), False), run)
+
+    def _score_plain(
+        self, batch: PreparedBatch, sub: list[int], items: list[Prepared]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`score_continuations` of the requests `sub` on the full sequence (right-padded)."""
+        layout = self.processor.layout_ids(
+            [it.prompt_ids + it.continuation_ids for it in items],
+            [len(it.digests) for it in items],
+            padding_side="right",
+        )
+        mask = torch.zeros_like(layout["input_ids"])
+        for row, it in enumerate(items):
+            end = int(layout["attention_mask"][row].sum())
+            mask[row, end - len(it.continuation_ids) : end] = 1
+        device = self.input_device
+        return self._model.score_continuations(
+            layout["input_ids"].to(device),
+            layout["attention_mask"].to(device),
+            mask.to(device),
+            image_patches_indices=layout["image_patches_indices"].to(device),
+            visual_embeds=self._visual_embeds(batch, sub),
+            images_per_sample=[len(it.digests) for it in items],
+        )
 
     # --- multi-round ---------------------------------------------------------------------
     def generate_until_multi_round(self, requests: list[Instance]) -> list[Any]:
