@@ -21,7 +21,7 @@ from PIL import Image
 from dragonfly_eval.modeling.zoom import (
     ZoomGeometry,
     cut_level,
-    level_resolutions,
+    level_sizes,
     resize_level,
     to_rgb,
     zoom_crops,
@@ -137,9 +137,8 @@ class DragonflyImageProcessor:
         levels while the large one is still resizing), read as views of the resized level.
         """
         rgb = to_rgb(image)
-        targets = level_resolutions(self.geometry, rgb.size)
         se = self.geometry.crop_size
-        sizes = [targets[name] for name in ("low", "medium", "high") if name in self.levels]
+        sizes = level_sizes(self.geometry, rgb.size, self.levels)
         counts = [(w // se) * (h // se) for w, h in sizes]
         starts = np.cumsum([0, *counts[:-1]])
         out = np.empty((sum(counts), 3, se, se), dtype=np.float32)

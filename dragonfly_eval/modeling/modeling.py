@@ -13,7 +13,12 @@ from transformers import CLIPVisionModel, LlamaForCausalLM, PreTrainedModel
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.sequence import position_ids_from_mask
 from dragonfly_eval.modeling.vision import tower_features, v1_visual_tokens, v2_visual_tokens
-from dragonfly_eval.modeling.zoom import crop_token_counts, default_zoom, zoom_levels
+from dragonfly_eval.modeling.zoom import (
+    crop_token_counts,
+    crops_per_image,
+    default_zoom,
+    zoom_levels,
+)
 
 ImagePatches = torch.Tensor | Sequence[torch.Tensor]
 
@@ -175,11 +180,7 @@ class DragonflyForCausalLM(PreTrainedModel):
 
     def crops_per_image(self) -> int:
         """Crops the processor cuts per image for this model's version and zoom."""
-        from dragonfly_eval.modeling.zoom import crops_per_level, v1_geometry, v2_geometry
-
-        geometry = v1_geometry() if self.config.version == 1 else v2_geometry()
-        counts = crops_per_level(geometry)
-        return sum(counts[level] for level in zoom_levels(self.config.version, self.zoom))
+        return crops_per_image(self.config.version, self.zoom)
 
     # --- language model ------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Module:
@@ -207,11 +208,8 @@ class DragonflyForCausalLM(PreTrainedModel):
             )
         if position_ids is None and attention_mask is not None:
             position_ids = position_ids_from_mask(attention_mask)[:, -inputs_embeds.shape[1] :]
-        kwargs.update(
-            cache_kwargs(
-                past_key_values if past_key_values is not None else kwargs.pop("cache", None)
-            )
-        )
+        cache = kwargs.pop("cache", None) if past_key_values is None else past_key_values
+        kwargs.update(cache_kwargs(cache))
         return self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,

@@ -16,8 +16,7 @@ from dragonfly_eval.modeling.sequence import pad_batch, sample_layout
 from dragonfly_eval.modeling.zoom import (
     crop_token_counts,
     default_zoom,
-    v1_geometry,
-    v2_geometry,
+    geometry_for,
 )
 
 PLACEHOLDER_TOKEN = "<|reserved_special_token_0|>"
@@ -80,9 +79,7 @@ class DragonflyProcessor:
         """A processor matching a resolved DragonflyConfig (version, crop size, zoom)."""
         vision = config.vision_config
         version = config.version
-        geometry = (
-            v1_geometry(vision.image_size) if version == 1 else v2_geometry(vision.image_size)
-        )
+        geometry = geometry_for(version, vision.image_size)
         image_processor = DragonflyImageProcessor.from_tower_folder(
             tower, geometry, zoom or default_zoom(version)
         )

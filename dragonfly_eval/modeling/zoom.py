@@ -63,6 +63,27 @@ def v1_geometry(crop_size: int = 224) -> ZoomGeometry:
     )
 
 
+def geometry_for(version: int, crop_size: int | None = None) -> ZoomGeometry:
+    """The zoom geometry of a Dragonfly version (its tower's crop size by default)."""
+    if version == 1:
+        return v1_geometry(crop_size or 224)
+    return v2_geometry(crop_size or 336)
+
+
+def crops_per_image(version: int, zoom: str) -> int:
+    """Crops cut per image for a version and zoom setting (before v1's selection)."""
+    counts = crops_per_level(geometry_for(version))
+    return sum(counts[level] for level in zoom_levels(version, zoom))
+
+
+def level_sizes(
+    geometry: ZoomGeometry, size: Resolution, levels: tuple[str, ...]
+) -> list[Resolution]:
+    """Target (width, height) of each wanted level, in crop order [low, medium, high]."""
+    targets = level_resolutions(geometry, size)
+    return [targets[name] for name in ("low", "medium", "high") if name in levels]
+
+
 def select_resolution(size: Resolution, candidates: tuple[Resolution, ...]) -> Resolution:
     """The LLaVA-NeXT best fit: most effective pixels, then least waste, then list order."""
     w, h = size
@@ -159,20 +180,18 @@ def zoom_crops_many(
 ) -> list[np.ndarray]:
     """`zoom_crops` of several images; with a pool, every level of every image is resized
     concurrently (largest first, so the long resizes start early)."""
-    jobs = []  # (image index, level index, rgb image, target size)
+    jobs = []  # (image index, rgb image, target size)
     for i, image in enumerate(images):
         rgb = to_rgb(image)
-        targets = level_resolutions(geometry, rgb.size)
-        wanted = [name for name in ("low", "medium", "high") if name in levels]
-        jobs.extend((i, k, rgb, targets[name]) for k, name in enumerate(wanted))
+        jobs.extend((i, rgb, size) for size in level_sizes(geometry, rgb.size, levels))
     if pool is None:
-        resized = [resize_level(rgb, size) for _, _, rgb, size in jobs]
+        resized = [resize_level(rgb, size) for _, rgb, size in jobs]
     else:
-        order = sorted(range(len(jobs)), key=lambda j: -jobs[j][3][0] * jobs[j][3][1])
-        futures = {j: pool.submit(resize_level, jobs[j][2], jobs[j][3]) for j in order}
+        order = sorted(range(len(jobs)), key=lambda j: -jobs[j][2][0] * jobs[j][2][1])
+        futures = {j: pool.submit(resize_level, jobs[j][1], jobs[j][2]) for j in order}
         resized = [futures[j].result() for j in range(len(jobs))]
     per_image: list[list[np.ndarray]] = [[] for _ in images]
-    for (i, _, _, _), level in zip(jobs, resized, strict=True):
+    for (i, _, _), level in zip(jobs, resized, strict=True):
         per_image[i].append(level)
     return [_stack_levels(arrays, geometry.crop_size) for arrays in per_image]
 
@@ -217,8 +236,7 @@ def crop_token_counts(version: int, zoom: str, grid: int) -> list[int]:
     v2: the low crop keeps CLS + grid^2 tokens, every other crop CLS + (grid/4)^2.
     v1: every kept crop keeps CLS + grid^2; `select` keeps 1 + 4 + 12 crops.
     """
-    geometry = v1_geometry() if version == 1 else v2_geometry()
-    counts = crops_per_level(geometry)
+    counts = crops_per_level(geometry_for(version))
     levels = zoom_levels(version, zoom)
     full = 1 + grid * grid
     if version == 1:
