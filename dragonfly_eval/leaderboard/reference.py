@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from dragonfly_eval.leaderboard.suite import read_yaml_file
 from dragonfly_eval.paths import leaderboards_dir
 
 REFERENCE_NAME = "reference.yaml"
@@ -42,12 +41,7 @@ def default_reference_path() -> Path | None:
 def load_reference(path: Path | str) -> list[ReferenceRow]:
     """Read and validate a reference file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ReferenceError(f"cannot read the reference numbers {path}: {err}") from err
-    except yaml.YAMLError as err:
-        raise ReferenceError(f"{path} is not valid YAML: {err}") from err
+    raw = read_yaml_file(path, "the reference numbers", ReferenceError)
     return parse_reference(raw, source=str(path))
 
 

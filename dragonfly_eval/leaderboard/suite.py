@@ -74,13 +74,18 @@ def default_suite_path() -> Path:
 def load_suite(path: Path | str | None = None) -> Suite:
     """Read and validate a suite mapping file (the packaged suite.yaml by default)."""
     path = Path(path) if path is not None else default_suite_path()
+    return parse_suite(read_yaml_file(path, "the suite mapping", SuiteError), source=str(path))
+
+
+def read_yaml_file(path: Path, what: str, error: type[ValueError]) -> Any:
+    """A YAML data file's content; `error` naming `what` and the path when it cannot be read
+    or parsed."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise SuiteError(f"cannot read the suite mapping {path}: {err}") from err
+        raise error(f"cannot read {what} {path}: {err}") from err
     except yaml.YAMLError as err:
-        raise SuiteError(f"the suite mapping {path} is not valid YAML: {err}") from err
-    return parse_suite(raw, source=str(path))
+        raise error(f"{what} {path} is not valid YAML: {err}") from err
 
 
 def parse_suite(raw: Any, source: str = "suite mapping") -> Suite:
