@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -87,22 +86,15 @@ def newest_results(output_path: Path, since: float) -> list[Path]:
 
 
 def has_numbers(results_file: Path) -> bool:
-    """Whether a results file holds at least one numeric metric."""
+    """Whether a results file holds at least one finite numeric metric (read the way the
+    leaderboard reads it; a captioning task's submission file is not a results file)."""
+    from dragonfly_eval.leaderboard.results import ResultsError, read_run
+
     try:
-        data = json.loads(results_file.read_text())
-    except (OSError, json.JSONDecodeError):
+        run = read_run(results_file)
+    except ResultsError:
         return False
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-        return False  # e.g. a captioning task's submission file, also named *_results.json
-    for metrics in data["results"].values():
-        if not isinstance(metrics, dict):
-            continue
-        for key, value in metrics.items():
-            if "_stderr" in key or key == "alias":
-                continue
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return True
-    return False
+    return any(run.tasks.values())
 
 
 def dataset_hints(log: str) -> list[str]:
