@@ -54,13 +54,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[str]:
     """The lmms-eval command line for `extra` user arguments."""
+    given = {
+        name
+        for name in ("--model", "--include_path", "--use_cache")
+        if runfiles.option_value(extra, name) is not None
+    }
     cmd = [sys.executable, "-m", "lmms_eval"]
-    if "--model" not in extra:
+    if "--model" not in given:
         cmd += ["--model", "dragonfly"]
-    if "--include_path" not in extra:
+    if "--include_path" not in given:
         cmd += ["--include_path", str(task_yaml_dir())]
     cmd += ["--output_path", output_path]
-    if resume and "--use_cache" not in extra:
+    if resume and "--use_cache" not in given:
         cmd += ["--use_cache", str(Path(output_path) / "cache" / "responses")]
     if uses_dragonfly(extra):
         extra = runfiles.with_model_args(extra, runfiles.harness_model_args(output_path))
