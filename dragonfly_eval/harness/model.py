@@ -741,7 +741,7 @@ class ProcessLayout:
 def process_layout() -> ProcessLayout:
     """Rank and world size from the torch.distributed group that lmms-eval gathers results
     over, else from the launcher's RANK/WORLD_SIZE (what lmms-eval's evaluator reads to split
-    the documents); the local rank, which picks the GPU, from LOCAL_RANK."""
+    the documents); the local rank, which picks the GPU, from LOCAL_RANK (else the rank)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
     else:
