@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -126,13 +127,26 @@ class Dragonfly(lmms):
             )
         from accelerate import Accelerator
 
+        # Shares the state of the Accelerator lmms-eval's CLI builds first (which starts the
+        # torch.distributed group under torchrun and accelerate launch); lmms-eval's evaluator
+        # and `clean()` use it. Rank and device come from that group, since on CPU the
+        # Accelerator reports one process while two are running.
         self.accelerator = Accelerator()
-        if self.accelerator.num_processes > 1:
-            self._device = torch.device(f"cuda:{self.accelerator.local_process_index}")
-            self._rank = self.accelerator.process_index
-            self._world_size = self.accelerator.num_processes
-        else:
-            self._device = resolve_device(device)
+        layout = process_layout()
+        self._rank, self._world_size = layout.rank, layout.world_size
+        self._device = resolve_device(device, layout)
+        if layout.world_size > 1:
+            if device_map:
+                raise ValueError(
+                    f"device_map={device_map} shards one model over the GPUs, but this is "
+                    f"process {layout.rank} of {layout.world_size} of a data-parallel run, "
+                    "where each process holds its own copy on its own GPU: drop device_map, "
+                    "or launch one process"
+                )
+            logger.info(
+                f"dragonfly: data parallel, rank {layout.rank} of {layout.world_size} "
+                f"on {self._device}"
+            )
         self.dtype = dtype or ("bfloat16" if self._device.type == "cuda" else "float32")
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
@@ -178,6 +192,10 @@ class Dragonfly(lmms):
             if failure_report
             else None
         )
+        # One resume store for every rank: its keys do not depend on the rank, and SQLite in
+        # WAL mode with a busy timeout (resume.py) takes several writers, so a run resumed with
+        # another number of processes still finds every answer. The failure log is per rank
+        # (`rank_path`): each FailureLog starts its file empty, which would wipe another rank's.
         self._resume = ResumeStore(resume_store) if resume_store else None
         # Everything besides the request that decides an answer, for the resume store's keys.
         self._model_id = json.dumps(
@@ -711,11 +729,47 @@ def valid_model_args() -> list[str]:
     return sorted(p for p in params if p not in ("self", "unknown"))
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """'auto' (or None) picks CUDA when present, else the CPU."""
+@dataclass(frozen=True)
+class ProcessLayout:
+    """This process's place in a data-parallel run (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+
+def process_layout() -> ProcessLayout:
+    """Rank and world size from the torch.distributed group that lmms-eval gathers results
+    over, else from the launcher's RANK/WORLD_SIZE (what lmms-eval's evaluator reads to split
+    the documents); the local rank, which picks the GPU, from LOCAL_RANK (else the rank)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return ProcessLayout(rank, world_size, int(os.environ.get("LOCAL_RANK", rank)))
+
+
+def resolve_device(device: str | None, layout: ProcessLayout = ProcessLayout()) -> torch.device:
+    """'auto' (or None) picks CUDA when present, else the CPU. With several processes, each
+    takes the GPU of its local rank ('auto' and 'cuda' become cuda:<local rank>); 'cpu' stays
+    the CPU; 'cuda:N' is refused there, since it would put every process on one GPU."""
     if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = torch.device(device)
+    if layout.world_size == 1 or chosen.type == "cpu":
+        return chosen
+    if chosen.index is not None:
+        raise ValueError(
+            f"device={device} with {layout.world_size} processes would put them all on one GPU: "
+            "give device=cuda (each process takes cuda:<local rank>), and choose the GPUs with "
+            "CUDA_VISIBLE_DEVICES"
+        )
+    if chosen.type == "cuda" and layout.local_rank >= torch.cuda.device_count():
+        raise ValueError(
+            f"process of local rank {layout.local_rank} has no GPU (cuda:{layout.local_rank}; "
+            f"{torch.cuda.device_count()} visible): launch at most that many processes per machine"
+        )
+    return torch.device(chosen.type, layout.local_rank)
 
 
 def as_bool(value: bool | str | int) -> bool:
