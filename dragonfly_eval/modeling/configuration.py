@@ -127,5 +127,5 @@ def _llama_parameters(t: LlamaConfig) -> int:
         attention += q + 2 * kv + h
     mlp = 3 * h * i + ((2 * i + h) if getattr(t, "mlp_bias", False) else 0)
     layer = attention + mlp + 2 * h
-    embeddings = t.vocab_size * h * (1 if t.tie_word_embeddings else 2)
+    embeddings = t.vocab_size * h * (1 if t.tie_word_embeddings else 2)  # lm_head shares it
     return embeddings + t.num_hidden_layers * layer + h
