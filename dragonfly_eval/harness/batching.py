@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
@@ -118,3 +119,18 @@ class LRUTensorCache:
     @staticmethod
     def _nbytes(value: torch.Tensor) -> int:
         return value.numel() * value.element_size()
+
+
+class FirstTime:
+    """Keys seen so far, shared by the prefetch threads: `first(key)` is True once per key."""
+
+    def __init__(self) -> None:
+        self._seen: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def first(self, key: Hashable) -> bool:
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
