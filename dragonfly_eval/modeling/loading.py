@@ -9,10 +9,10 @@ checkpoint.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import torch
@@ -46,6 +46,8 @@ KNOWN_TOWERS: dict[str, dict[str, Any]] = {
         layer_norm_eps=1e-5,
     ),
 }
+
+ConfigT = TypeVar("ConfigT")
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*/config.json", "*/preprocessor_config.json"]
 
@@ -103,7 +105,7 @@ def read_config(folder: Path) -> DragonflyConfig:
     return config
 
 
-def build_config(make, config_file: Path):
+def build_config(make: Callable[[], ConfigT], config_file: Path) -> ConfigT:
     """`make()`, with a config value transformers refuses reported as a CheckpointError."""
     try:
         return make()
