@@ -395,6 +395,18 @@ def test_free_memory_of_the_host_is_its_available_ram(monkeypatch):
     assert loading.free_memory(torch.device("cpu"), None)[0] == 12345
 
 
+def test_free_memory_of_gpus_comes_from_cuda(monkeypatch):
+    class Memory:
+        available = 1000
+
+    monkeypatch.setattr(loading.psutil, "virtual_memory", lambda: Memory())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (7, 100))
+    assert loading.free_memory(torch.device("cuda:1"), None) == (7, "cuda:1")
+    assert loading.free_memory(None, "auto") == (7 + 7 + 1000, "the GPUs and the host together")
+
+
 def text_variant(**changes) -> DragonflyConfig:
     """The embedded model's config with its text config changed, built as from config.json."""
     from dragonfly_eval.modeling.tiny import tiny_config
