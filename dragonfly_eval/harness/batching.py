@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
@@ -57,8 +58,24 @@ def image_digest(image: Image.Image) -> str:
     return h.hexdigest()
 
 
+def owned(value: torch.Tensor) -> torch.Tensor:
+    """`value` itself if it is the whole of its storage, else a contiguous copy of it.
+
+    A slice of a batch's tensor (one image's row) keeps the whole batch's storage alive, so a
+    cache bounded by the bytes of its entries would hold up to batch-size times its bound.
+    """
+    storage = value.untyped_storage()
+    whole = value.is_contiguous() and value.storage_offset() == 0
+    if whole and storage.nbytes() == value.numel() * value.element_size():
+        return value
+    return value.clone(memory_format=torch.contiguous_format)
+
+
 class LRUTensorCache:
-    """Tensors by key, evicting the least recently used past a byte budget."""
+    """Tensors by key, evicting the least recently used past a byte budget.
+
+    The budget bounds the storage really held: each entry owns its bytes (`owned`).
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -83,12 +100,13 @@ class LRUTensorCache:
         return value
 
     def put(self, key: str, value: torch.Tensor) -> None:
-        size = value.numel() * value.element_size()
+        """Keep `value` under `key`, as a tensor owning exactly its bytes (see `owned`)."""
+        size = self._nbytes(value)
         if size > self.max_bytes:
             return
         if key in self._items:
             self.bytes -= self._nbytes(self._items.pop(key))
-        self._items[key] = value
+        self._items[key] = owned(value)
         self.bytes += size
         while self.bytes > self.max_bytes:
             _, evicted = self._items.popitem(last=False)
@@ -101,3 +119,18 @@ class LRUTensorCache:
     @staticmethod
     def _nbytes(value: torch.Tensor) -> int:
         return value.numel() * value.element_size()
+
+
+class FirstTime:
+    """Keys seen so far, shared by the prefetch threads: `first(key)` is True once per key."""
+
+    def __init__(self) -> None:
+        self._seen: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def first(self, key: Hashable) -> bool:
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True

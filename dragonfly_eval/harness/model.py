@@ -27,6 +27,7 @@ from transformers import LogitsProcessorList
 
 from dragonfly_eval.harness import compat
 from dragonfly_eval.harness.batching import (
+    FirstTime,
     LRUTensorCache,
     gen_kwargs_key,
     image_digest,
@@ -38,6 +39,7 @@ from dragonfly_eval.harness.prefix import PrefixKV
 from dragonfly_eval.harness.report import FailureLog, rank_path
 from dragonfly_eval.harness.resume import ResumeStore, SaveBatch, answer_with_store, request_key
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor, chat_prompt
+from dragonfly_eval.modeling.image_processing import wide_mode
 from dragonfly_eval.modeling.loading import load_dragonfly
 
 compat.apply()
@@ -209,6 +211,7 @@ class Dragonfly(lmms):
             ]
         )
         self.nonfinite_retries = 0
+        self._modes_warned = FirstTime()  # (task, PIL mode) pairs already warned about
 
     @classmethod
     def from_built(
@@ -271,6 +274,7 @@ class Dragonfly(lmms):
             if visuals is None and visuals_fn is not None:
                 visuals = visuals_fn(self._doc(task, split, doc_id))
             for image in _flatten_visuals(visuals):
+                self._warn_wide_mode(task, image.mode)
                 digest = image_digest(image)
                 item.digests.append(digest)
                 images[digest] = image
@@ -286,6 +290,15 @@ class Dragonfly(lmms):
             item.error = f"{type(err).__name__}: {err}"
             self._record_failure(task, doc_id, item.error)
         return item, images
+
+    def _warn_wide_mode(self, task: str, mode: str) -> None:
+        """Say once per task and mode that images of more than 8 bits are clipped to 0..255."""
+        if wide_mode(mode) and self._modes_warned.first((task, mode)):
+            logger.warning(
+                f"dragonfly: task={task} has images in PIL mode {mode}; they are converted with "
+                "convert('RGB') as the reference does, which clips values above 255 to white "
+                "(a 16-bit scan is then seen as mostly white)"
+            )
 
     def _prepare_batch(self, indices: list[int], make: Callable[[int], tuple[Prepared, dict]]):
         items, todo, kept = [], {}, {}

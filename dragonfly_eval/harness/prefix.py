@@ -28,7 +28,8 @@ Encode = Callable[[list[str]], torch.Tensor]  # digests -> visual embeddings [n,
 class PrefixKV:
     """KV caches of image prefixes by image digest, bounded by `max_bytes` (LRU eviction).
 
-    One entry is a tensor [layers, 2 (keys, values), kv_heads, prefix_len, head_dim].
+    One entry is a tensor [layers, 2 (keys, values), kv_heads, prefix_len, head_dim]; the store
+    keeps its own copy of each (a prefill returns views of one batch-wide tensor).
     """
 
     def __init__(

@@ -6,6 +6,26 @@ from typing import Any
 
 from transformers import CLIPVisionConfig, LlamaConfig, PretrainedConfig
 
+# The fields that size the network; each must be a positive integer (head_dim may be unset).
+TEXT_SIZES = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+)
+VISION_SIZES = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "image_size",
+    "patch_size",
+    "num_channels",
+)
+
 
 class DragonflyConfig(PretrainedConfig):
     """Configuration of a Dragonfly checkpoint.
@@ -61,3 +81,51 @@ class DragonflyConfig(PretrainedConfig):
             )
         grid = self.vision_config.image_size // self.vision_config.patch_size
         return 1 if grid < 12 else 2
+
+    def invalid_sizes(self) -> list[str]:
+        """The size fields that are not positive integers, as `text_config.hidden_size=-4`."""
+        found = []
+        for prefix, sub, names in (
+            ("text_config", self.text_config, TEXT_SIZES),
+            ("vision_config", self.vision_config, VISION_SIZES),
+        ):
+            for name in names:
+                value = getattr(sub, name, None)
+                if name == "head_dim" and value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    found.append(f"{prefix}.{name}={value!r}")
+        return found
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters of the network this config builds, by part, computed from the sizes alone
+        (nothing is allocated): the CLIP tower, the projector and the Llama language model.
+        Call `invalid_sizes` first."""
+        return {
+            "vision tower": _clip_vision_parameters(self.vision_config),
+            "projector": (self.vision_config.hidden_size + 1) * self.text_config.hidden_size,
+            "language model": _llama_parameters(self.text_config),
+        }
+
+
+def _clip_vision_parameters(v: CLIPVisionConfig) -> int:
+    """transformers' CLIPVisionModel: embeddings, pre/post layer norms, encoder layers."""
+    h, i = v.hidden_size, v.intermediate_size
+    positions = (v.image_size // v.patch_size) ** 2 + 1
+    embeddings = h + v.num_channels * h * v.patch_size**2 + positions * h
+    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * (2 * h)
+    return embeddings + 2 * (2 * h) + v.num_hidden_layers * layer
+
+
+def _llama_parameters(t: LlamaConfig) -> int:
+    """transformers' LlamaForCausalLM: embeddings, decoder layers, final norm, lm_head."""
+    h, i = t.hidden_size, t.intermediate_size
+    head_dim = getattr(t, "head_dim", None) or h // t.num_attention_heads
+    q, kv = t.num_attention_heads * head_dim, t.num_key_value_heads * head_dim
+    attention = h * q + 2 * h * kv + q * h
+    if getattr(t, "attention_bias", False):
+        attention += q + 2 * kv + h
+    mlp = 3 * h * i + ((2 * i + h) if getattr(t, "mlp_bias", False) else 0)
+    layer = attention + mlp + 2 * h
+    embeddings = t.vocab_size * h * (1 if t.tie_word_embeddings else 2)  # lm_head shares it
+    return embeddings + t.num_hidden_layers * layer + h

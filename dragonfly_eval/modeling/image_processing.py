@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageMode
 
 from dragonfly_eval.modeling.zoom import (
     ZoomGeometry,
@@ -33,6 +33,16 @@ NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def wide_mode(mode: str) -> bool:
+    """Whether a PIL mode holds more than 8 bits per value (`I`, `I;16*`, `F`).
+
+    `to_rgb` converts such images as the reference did, with `convert("RGB")`, which clips every
+    value to 0..255 (float values truncated): a 16-bit scan whose values lie in the thousands is
+    then mostly white.
+    """
+    return int(ImageMode.getmode(mode).typestr[2:]) > 1  # typestr: numpy's, e.g. "<u2", "|u1"
 
 
 @dataclass

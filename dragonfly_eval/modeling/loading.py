@@ -9,11 +9,14 @@ checkpoint.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, TypeVar
 
+import psutil
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from transformers import CLIPVisionConfig, GenerationConfig
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
@@ -44,6 +47,8 @@ KNOWN_TOWERS: dict[str, dict[str, Any]] = {
     ),
 }
 
+ConfigT = TypeVar("ConfigT")
+
 HUB_PATTERNS = ["*.json", "*.safetensors", "*/config.json", "*/preprocessor_config.json"]
 
 
@@ -71,25 +76,50 @@ def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
         ) from err
 
 
+def read_json(path: Path) -> Any:
+    """The JSON content of a checkpoint file; CheckpointError naming it when it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+
+
 def read_config(folder: Path) -> DragonflyConfig:
-    """The checkpoint's DragonflyConfig with its vision tower resolved."""
+    """The checkpoint's DragonflyConfig with its vision tower resolved and its sizes checked."""
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"{config_file}: missing (not a Dragonfly checkpoint folder)")
-    try:
-        data = json.loads(config_file.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{config_file}: not valid JSON ({err})") from err
+    data = read_json(config_file)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{config_file}: not a JSON object")
     if data.get("model_type") != "dragonfly":
         raise CheckpointError(
             f"{config_file}: model_type is {data.get('model_type')!r}, not 'dragonfly'"
         )
     if "text_config" not in data:
         raise CheckpointError(f"{config_file}: no text_config (the Llama settings)")
-    config = DragonflyConfig.from_dict(data)
+    config = build_config(lambda: DragonflyConfig.from_dict(data), config_file)
     if config.vision_config is None:
         config.vision_config = resolve_vision_config(config.image_encoder, folder, config_file)
+    check_sizes(config, config_file)
     return config
+
+
+def build_config(make: Callable[[], ConfigT], config_file: Path) -> ConfigT:
+    """`make()`, with a config value transformers refuses reported as a CheckpointError."""
+    try:
+        return make()
+    except Exception as err:  # transformers validates field types with its own error classes
+        raise CheckpointError(f"{config_file}: {type(err).__name__}: {err}") from err
+
+
+def check_sizes(config: DragonflyConfig, config_file: Path | str) -> None:
+    """Refuse size fields that are not positive integers, before anything is built."""
+    invalid = config.invalid_sizes()
+    if invalid:
+        raise CheckpointError(
+            f"{config_file}: sizes must be positive integers, found {', '.join(invalid)}"
+        )
 
 
 def tower_folder(image_encoder: str | None, checkpoint: Path) -> Path | None:
@@ -115,34 +145,85 @@ def resolve_vision_config(
             f"{sorted(KNOWN_TOWERS)}, a folder relative to the checkpoint, or a folder path "
             "holding the tower's config.json"
         )
-    data = json.loads((folder / "config.json").read_text())
-    if data.get("model_type") == "clip":  # a full CLIP config: take its vision half
+    tower_file = folder / "config.json"
+    data = read_json(tower_file)
+    if isinstance(data, dict) and data.get("model_type") == "clip":  # take the vision half
         data = data.get("vision_config", {})
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{tower_file}: not a JSON object")
     data.pop("model_type", None)
-    return CLIPVisionConfig(**data)
+    return build_config(lambda: CLIPVisionConfig(**data), tower_file)
 
 
 def weight_files(folder: Path, allow_pickle: bool = False) -> list[Path]:
-    """The checkpoint's safetensors files; pickle weights only with an explicit override."""
+    """The checkpoint's safetensors files, all inside `folder`; pickle weights only for a
+    checkpoint that has no safetensors at all, and only with the explicit override."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        missing = [s for s in shards if not (folder / s).is_file()]
-        if missing:
-            raise CheckpointError(f"{index}: lists shards that are missing: {missing}")
-        return [folder / s for s in shards]
+        return inside_checkpoint(folder, index_shards(folder, index), index)
     single = folder / "model.safetensors"
     if single.is_file():
-        return [single]
+        return inside_checkpoint(folder, [single], single)
     pickles = sorted(folder.glob("pytorch_model*.bin"))
     if pickles and allow_pickle:
-        return pickles
+        return inside_checkpoint(folder, pickles, folder)
     if pickles:
         raise CheckpointError(
             f"{folder}: has only pickle weights ({pickles[0].name}); loading pickle can run code. "
             "Convert the checkpoint to safetensors, or pass allow_pickle=True if you trust it."
         )
     raise CheckpointError(f"{folder}: no model.safetensors or model.safetensors.index.json")
+
+
+def index_shards(folder: Path, index: Path) -> list[Path]:
+    """The shard files a safetensors index names: safetensors files given by relative paths
+    without `..` (whatever allow_pickle says), all present."""
+    data = read_json(index)
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: no weight_map of tensor names to shard files")
+    names = sorted({str(name) for name in weight_map.values()})
+    not_safetensors = [n for n in names if not n.endswith(".safetensors")]
+    if not_safetensors:
+        raise CheckpointError(
+            f"{index}: lists shards that are not safetensors files: {not_safetensors[:5]}; "
+            "a safetensors index may name only .safetensors shards (allow_pickle does not apply)"
+        )
+    escaping = [n for n in names if _escapes(n)]
+    if escaping:
+        raise CheckpointError(
+            f"{index}: shard names must be paths inside the checkpoint folder, found {escaping[:5]}"
+        )
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise CheckpointError(f"{index}: lists shards that are missing: {missing}")
+    return [folder / n for n in names]
+
+
+def _escapes(name: str) -> bool:
+    """Whether a shard name is absolute or climbs out with `..` (POSIX or Windows spelling)."""
+    return any(
+        path.is_absolute() or path.anchor or ".." in path.parts
+        for path in (PurePosixPath(name), PureWindowsPath(name))
+    )
+
+
+def inside_checkpoint(folder: Path, files: list[Path], named_by: Path) -> list[Path]:
+    """`files`, once each resolves (symlinks followed) inside the checkpoint folder.
+
+    A hub download is a snapshot folder of links into its repository's `blobs` folder
+    (huggingface_hub's cache layout), so for a `snapshots/<revision>` folder that is inside too.
+    """
+    root = folder.resolve()
+    roots = [root]
+    if root.parent.name == "snapshots":
+        roots.append(root.parent.parent / "blobs")
+    outside = [f.name for f in files if not any(f.resolve().is_relative_to(r) for r in roots)]
+    if outside:
+        raise CheckpointError(
+            f"{named_by}: weight files resolve outside the checkpoint folder {root}: {outside[:5]}"
+        )
+    return files
 
 
 def checkpoint_key(model_key: str) -> str:
@@ -154,20 +235,93 @@ def checkpoint_key(model_key: str) -> str:
     return model_key
 
 
-def _header_shapes(files: list[Path]) -> dict[str, tuple[tuple[int, ...], Path]]:
+@contextmanager
+def open_safetensors(file: Path) -> Iterator[Any]:
+    """safetensors' `safe_open`, with a truncated or inconsistent file reported as a
+    CheckpointError naming it."""
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            yield handle
+    except SafetensorError as err:
+        raise CheckpointError(f"{file}: not a readable safetensors file ({err})") from err
+
+
+def header_shapes(files: list[Path]) -> dict[str, tuple[tuple[int, ...], Path]]:
+    """Every tensor's shape and file, read from the safetensors headers (no tensor data)."""
     shapes: dict[str, tuple[tuple[int, ...], Path]] = {}
     for file in files:
         if file.suffix != ".safetensors":
             continue
-        with safe_open(str(file), framework="pt") as handle:
+        with open_safetensors(file) as handle:
             for key in handle.keys():
                 shapes[key] = (tuple(handle.get_slice(key).get_shape()), file)
     return shapes
 
 
-def check_weights(expected: dict[str, tuple[int, ...]], files: list[Path]) -> None:
-    """Compare the checkpoint's tensor names and shapes with the model's, before loading any."""
-    found = _header_shapes(files)
+# Where the decoder layers of each stack sit in the released tensor names.
+LAYER_PREFIXES = {
+    "text_config": "language_model.model.layers.",
+    "vision_config": "image_encoder.vision_model.encoder.layers.",
+}
+
+
+def check_footprint(
+    config: DragonflyConfig,
+    dtype: torch.dtype,
+    found: dict[str, tuple[tuple[int, ...], Path]],
+    where: str,
+    free: tuple[int, str] | None,
+) -> None:
+    """Before anything is allocated: refuse a config whose parameters at `dtype` exceed the free
+    memory `free` ((bytes, where), when known), or that has more layers than the weight files
+    (`found`, their headers) hold; building ten million empty layers alone would take hours."""
+    counts = config.parameter_counts()
+    total = sum(counts.values())
+    needed = total * dtype.itemsize
+    if free is not None and needed > free[0]:
+        parts = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+        raise CheckpointError(
+            f"{where}: the config implies {total:,} parameters ({parts}), "
+            f"{_gib(needed)} in {dtype}, but only {_gib(free[0])} is free on {free[1]}; "
+            "check the config's sizes, or load in a smaller dtype or on a larger device"
+        )
+    for sub, prefix in LAYER_PREFIXES.items():
+        layers = getattr(config, sub).num_hidden_layers
+        held = {key[len(prefix) :].split(".")[0] for key in found if key.startswith(prefix)}
+        if found and layers > len(held):
+            raise CheckpointError(
+                f"{where}: {sub}.num_hidden_layers is {layers:,} but the weight files hold "
+                f"{len(held)} such layers ({prefix}N.*)"
+            )
+
+
+def free_memory(device: torch.device | None, device_map: Any) -> tuple[int, str] | None:
+    """(bytes free, name) where the weights will be placed: one GPU, all GPUs plus host memory
+    for a device_map (accelerate offloads what does not fit), else host memory."""
+    host = (psutil.virtual_memory().available, "the host (available RAM)")
+    if device_map is not None:
+        if not torch.cuda.is_available():
+            return host
+        gpus = sum(torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count()))
+        return gpus + host[0], "the GPUs and the host together"
+    if device is not None and device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0], str(device)
+    if device is None or device.type == "cpu":
+        return host
+    return None  # another accelerator: no portable free-memory query
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:,.1f} GiB"
+
+
+def check_weights(
+    expected: dict[str, tuple[int, ...]],
+    files: list[Path],
+    found: dict[str, tuple[tuple[int, ...], Path]],
+) -> None:
+    """Compare the checkpoint's tensor names and shapes (`found`, their `header_shapes`) with the
+    model's, before loading any."""
     if not found:  # pickle files carry no header; load_state_dict(strict) checks them instead
         return
     where = ", ".join(f.name for f in files)
@@ -190,7 +344,7 @@ def read_tensors(files: list[Path]):
     """Yield (name, tensor) from the weight files, one tensor at a time."""
     for file in files:
         if file.suffix == ".safetensors":
-            with safe_open(str(file), framework="pt") as handle:
+            with open_safetensors(file) as handle:
                 for key in handle.keys():
                     yield key, handle.get_tensor(key)
         else:
@@ -227,17 +381,21 @@ def load_dragonfly(
     folder = resolve_checkpoint(pretrained, revision=revision)
     if config is None or getattr(config, "vision_config", None) is None:
         config = read_config(folder)
+    else:
+        check_sizes(config, "the config passed to load_dragonfly")
     files = weight_files(folder, allow_pickle=allow_pickle)
     dtype = _as_dtype(dtype) or torch.float32
+    target = torch.device(device) if device is not None and device_map is None else None
+    found = header_shapes(files)
+    check_footprint(config, dtype, found, str(folder), free_memory(target, device_map))
     config.zoom = zoom
     for sub in (config.text_config, config.vision_config):
         sub._attn_implementation = attn_implementation
     with init_empty_weights():
         model = DragonflyForCausalLM(config)
     expected = {checkpoint_key(k): tuple(v.shape) for k, v in model.state_dict().items()}
-    check_weights(expected, files)
+    check_weights(expected, files, found)
     by_checkpoint_name = {checkpoint_key(k): k for k in model.state_dict()}
-    target = torch.device(device) if device is not None and device_map is None else None
     loaded = set()
     for key, tensor in read_tensors(files):
         if key not in by_checkpoint_name:
