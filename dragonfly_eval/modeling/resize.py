@@ -13,13 +13,15 @@ gather plus an integer multiply-add on the pixels' device: CUDA and CPU give Pil
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import operator
+import re
 from functools import lru_cache
 
 import PIL
 import torch
 
 Resolution = tuple[int, int]  # (width, height)
+Taps = tuple[torch.Tensor, torch.Tensor]  # (index, weight) of one axis, both [out_size, taps]
 
 PRECISION_BITS = 32 - 8 - 2  # Pillow's fraction bits for 8-bit images
 HALF = 1 << (PRECISION_BITS - 1)  # the rounding term each sum starts from
@@ -27,7 +29,8 @@ SUPPORT = 2.0  # bicubic support in source pixels, at scale 1
 
 
 def _release(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")[:2]
+    """'13.0.0' -> (13, 0)."""
+    major, minor = re.match(r"(\d+)\.(\d+)", version).groups()
     return int(major), int(minor)
 
 
@@ -68,21 +71,7 @@ def _fixed_point(weights: torch.Tensor) -> torch.Tensor:
     return torch.trunc(scaled + half).to(torch.int32)
 
 
-@dataclass(frozen=True)
-class AxisTaps:
-    """Pillow's bicubic windows for one axis resized from `in_size` to `out_size` pixels."""
-
-    index: torch.Tensor  # [out_size, taps] int64 source positions
-    weight: torch.Tensor  # [out_size, taps] int32, PRECISION_BITS fraction bits, 0 past a window
-    first: int  # first source pixel any window reads
-    stop: int  # one past the last one
-
-    def narrowed(self) -> AxisTaps:
-        """The same windows over source pixels [first, stop) renumbered from 0."""
-        return AxisTaps(self.index - self.first, self.weight, 0, self.stop - self.first)
-
-
-def _cpu_axis_taps(in_size: int, out_size: int) -> AxisTaps:
+def _cpu_axis_taps(in_size: int, out_size: int) -> Taps:
     """Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for bicubic, on the CPU."""
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
@@ -111,39 +100,42 @@ def _cpu_axis_taps(in_size: int, out_size: int) -> AxisTaps:
         raise OverflowError(f"bicubic weights for {in_size} -> {out_size} overflow int32 sums")
     width = int(count.max())
     index = torch.where(inside, source, first[:, None])[:, :width]  # padded taps reread `first`
-    return AxisTaps(
-        index.contiguous(), weights[:, :width].contiguous(), int(first[0]), int(end.max())
-    )
+    return index.contiguous(), weights[:, :width].contiguous()
 
 
 @lru_cache(maxsize=256)
-def axis_taps(in_size: int, out_size: int, device: str = "cpu") -> AxisTaps:
-    """Pillow's bicubic windows of one axis, on `device` (computed once per sizes and device)."""
-    taps = _cpu_axis_taps(in_size, out_size)
-    return AxisTaps(taps.index.to(device), taps.weight.to(device), taps.first, taps.stop)
+def axis_taps(in_size: int, out_size: int, device: str = "cpu") -> Taps:
+    """Pillow's bicubic windows of one axis resized from `in_size` to `out_size` pixels.
+
+    (index [out_size, taps] int64 source positions, weight [out_size, taps] int32 with
+    PRECISION_BITS fraction bits, 0 past a window's end) on `device`, computed once per sizes
+    and device.
+    """
+    index, weight = _cpu_axis_taps(in_size, out_size)
+    return index.to(device), weight.to(device)
 
 
-def _resample_rows(rows: torch.Tensor, taps: AxisTaps) -> torch.Tensor:
+def _resample_rows(rows: torch.Tensor, taps: Taps) -> torch.Tensor:
     """One pass along dim 0 of uint8 [L, M]: uint8 [out_size, M].
 
     One gather + multiply-add per tap over whole rows (M contiguous values each), so the work is
     a few passes over memory whatever the image size; int32 sums are exact (see `_cpu_axis_taps`).
     """
-    out_size, width = taps.index.shape
-    total = torch.full((out_size, rows.shape[1]), HALF, dtype=torch.int32, device=rows.device)
-    for tap in range(width):
-        total.addcmul_(rows.index_select(0, taps.index[:, tap]), taps.weight[:, tap, None])
+    index, weight = taps
+    total = torch.full((index.shape[0], rows.shape[1]), HALF, dtype=torch.int32, device=rows.device)
+    for tap in range(index.shape[1]):
+        total.addcmul_(rows.index_select(0, index[:, tap]), weight[:, tap, None])  # [out, M]
     return (total >> PRECISION_BITS).clamp_(0, 255).to(torch.uint8)
 
 
-def _vertical(pixels: torch.Tensor, taps: AxisTaps) -> torch.Tensor:
+def _vertical(pixels: torch.Tensor, taps: Taps) -> torch.Tensor:
     """Vertical pass of [H, W, 3] uint8: rows of W * 3 values."""
     height, width, channels = pixels.shape
     rows = pixels.reshape(height, width * channels)
     return _resample_rows(rows, taps).view(-1, width, channels)
 
 
-def _horizontal(pixels: torch.Tensor, taps: AxisTaps) -> torch.Tensor:
+def _horizontal(pixels: torch.Tensor, taps: Taps) -> torch.Tensor:
     """Horizontal pass of [H, W, 3] uint8, run as a vertical pass of the transposed image."""
     return _vertical(pixels.transpose(0, 1), taps).transpose(0, 1)
 
@@ -169,20 +161,20 @@ def resize_bicubic(pixels: torch.Tensor, size: Resolution) -> torch.Tensor:
     equal to Pillow's bytes.
     """
     image, channels_first = _as_hwc(pixels)
-    out_w, out_h = size
+    out_w, out_h = (operator.index(side) for side in size)
     if out_w < 1 or out_h < 1:
         raise ValueError(f"resize_bicubic needs a size of at least 1 x 1, got {size}")
     in_h, in_w, _ = image.shape
     if (in_w, in_h) == (out_w, out_h):
-        return pixels.clone()
+        return pixels.clone(memory_format=torch.contiguous_format)
     device = str(image.device)
     h_taps = axis_taps(in_w, out_w, device) if out_w != in_w else None
     v_taps = axis_taps(in_h, out_h, device) if out_h != in_h else None
+    # Pillow's horizontal pass skips source rows no output row reads; for a whole-image resize
+    # the first window starts at row 0 and the last ends at row H, so all rows are read.
     if v_taps is not None and (h_taps is None or vertical_pass_first((in_w, in_h), size)):
         image, v_taps = _vertical(image, v_taps), None
     if h_taps is not None:
-        if v_taps is not None:  # like Pillow, skip the rows no output row reads (saves work only)
-            image, v_taps = image[v_taps.first : v_taps.stop], v_taps.narrowed()
         image = _horizontal(image, h_taps)
     if v_taps is not None:
         image = _vertical(image, v_taps)

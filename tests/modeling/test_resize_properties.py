@@ -21,7 +21,7 @@ from resize_kit import (
     zoom_targets,
 )
 
-from dragonfly_eval.modeling.resize import resize_bicubic, vertical_pass_first
+from dragonfly_eval.modeling.resize import axis_taps, resize_bicubic, vertical_pass_first
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -85,6 +85,16 @@ def test_fixed_cases_match_pillow(source, target):
     assert_matches_pillow(random_pixels(source, seed=sum(source + target)), target)
 
 
+@settings(max_examples=200, deadline=None)
+@given(in_size=st.integers(1, 6000), out_size=st.integers(1, 6000))
+def test_windows_read_every_source_row(in_size, out_size):
+    """Why no rows are cropped before the first pass: together the windows span the whole axis."""
+    index, weight = axis_taps(in_size, out_size)
+    assert index.shape[0] == out_size
+    assert int(index[0, 0]) == 0 and int(index.max()) == in_size - 1
+    assert bool((weight.sum(1) > 0).all())
+
+
 @pytest.mark.parametrize(
     ("pillow", "source", "target", "expected"),
     [
@@ -126,6 +136,7 @@ def test_same_size_returns_a_copy():
         (torch.zeros(4, 4, 4, dtype=torch.uint8), (2, 2), ValueError, r"\[H, W, 3\]"),
         (torch.zeros(4, 4, dtype=torch.uint8), (2, 2), ValueError, r"\[3, H, W\]"),
         (torch.zeros(4, 4, 3, dtype=torch.uint8), (0, 2), ValueError, "at least 1 x 1"),
+        (torch.zeros(4, 4, 3, dtype=torch.uint8), (2.5, 2), TypeError, "integer"),
     ],
 )
 def test_bad_input_is_refused_with_the_fix(pixels, size, error, message):
