@@ -4,7 +4,7 @@ Times each zoom level of one image (for 1024x768 and v2: 336x336, 672x672, 2016x
 pixels already in memory, and checks that every torch result equals Pillow's bytes. The torch
 resize exists for the GPU path; on the CPU it is expected to be about 5-10x slower than Pillow.
 
-    python bench/resize.py [--size 1024x768] [--repeats 5]
+    python bench/resize.py [--size 1024x768] [--repeats 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=parse_size, default=(1024, 768), help="WIDTHxHEIGHT")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per level")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     geometry = v2_geometry()
     image = synthetic_image(*args.size, seed=0)

@@ -7,10 +7,12 @@ The same comparisons run on CUDA in tests/gpu/test_gpu_resize.py.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from resize_kit import (
     GEOMETRIES,
     ZOOM_SOURCE_AREA,
@@ -21,7 +23,9 @@ from resize_kit import (
     zoom_targets,
 )
 
+from dragonfly_eval import DragonflyProcessor
 from dragonfly_eval.modeling.resize import axis_taps, resize_bicubic, vertical_pass_first
+from dragonfly_eval.modeling.zoom import cut_level, level_sizes, to_rgb
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -142,3 +146,34 @@ def test_same_size_returns_a_copy():
 def test_bad_input_is_refused_with_the_fix(pixels, size, error, message):
     with pytest.raises(error, match=message):
         resize_bicubic(pixels, size)
+
+
+@pytest.fixture(scope="module")
+def image_processor_of():
+    """The image processor of a golden set's checkpoint, loaded once."""
+    cache = {}
+
+    def load(checkpoint):
+        if checkpoint not in cache:
+            cache[checkpoint] = DragonflyProcessor.from_pretrained(str(checkpoint)).image_processor
+        return cache[checkpoint]
+
+    return load
+
+
+def torch_crops(image: Image.Image, processor) -> torch.Tensor:
+    """The crops the way a device path cuts them: one upload, every level by resize_bicubic."""
+    rgb = to_rgb(image)
+    pixels = torch.from_numpy(np.array(rgb))  # [H, W, 3] uint8
+    se = processor.geometry.crop_size
+    levels = [
+        pixels if size == rgb.size else resize_bicubic(pixels, size)
+        for size in level_sizes(processor.geometry, rgb.size, processor.levels)
+    ]
+    return torch.cat([cut_level(level, se) for level in levels])  # [n_crops, se, se, 3]
+
+
+def test_golden_images_give_the_processors_crops(golden_case, image_processor_of):
+    processor = image_processor_of(golden_case.golden.checkpoint)
+    expected = torch.from_numpy(processor.crops(golden_case.image))
+    assert torch.equal(torch_crops(golden_case.image, processor), expected)
