@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +50,12 @@ def resolve_tasks(names: list[str], include_path: str | None = None) -> list[Tas
     """The tasks lmms-eval would run for `--tasks names` (groups and tags expanded). Names it
     does not know are left out: lmms-eval reports them itself."""
     from lmms_eval import utils
-    from lmms_eval.tasks import TaskManager
     from loguru import logger
 
     # lmms-eval logs every YAML it cannot index at DEBUG level: not for this short look-up.
     logger.disable("lmms_eval")
     try:
-        manager = TaskManager(verbosity="ERROR", include_path=include_path)
+        manager = task_manager(include_path)
         found: dict[str, TaskSpec] = {}
         for name in manager.match_tasks(names):
             _expand(manager, name, {}, found)
@@ -64,6 +66,54 @@ def resolve_tasks(names: list[str], include_path: str | None = None) -> list[Tas
     finally:
         logger.enable("lmms_eval")
     return list(found.values())
+
+
+def task_manager(include_path: str | None):
+    """lmms-eval's TaskManager, with each folder's index kept on disk while its YAML files are
+    unchanged: indexing lmms-eval's ~2000 built-in YAMLs with PyYAML takes seconds, every time."""
+    from lmms_eval.tasks import TaskManager
+
+    class CachedIndexTaskManager(TaskManager):
+        def _get_task_and_group(self, task_dir: str) -> dict:
+            return cached_index(task_dir, super()._get_task_and_group)
+
+    return CachedIndexTaskManager(verbosity="ERROR", include_path=include_path)
+
+
+def cached_index(task_dir: str, build: Callable[[str], dict]) -> dict:
+    """`build(task_dir)`, read from the cache when the folder's YAML files (names, sizes,
+    modification times) are the same as when it was stored."""
+    path = index_cache_dir() / f"task-index-{folder_signature(task_dir)}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    index = build(task_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(index), encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the time of indexing again
+    return index
+
+
+def index_cache_dir() -> Path:
+    """Where task indexes are cached: $XDG_CACHE_HOME/dragonfly-eval (default ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dragonfly-eval"
+
+
+def folder_signature(task_dir: str) -> str:
+    """A digest of a folder's path and of the name, size and mtime of each YAML under it."""
+    digest = hashlib.sha256(os.path.abspath(task_dir).encode())
+    for root, dirs, files in os.walk(task_dir):
+        dirs.sort()
+        for name in sorted(f for f in files if f.endswith(".yaml")):
+            stat = os.stat(os.path.join(root, name))
+            digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:32]
 
 
 def _expand(manager, name: str, overrides: dict, found: dict[str, TaskSpec]) -> None:
@@ -154,7 +204,9 @@ def uses_pycocoevalcap(module_file: Path, function: str) -> bool:
 def _pycocoevalcap_users(module_file: str) -> frozenset[str]:
     # Read from the source rather than imported: importing a task's utils can be slow or
     # need the network, and the preflight must not.
-    tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
+    with warnings.catch_warnings():  # e.g. invalid escape sequences in a task's utils
+        warnings.simplefilter("ignore")
+        tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
     bound = _names_bound_by_pycocoevalcap(tree)
     definitions = {
         node.name: node
