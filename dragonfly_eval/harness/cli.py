@@ -15,6 +15,7 @@ from dragonfly_eval.harness import runfiles
 from dragonfly_eval.harness.preflight import (
     Problem,
     TaskSpec,
+    hub_layout_route,
     is_local_dataset,
     resolve_tasks,
     task_problems,
@@ -139,11 +140,9 @@ def dataset_hints(log: str, tasks: list[TaskSpec]) -> list[str]:
             continue
         if dataset in reached_for or (offline and dataset in log):
             hints.append(
-                f"task {task.name}: dataset {dataset} is not reachable. Where there is network, "
-                f"run `hf download {dataset} --repo-type dataset --local-dir {dataset}`, then "
-                f"start the run from the folder that holds {dataset.split('/')[0]}/ (lmms-eval "
-                "loads a folder laid out like the hub repo, found from the working directory); "
-                f"or set `dataset_path` in {task.yaml_path} to a local copy."
+                f"task {task.name}: dataset {dataset} is not reachable. For a local copy, "
+                f"{hub_layout_route(dataset)}; or set `dataset_path` in {task.yaml_path} to a "
+                "local copy."
             )
     return hints
 

@@ -300,17 +300,25 @@ def java_problem(task: TaskSpec) -> Problem:
     )
 
 
+def hub_layout_route(dataset: str) -> str:
+    """How to give a hub dataset a local copy that lmms-eval finds for every task: a folder laid
+    out like the hub repo, `<org>/<name>/`, in the working directory."""
+    return (
+        f"where there is network, run `hf download {dataset} --repo-type dataset --local-dir "
+        f"{dataset}`, then start the run from the folder that holds {dataset.split('/')[0]}/ "
+        "(lmms-eval loads a folder laid out like the hub repo, found from the working directory)"
+    )
+
+
 def token_problem(task: TaskSpec) -> Problem:
     """The problem of a `token: true` hub dataset without a Hugging Face token."""
-    dataset = task.config.get("dataset_path")
+    dataset = str(task.config.get("dataset_path"))
     return Problem(
         task.name,
         "hf_token",
         f"task {task.name}: its YAML ({task.yaml_path}) sets `dataset_kwargs: token: true` for "
         f"the hub dataset {dataset}, and no Hugging Face token is configured. Log in with "
-        "`hf auth login` (or set HF_TOKEN), or use a local copy: run "
-        f"`hf download {dataset} --repo-type dataset --local-dir {dataset}` where there is "
-        "network, then start the run from the folder that holds it.",
+        f"`hf auth login` (or set HF_TOKEN), or use a local copy: {hub_layout_route(dataset)}.",
     )
 
 
