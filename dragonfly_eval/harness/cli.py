@@ -118,6 +118,14 @@ def run_tasks(extra: list[str]) -> list[TaskSpec]:
     return resolve_tasks([name.strip() for name in names if name.strip()], include_path)
 
 
+def preflight_problems(extra: list[str]) -> list[Problem]:
+    """What the run's tasks need that this machine lacks. Not looked for while the task folder
+    holds code it must not run: run_lmms_eval refuses that first, with its own message."""
+    if unsafe_task_code(extra):
+        return []
+    return task_problems(run_tasks(extra))
+
+
 def refuse(problems: list[Problem]) -> int:
     """Print why the run cannot start; returns exit code 2."""
     for problem in problems:
@@ -187,7 +195,7 @@ def run_lmms_eval(
 
 def run_command(args: argparse.Namespace) -> int:
     """`dragonfly-eval run ...`."""
-    problems = task_problems(run_tasks(args.lmms_eval_args))
+    problems = preflight_problems(args.lmms_eval_args)
     if problems:
         return refuse(problems)
     code, written = run_lmms_eval(args.lmms_eval_args, args.output_path, args.resume)

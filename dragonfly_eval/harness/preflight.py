@@ -287,7 +287,7 @@ def hub_token_configured() -> bool:
     """Whether a Hugging Face token is available (HF_TOKEN, or a saved `hf auth login`)."""
     from huggingface_hub import get_token
 
-    return bool(os.environ.get("HF_TOKEN") or get_token())
+    return bool(get_token())
 
 
 def java_problem(task: TaskSpec) -> Problem:
