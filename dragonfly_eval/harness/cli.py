@@ -252,5 +252,5 @@ def demo_command(args: argparse.Namespace) -> int:
         print(markdown)
     console.print(f"Wrote {out / 'leaderboard.md'} and {out / 'leaderboard.png'}")
     for problem in left_out:
-        console.print(f"Left out {problem.task}: {problem.message}")
+        console.print(f"Left out {problem.message}")
     return 0

@@ -49,6 +49,8 @@ class Problem:
 def resolve_tasks(names: list[str], include_path: str | None = None) -> list[TaskSpec]:
     """The tasks lmms-eval would run for `--tasks names` (groups and tags expanded). Names it
     does not know are left out: lmms-eval reports them itself."""
+    if not names:
+        return []
     from lmms_eval import utils
     from loguru import logger
 
