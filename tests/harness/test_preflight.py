@@ -124,7 +124,7 @@ def test_token_or_a_local_copy_lets_token_true_tasks_start(tasks, monkeypatch, t
 
 
 def test_judged_tasks_need_the_judge_variables(tasks, monkeypatch):
-    for name in JUDGE_ENV:
+    for name in [*JUDGE_ENV, "API_TYPE"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_TOKEN", "hf_example")
     assert not is_judged(tasks["dragonfly_mmbench_en_dev_static"])
