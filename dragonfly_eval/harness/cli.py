@@ -12,6 +12,14 @@ from pathlib import Path
 from rich.console import Console
 
 from dragonfly_eval.harness import runfiles
+from dragonfly_eval.harness.preflight import (
+    Problem,
+    TaskSpec,
+    hub_layout_route,
+    is_local_dataset,
+    resolve_tasks,
+    task_problems,
+)
 from dragonfly_eval.harness.taskcheck import check_task_folder
 from dragonfly_eval.paths import task_yaml_dir
 
@@ -102,26 +110,47 @@ def has_numbers(results_file: Path) -> bool:
     return any(run.tasks.values())
 
 
-def dataset_hints(log: str) -> list[str]:
-    """For datasets lmms-eval could not reach, which task uses them and how to point it at a
-    local copy. lmms-eval's error names the dataset id ("Couldn't reach '<id>'"), not the task."""
-    from dragonfly_eval.tasks.catalog import task_configs, tasks_using_dataset
+def run_tasks(extra: list[str]) -> list[TaskSpec]:
+    """The tasks a run's --tasks select, resolved as lmms-eval resolves them (with the run's
+    --include_path, else this project's task YAMLs)."""
+    names = (runfiles.option_value(extra, "--tasks") or "").split(",")
+    include_path = runfiles.option_value(extra, "--include_path") or str(task_yaml_dir())
+    return resolve_tasks([name.strip() for name in names if name.strip()], include_path)
 
-    unreachable = set(re.findall(r"Couldn't reach '([^']+)'", log))
-    if re.search(r"(ConnectionError|LocalEntryNotFound|offline mode)", log):
-        unreachable |= {
-            c["dataset_path"]
-            for c in task_configs().values()
-            if isinstance(c.get("dataset_path"), str) and c["dataset_path"] in log
-        }
+
+def preflight_problems(extra: list[str]) -> list[Problem]:
+    """What the run's tasks need that this machine lacks. Not looked for while the task folder
+    holds code it must not run: run_lmms_eval refuses that first, with its own message."""
+    if unsafe_task_code(extra):
+        return []
+    return task_problems(run_tasks(extra))
+
+
+def refuse(problems: list[Problem]) -> int:
+    """Print why the run cannot start; returns exit code 2."""
+    for problem in problems:
+        print(f"dragonfly-eval: cannot start: {problem.message}", file=sys.stderr)
+    print("dragonfly-eval: nothing was run; fix the above, then start again", file=sys.stderr)
+    return 2
+
+
+def dataset_hints(log: str, tasks: list[TaskSpec]) -> list[str]:
+    """For the run's tasks whose dataset lmms-eval could not reach, the YAML that defines the
+    task and how to give it a local copy. lmms-eval's error names the dataset id ("Couldn't
+    reach '<id>'"), not the task; only the run's own datasets are looked for in the log, so the
+    source lines a traceback quotes never count."""
+    reached_for = set(re.findall(r"Couldn't reach '([^']+)'", log))
+    offline = re.search(r"(ConnectionError|LocalEntryNotFound|offline mode)", log) is not None
     hints = []
-    for dataset in sorted(unreachable):
-        for name in tasks_using_dataset(dataset) or ["(a task outside task_yaml/)"]:
+    for task in tasks:
+        dataset = task.config.get("dataset_path")
+        if not isinstance(dataset, str) or is_local_dataset(task.config):
+            continue
+        if dataset in reached_for or (offline and dataset in log):
             hints.append(
-                f"task {name}: dataset {dataset} is not reachable. Download it where you have "
-                f"network (`huggingface-cli download --repo-type dataset {dataset} --local-dir "
-                "DIR`) and set `dataset_path: DIR` in that task's YAML under "
-                f"{task_yaml_dir()}, or point HF_DATASETS_CACHE at a cache that holds it."
+                f"task {task.name}: dataset {dataset} is not reachable. For a local copy, "
+                f"{hub_layout_route(dataset)}; or set `dataset_path` in {task.yaml_path} to a "
+                "local copy."
             )
     return hints
 
@@ -158,7 +187,7 @@ def run_lmms_eval(
             "(the evaluation failed; see the log above)",
             file=sys.stderr,
         )
-        for hint in dataset_hints(log):
+        for hint in dataset_hints(log, run_tasks(extra)):
             print(f"dragonfly-eval: {hint}", file=sys.stderr)
         return 1, []
     return 0, written
@@ -166,10 +195,23 @@ def run_lmms_eval(
 
 def run_command(args: argparse.Namespace) -> int:
     """`dragonfly-eval run ...`."""
+    problems = preflight_problems(args.lmms_eval_args)
+    if problems:
+        return refuse(problems)
     code, written = run_lmms_eval(args.lmms_eval_args, args.output_path, args.resume)
     for path in written:
         print(f"dragonfly-eval: results written to {path}", file=sys.stderr)
     return code
+
+
+def demo_selection(tasks: list[TaskSpec], problems: list[Problem]) -> tuple[str, list[Problem]]:
+    """The demo's --tasks, and the problems of the tasks it leaves out: a task that lacks only
+    Java (the mini captioning task) is dropped, so that the demo runs on any fresh machine."""
+    left_out = [p for p in problems if p.need == "java"]
+    if not left_out:
+        return DEMO_TASKS, []
+    dropped = {p.task for p in left_out}
+    return ",".join(t.name for t in tasks if t.name not in dropped), left_out
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -183,10 +225,16 @@ def demo_command(args: argparse.Namespace) -> int:
     from dragonfly_eval.leaderboard.table import build_table
     from dragonfly_eval.leaderboard.terminal import print_leaderboard
 
+    demo = resolve_tasks([DEMO_TASKS], str(task_yaml_dir()))
+    problems = task_problems(demo)
+    blocking = [p for p in problems if p.need != "java"]
+    if blocking:
+        return refuse(blocking)
+    tasks, left_out = demo_selection(demo, problems)
     out = Path(args.output)
     results = out / "results"
     code, written = run_lmms_eval(
-        ["--model_args", DEMO_MODEL_ARGS, "--tasks", DEMO_TASKS, "--log_samples"], str(results)
+        ["--model_args", DEMO_MODEL_ARGS, "--tasks", tasks, "--log_samples"], str(results)
     )
     if code != 0:
         return code
@@ -203,4 +251,6 @@ def demo_command(args: argparse.Namespace) -> int:
     else:
         print(markdown)
     console.print(f"Wrote {out / 'leaderboard.md'} and {out / 'leaderboard.png'}")
+    for problem in left_out:
+        console.print(f"Left out {problem.message}")
     return 0

@@ -1,0 +1,356 @@
+"""What the chosen tasks need from this machine, checked before lmms-eval loads a model.
+
+lmms-eval builds its tasks only after loading the model, and some needs surface later still:
+a `dataset_kwargs: token: true` task raises LocalTokenNotFoundError without a Hugging Face
+token, captioning metrics call Java only when the scores are aggregated, after all inference.
+Here the task names are resolved the way lmms-eval resolves them (its TaskManager, groups and
+tags followed, built-in tasks included) and each task's YAML is read with lmms-eval's own
+loader in its "simple" mode, which leaves `!function` targets unimported.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+JAVA_INSTALL = "apt-get install default-jre-headless"
+JUDGE_MODULE = "dragonfly_eval.tasks.judge"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a run: its name, the YAML that defines it and that YAML's settings."""
+
+    name: str
+    yaml_path: Path
+    config: dict
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something a task needs that this machine lacks, and how to provide it."""
+
+    task: str
+    need: str  # "java", "hf_token" or "judge"
+    message: str
+
+
+def resolve_tasks(names: list[str], include_path: str | None = None) -> list[TaskSpec]:
+    """The tasks lmms-eval would run for `--tasks names` (groups and tags expanded). Names it
+    does not know are left out: lmms-eval reports them itself."""
+    if not names:
+        return []
+    from lmms_eval import utils
+    from loguru import logger
+
+    # lmms-eval logs every YAML it cannot index at DEBUG level: not for this short look-up.
+    logger.disable("lmms_eval")
+    try:
+        manager = task_manager(include_path)
+        found: dict[str, TaskSpec] = {}
+        for name in manager.match_tasks(names):
+            _expand(manager, name, {}, found)
+        for name in names:
+            if name not in manager.all_tasks and Path(name).is_file():
+                config = utils.load_yaml_config(name, mode="simple")
+                _add(manager, config, Path(name), {}, found)
+    finally:
+        logger.enable("lmms_eval")
+    return list(found.values())
+
+
+def task_manager(include_path: str | None):
+    """lmms-eval's TaskManager, with each folder's index kept on disk while its YAML files are
+    unchanged: indexing lmms-eval's ~2000 built-in YAMLs with PyYAML takes seconds, every time."""
+    from lmms_eval.tasks import TaskManager
+
+    class CachedIndexTaskManager(TaskManager):
+        def _get_task_and_group(self, task_dir: str) -> dict:
+            return cached_index(task_dir, super()._get_task_and_group)
+
+    return CachedIndexTaskManager(verbosity="ERROR", include_path=include_path)
+
+
+def cached_index(task_dir: str, build: Callable[[str], dict]) -> dict:
+    """`build(task_dir)`, read from the cache when the folder's YAML files (names, sizes,
+    modification times) are the same as when it was stored."""
+    path = index_cache_dir() / f"task-index-{folder_signature(task_dir)}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    index = build(task_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(index), encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the time of indexing again
+    return index
+
+
+def index_cache_dir() -> Path:
+    """Where task indexes are cached: $XDG_CACHE_HOME/dragonfly-eval (default ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dragonfly-eval"
+
+
+def folder_signature(task_dir: str) -> str:
+    """A digest of a folder's path and of the name, size and mtime of each YAML under it."""
+    digest = hashlib.sha256(os.path.abspath(task_dir).encode())
+    for root, dirs, files in os.walk(task_dir):
+        dirs.sort()
+        for name in sorted(f for f in files if f.endswith(".yaml")):
+            stat = os.stat(os.path.join(root, name))
+            digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:32]
+
+
+def _expand(manager, name: str, overrides: dict, found: dict[str, TaskSpec]) -> None:
+    """Add the registered task `name`, or every task of the group or tag `name`, to `found`;
+    `overrides` are the settings a parent group gives its tasks."""
+    from lmms_eval import utils
+    from lmms_eval.tasks import GROUP_ONLY_KEYS
+
+    entry = manager.task_index[name]
+    if entry["type"] == "tag":
+        for task in entry["task"]:
+            _expand(manager, task, overrides, found)
+        return
+    path = Path(entry["yaml_path"])
+    config = {**utils.load_yaml_config(str(path), mode="simple"), **overrides}
+    if entry["type"] == "group":
+        passed_on = {k: v for k, v in config.items() if k not in GROUP_ONLY_KEYS}
+        for member in config.get("task") or []:
+            _add(manager, member, path, passed_on, found)
+    elif entry["type"] == "task":
+        found.setdefault(name, TaskSpec(name, path, {**config, "task": name}))
+
+
+def _add(
+    manager, member: object, yaml_path: Path, overrides: dict, found: dict[str, TaskSpec]
+) -> None:
+    """Add one entry of a group's task list: a name, or a dict that configures a task (a
+    registered one with changed settings, or one defined in place)."""
+    if isinstance(member, str):
+        member = {"task": member}
+    if not isinstance(member, dict):
+        return
+    name = member.get("task")
+    settings = {**{k: v for k, v in member.items() if k != "task"}, **overrides}
+    if isinstance(name, list):
+        for sub in name:
+            _add(manager, sub, yaml_path, settings, found)
+    elif isinstance(name, str) and name in manager.all_tasks:
+        _expand(manager, name, settings, found)
+    elif isinstance(name, str) and "group" not in member:
+        found.setdefault(name, TaskSpec(name, yaml_path, {**member, **overrides}))
+
+
+def function_refs(value: object) -> Iterator[yaml.ScalarNode]:
+    """Every `!function` target in a config read in "simple" mode (kept there as YAML nodes,
+    whose mark names the file they were written in)."""
+    if isinstance(value, yaml.ScalarNode):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from function_refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from function_refs(item)
+
+
+def function_source(ref: yaml.ScalarNode) -> tuple[Path, str] | None:
+    """(module file, function name) that lmms-eval would load for a `!function` target: a file
+    beside the YAML first, else the importable module; None when neither exists."""
+    module, _, function = ref.value.rpartition(".")
+    if not module:
+        return None
+    beside = Path(os.path.dirname(ref.start_mark.name)) / f"{module}.py"
+    if beside.is_file():
+        return beside, function
+    path = module_file(module)
+    return (path, function) if path else None
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of an importable module, found without running the module itself."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def uses_pycocoevalcap(module_file: Path, function: str) -> bool:
+    """Whether `function` of the module uses pycocoevalcap, directly or through other
+    functions or classes of the same module."""
+    return function in _pycocoevalcap_users(str(module_file))
+
+
+@functools.cache
+def _pycocoevalcap_users(module_file: str) -> frozenset[str]:
+    # Read from the source rather than imported: importing a task's utils can be slow or
+    # need the network, and the preflight must not.
+    with warnings.catch_warnings():  # e.g. invalid escape sequences in a task's utils
+        warnings.simplefilter("ignore")
+        tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
+    bound = _names_bound_by_pycocoevalcap(tree)
+    definitions = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+    names_used = {
+        name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        for name, node in definitions.items()
+    }
+    users = {
+        name
+        for name, node in definitions.items()
+        if names_used[name] & bound or _names_bound_by_pycocoevalcap(node)
+    }
+    grew = True
+    while grew:
+        callers = {name for name, used in names_used.items() if used & users} - users
+        users |= callers
+        grew = bool(callers)
+    return frozenset(users)
+
+
+def _names_bound_by_pycocoevalcap(tree: ast.AST) -> set[str]:
+    """Names that `import pycocoevalcap...` / `from pycocoevalcap... import ...` bind in tree."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pycocoevalcap"):
+            names |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {
+                alias.asname or alias.name.split(".")[0]
+                for alias in node.names
+                if alias.name.split(".")[0] == "pycocoevalcap"
+            }
+    return names
+
+
+def needs_java(task: TaskSpec) -> bool:
+    """Whether the task's scoring runs Java.
+
+    The rule: a function the YAML names (process_results, a metric's aggregation, ...) uses
+    pycocoevalcap, directly or through its own module. pycocoevalcap's PTB tokenizer and METEOR
+    are Java programs, and every caption metric tokenizes first. This follows the code instead of
+    a list of task names, so lmms-eval's captioning tasks (COCO, Flickr30k, NoCaps, TextCaps, ...)
+    and this project's (the mini caption task, ROCO) are found alike, and a test split that only
+    writes a submission file is not.
+    """
+    sources = filter(None, map(function_source, function_refs(task.config)))
+    return any(uses_pycocoevalcap(path, function) for path, function in sources)
+
+
+def is_local_dataset(config: dict) -> bool:
+    """Whether the task reads a local dataset: `data_files`, or a `dataset_path` that is an
+    existing folder (absolute, or relative to the working directory as in the hub layout
+    `<org>/<name>/`)."""
+    kwargs = config.get("dataset_kwargs") or {}
+    path = config.get("dataset_path")
+    return "data_files" in kwargs or (isinstance(path, str) and Path(path).is_dir())
+
+
+def needs_hub_token(task: TaskSpec) -> bool:
+    """Whether loading the task's dataset needs a Hugging Face token (`dataset_kwargs: token:
+    true` on a hub dataset)."""
+    kwargs = task.config.get("dataset_kwargs") or {}
+    return bool(kwargs.get("token")) and not is_local_dataset(task.config)
+
+
+def is_judged(task: TaskSpec) -> bool:
+    """Whether the task is scored by this project's LLM judge (its YAML names a function of
+    dragonfly_eval.tasks.judge)."""
+    judge = module_file(JUDGE_MODULE)
+    sources = filter(None, map(function_source, function_refs(task.config)))
+    return any(path == judge for path, _ in sources)
+
+
+def hub_token_configured() -> bool:
+    """Whether a Hugging Face token is available (HF_TOKEN, or a saved `hf auth login`)."""
+    from huggingface_hub import get_token
+
+    return bool(get_token())
+
+
+def java_problem(task: TaskSpec) -> Problem:
+    """The problem of a captioning task on a machine without Java."""
+    return Problem(
+        task.name,
+        "java",
+        f"task {task.name}: its captioning metrics (pycocoevalcap) run Java, and `java` is not "
+        f"on PATH. Install Java (e.g. `{JAVA_INSTALL}`) or leave the task out.",
+    )
+
+
+def hub_layout_route(dataset: str) -> str:
+    """How to give a hub dataset a local copy that lmms-eval finds for every task: a folder laid
+    out like the hub repo, `<org>/<name>/`, in the working directory."""
+    return (
+        f"where there is network, run `hf download {dataset} --repo-type dataset --local-dir "
+        f"{dataset}`, then start the run from the folder that holds {dataset.split('/')[0]}/ "
+        "(lmms-eval loads a folder laid out like the hub repo, found from the working directory)"
+    )
+
+
+def token_problem(task: TaskSpec) -> Problem:
+    """The problem of a `token: true` hub dataset without a Hugging Face token."""
+    dataset = str(task.config.get("dataset_path"))
+    return Problem(
+        task.name,
+        "hf_token",
+        f"task {task.name}: its YAML ({task.yaml_path}) sets `dataset_kwargs: token: true` for "
+        f"the hub dataset {dataset}, and no Hugging Face token is configured. Log in with "
+        f"`hf auth login` (or set HF_TOKEN), or use a local copy: {hub_layout_route(dataset)}.",
+    )
+
+
+def judge_problem(task: TaskSpec) -> Problem | None:
+    """The problem of a judged task without a configured judge, or None."""
+    from loguru import logger
+
+    logger.disable("lmms_eval")  # its judge module warns at import that `openai` is absent
+    try:
+        from dragonfly_eval.tasks.judge import JudgeNotConfiguredError, judge_settings
+    finally:
+        logger.enable("lmms_eval")
+
+    try:
+        judge_settings(task.name)
+    except JudgeNotConfiguredError as err:
+        return Problem(task.name, "judge", str(err))
+    return None
+
+
+def task_problems(tasks: list[TaskSpec]) -> list[Problem]:
+    """Everything the tasks need that this machine lacks; empty when they can all run."""
+    problems = []
+    java = shutil.which("java") is not None
+    token = hub_token_configured()
+    for task in tasks:
+        if not java and needs_java(task):
+            problems.append(java_problem(task))
+        if not token and needs_hub_token(task):
+            problems.append(token_problem(task))
+        if is_judged(task):
+            problems += filter(None, [judge_problem(task)])
+    return problems
