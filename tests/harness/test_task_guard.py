@@ -8,7 +8,9 @@ is tested against what lmms-eval does, not against a guess.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import lmms_eval.utils
@@ -328,3 +330,39 @@ def test_a_command_line_lmms_eval_rejects_is_left_to_lmms_eval(tmp_path):
 
     assert check_command(["--tasks", "mme", "--no_such_option", "1"]) == []
     assert check_command(["--limit", "not-a-number"]) == []
+
+
+@pytest.mark.slow
+def test_a_template_key_computed_from_the_document_fails_in_the_sandbox_under_run(
+    tmp_path, marker, offline_env
+):
+    images = task_yaml_dir() / "mini" / "data" / "images"
+    record = {"question": "Value?", "answer": "1", "g": "__globals__", "type": "t"}
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "docs.jsonl").write_text(
+        json.dumps({**record, "image_path": str(images / "chart_00.png")})
+    )
+    text = (task_yaml_dir() / "mini" / "chart.yaml").read_text()
+    text = text.replace("dragonfly_mini_chart", "dragonfly_guard_template")
+    text = text.replace("data/chart.jsonl", str(tasks / "docs.jsonl"))
+    computed = "{{ lipsum[g]['os'].system('touch " + str(marker) + "') }}{{ question }}"
+    text = text.replace(
+        "doc_to_text: !function lmms_eval.tasks.chartqa.utils.chartqa_doc_to_text",
+        f"doc_to_text: {json.dumps(computed)}",
+    )
+    (tasks / "template.yaml").write_text(text)
+    cmd = [
+        sys.executable,
+        "-m",
+        "dragonfly_eval.cli",
+        "run",
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
+    cmd += ["--model_args", "pretrained=dragonfly-tiny,device=cpu,zoom=low", "--batch_size", "1"]
+    cmd += ["--include_path", str(tasks), "--tasks", "dragonfly_guard_template"]
+    done = subprocess.run(cmd, env=offline_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "SecurityError" in done.stdout + done.stderr
+    assert not marker.exists()
