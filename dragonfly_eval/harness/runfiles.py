@@ -29,9 +29,10 @@ FAILURE_LOG = "dragonfly_failures.jsonl"
 def option_value(args: list[str], name: str) -> Any:
     """The value lmms-eval reads for the option `name` (e.g. `--include_path`) in a command
     line: the last one given, in any form its parser accepts (`--name=value`, abbreviations);
-    None when the option is not given or lmms-eval would refuse the command line."""
-    dest = cmdline.lmms_eval_parser()._option_string_actions[name].dest
-    return cmdline.given(args).get(dest)
+    None when the option is not given, not one of lmms-eval's, or lmms-eval would refuse the
+    command line."""
+    action = cmdline.lmms_eval_parser()._option_string_actions.get(name)
+    return cmdline.given(args).get(action.dest) if action else None
 
 
 def with_model_args(args: list[str], defaults: dict[str, str]) -> list[str]:

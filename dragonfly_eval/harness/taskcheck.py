@@ -27,6 +27,7 @@ import ast
 import glob
 import importlib.util
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -194,16 +195,29 @@ def _module_file(module: str) -> str | None:
         return None
     try:
         spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
+    except Exception:  # a parent package that fails to import: lmms-eval cannot import it either
         return None
     if spec is None or not spec.origin or not os.path.isfile(spec.origin):
         return None
     return spec.origin
 
 
+@cache
+def _parsed(source: str) -> ast.Module | None:
+    """A module file's syntax tree (None when it is not Python source)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. invalid escapes in a task's utils.py
+            return ast.parse(Path(source).read_bytes(), source)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
 def _binding_problem(source: str, name: str) -> str | None:
     """Why `name` in the module file `source` is not code of the allowed packages, or None."""
-    tree = ast.parse(Path(source).read_bytes(), source)
+    tree = _parsed(source)
+    if tree is None:
+        return "cannot be read as Python source"
     star_sources = []
     for node in _module_statements(tree.body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):

@@ -9,6 +9,7 @@ is tested against what lmms-eval does, not against a guess.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,10 @@ import yaml
 from dragonfly_eval.cli import main
 from dragonfly_eval.paths import task_yaml_dir
 
-PAYLOAD = "from pathlib import Path\nPath({marker!r}).write_text('ran')\n\n\ndef doc_to_text(doc):\n    return ''\n"
+PAYLOAD = (
+    "from pathlib import Path\nPath({marker!r}).write_text('ran')\n\n\n"
+    "def doc_to_text(doc):\n    return ''\n"
+)
 TEMPLATE = "{{{{ lipsum.__globals__['os'].system('touch {marker}') }}}}"
 
 
@@ -366,3 +370,27 @@ def test_a_template_key_computed_from_the_document_fails_in_the_sandbox_under_ru
     assert done.returncode == 1, done.stderr[-3000:]
     assert "SecurityError" in done.stdout + done.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "large"])
+def test_a_yaml_that_is_not_a_small_regular_file_is_refused_unread(
+    tmp_path, capsys, no_lmms_eval, kind
+):
+    path = tmp_path / "tasks" / "x.yaml"
+    path.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would wait forever
+    else:
+        path.write_text("task: x\n" + "#" * (5 * 1024 * 1024))
+    err = refused(tmp_path, capsys, "--include_path", str(path.parent), "--tasks", "x")
+    assert str(path) in err and ("not a regular file" in err or "larger than" in err)
+
+
+def test_plugins_outside_the_two_packages_are_refused(tmp_path, capsys, no_lmms_eval, monkeypatch):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump({"tasks": "mme", "env": {"LMMS_EVAL_PLUGINS": "evil_pkg"}}))
+    err = refused(tmp_path, capsys, "--config", str(config))
+    assert "LMMS_EVAL_PLUGINS names evil_pkg" in err
+    monkeypatch.setenv("LMMS_EVAL_PLUGINS", "other_pkg")
+    err = refused(tmp_path, capsys, "--tasks", "mme")
+    assert "LMMS_EVAL_PLUGINS names other_pkg" in err
