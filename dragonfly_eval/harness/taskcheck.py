@@ -214,32 +214,34 @@ def _parsed(source: str) -> ast.Module | None:
 
 
 def _binding_problem(source: str, name: str) -> str | None:
-    """Why `name` in the module file `source` is not code of the allowed packages, or None."""
+    """Why `name` in the module file `source` is not code of the allowed packages, or None.
+    The module's last top-level binding of the name counts, as it does when Python runs it."""
     tree = _parsed(source)
     if tree is None:
         return "cannot be read as Python source"
-    star_sources = []
+    verdicts, star_sources = [], []
     for node in _module_statements(tree.body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if node.name == name:
-                return None
+            verdicts += [None] if node.name == name else []
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                return None
+            verdicts += [None] if any(getattr(t, "id", None) == name for t in targets) else []
         elif isinstance(node, ast.Import | ast.ImportFrom):
             origin = "." if getattr(node, "level", 0) else getattr(node, "module", None)
             for alias in node.names:
-                bound = alias.asname or alias.name.partition(".")[0]
                 imported = origin or alias.name
                 if alias.name == "*":
                     star_sources.append(imported)
-                elif bound == name:
-                    return None if _allowed_module(imported) else f"imports it from {imported}"
+                elif (alias.asname or alias.name.partition(".")[0]) == name:
+                    verdicts.append(
+                        None if _allowed_module(imported) else f"imports from {imported}"
+                    )
+    if verdicts:
+        return verdicts[-1]
     outside = [m for m in star_sources if not _allowed_module(m)]
     if star_sources and not outside:
         return None
-    return f"may take it from {outside[0]}" if outside else f"defines no `{name}`"
+    return f"may take from {outside[0]}" if outside else "does not define"
 
 
 def _allowed_module(module: str) -> bool:
@@ -273,12 +275,13 @@ def ref_problem(ref: FunctionRef) -> str | None:
     else:
         source = _module_file(module)
         if source is None:
-            return _outside_message(ref, f"the module `{module or ref.target}`")
+            missing = ", which is not installed" if _allowed_module(module) else ""
+            return _outside_message(ref, f"the module `{module or ref.target}`{missing}")
         if not _inside_packages(source):
             return _outside_message(ref, source)
     problem = _binding_problem(source, name)
     if problem:
-        return _outside_message(ref, f"`{name}` of {source}, which {problem}")
+        return _outside_message(ref, f"`{name}` of {source}, which that file {problem}")
     return None
 
 

@@ -198,7 +198,7 @@ def test_billion_laughs_yaml_is_refused_without_expanding_it(tmp_path, capsys, n
     [
         ("doc_to_text: !function os.system\n", "os.system"),
         ("doc_to_text: !!python/name:os.system\n", "tag not allowed"),
-        ("doc_to_text: !function lmms_eval.tasks.motionbench.utils.copy2\n", "shutil"),
+        ("doc_to_text: !function lmms_eval.tasks.motionbench.utils.copy2\n", "imports from shutil"),
     ],
 )
 def test_code_of_other_modules_is_refused(tmp_path, capsys, no_lmms_eval, text, problem):
