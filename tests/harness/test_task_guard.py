@@ -394,3 +394,26 @@ def test_plugins_outside_the_two_packages_are_refused(tmp_path, capsys, no_lmms_
     monkeypatch.setenv("LMMS_EVAL_PLUGINS", "other_pkg")
     err = refused(tmp_path, capsys, "--tasks", "mme")
     assert "LMMS_EVAL_PLUGINS names other_pkg" in err
+
+
+@pytest.mark.slow
+def test_control_lmms_eval_itself_runs_the_code_of_a_config_a_tasks_path_and_the_last_include(
+    tmp_path, offline_env
+):
+    """Without the guard, lmms-eval runs both payloads: the routes the guard checks are real."""
+    markers = {name: tmp_path / f"marker_{name}" for name in ("path", "include")}
+    loose = tmp_path / "loose"
+    path_yaml = task(loose, "doc_to_text: !function pwn.doc_to_text\n", "path.yaml")
+    payload(loose / "pwn.py", markers["path"])
+    bad = tmp_path / "bad"
+    task(bad, "task: dragonfly_guard_inc\ndoc_to_text: !function pwn.doc_to_text\n")
+    payload(bad / "pwn.py", markers["include"])
+    config = tmp_path / "cfg.yaml"  # one evaluation per entry; a failing one does not stop the next
+    config.write_text(yaml.safe_dump([{"tasks": str(path_yaml)}, {"tasks": "dragonfly_guard_inc"}]))
+    cmd = [sys.executable, "-m", "lmms_eval", "--config", str(config), "--limit", "1"]
+    cmd += ["--model", "dragonfly", "--model_args", "pretrained=dragonfly-tiny,device=cpu"]
+    cmd += ["--include_path", str(task_yaml_dir()), "--include", str(bad)]
+    done = subprocess.run(
+        cmd, env=offline_env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert markers["path"].exists() and markers["include"].exists(), done.stdout[-4000:]
