@@ -15,7 +15,6 @@ import io
 import sys
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 _UNSET = object()
 
@@ -26,8 +25,11 @@ def lmms_eval_parser() -> argparse.ArgumentParser:
     from lmms_eval.__main__ import parse_eval_args
 
     # parse_eval_args builds the parser and parses sys.argv in one call; give it no arguments
-    with mock.patch.object(sys, "argv", ["lmms-eval"]):
+    argv, sys.argv = sys.argv, ["lmms-eval"]
+    try:
         parser, _ = parse_eval_args()
+    finally:
+        sys.argv = argv
     return parser
 
 
