@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dragonfly_eval.harness import runfiles
+from dragonfly_eval.harness import cmdline, runfiles
 from dragonfly_eval.harness.preflight import (
     Problem,
     TaskSpec,
@@ -20,9 +20,11 @@ from dragonfly_eval.harness.preflight import (
     resolve_tasks,
     task_problems,
 )
-from dragonfly_eval.harness.taskcheck import check_task_folder
+from dragonfly_eval.harness.taskcheck import TaskCheckError, check_command
 from dragonfly_eval.paths import task_yaml_dir
 
+# lmms-eval's command line, with its prompt templates rendered in jinja2's sandbox
+LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.harness.lmms_main")
 DEMO_TASKS = "dragonfly_mini"
 DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
 
@@ -62,18 +64,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[str]:
     """The lmms-eval command line for `extra` user arguments."""
-    given = {
-        name
-        for name in ("--model", "--include_path", "--use_cache")
-        if runfiles.option_value(extra, name) is not None
-    }
-    cmd = [sys.executable, "-m", "lmms_eval"]
-    if "--model" not in given:
+    given = cmdline.user_options(extra)
+    cmd = list(LMMS_EVAL)
+    if "model" not in given:
         cmd += ["--model", "dragonfly"]
-    if "--include_path" not in given:
+    if "include_path" not in given:
         cmd += ["--include_path", str(task_yaml_dir())]
     cmd += ["--output_path", output_path]
-    if resume and "--use_cache" not in given:
+    if resume and "use_cache" not in given:
         cmd += ["--use_cache", str(Path(output_path) / "cache" / "responses")]
     if uses_dragonfly(extra):
         extra = runfiles.with_model_args(extra, runfiles.harness_model_args(output_path))
@@ -81,14 +79,20 @@ def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[
 
 
 def uses_dragonfly(extra: list[str]) -> bool:
-    """Whether the run evaluates this project's model class (the default)."""
-    return (runfiles.option_value(extra, "--model") or "dragonfly") == "dragonfly"
+    """Whether the run evaluates this project's model class: the default, unless the command
+    line or its --config file names another."""
+    if "model" not in cmdline.user_options(extra):
+        return True
+    try:
+        runs = cmdline.evaluations(extra)
+    except TaskCheckError:
+        return False  # the task guard refuses the config file
+    return bool(runs) and all(args.model == "dragonfly" for args, _ in runs)
 
 
-def unsafe_task_code(extra: list[str]) -> list[str]:
-    """Problems with the code the task YAMLs of the run's --include_path would execute."""
-    folder = runfiles.option_value(extra, "--include_path") or str(task_yaml_dir())
-    return check_task_folder(Path(folder))
+def unsafe_task_code(lmms_args: list[str]) -> list[str]:
+    """Problems with the code the task YAMLs of an lmms-eval command line would execute."""
+    return check_command(lmms_args)
 
 
 def newest_results(output_path: Path, since: float) -> list[Path]:
@@ -159,12 +163,12 @@ def run_lmms_eval(
     extra: list[str], output_path: str, resume: bool = False
 ) -> tuple[int, list[Path]]:
     """Run lmms-eval, streaming its output; returns (exit code, results files written)."""
-    problems = unsafe_task_code(extra)
+    cmd = lmms_eval_command(extra, output_path, resume)
+    problems = unsafe_task_code(cmd[len(LMMS_EVAL) :])
     if problems:
         for problem in problems:
             print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
         return 2, []
-    cmd = lmms_eval_command(extra, output_path, resume)
     runfiles.start_run(output_path, resume)
     started = time.time() - 1
     print("+ " + " ".join(cmd), file=sys.stderr)

@@ -10,9 +10,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from dragonfly_eval.harness import cmdline
 from dragonfly_eval.harness.report import (
     failures_file_for,
     print_failures,
@@ -24,28 +26,30 @@ RESUME_STORE = "dragonfly_resume.sqlite"
 FAILURE_LOG = "dragonfly_failures.jsonl"
 
 
-def option_value(args: list[str], name: str) -> str | None:
-    """The value of `--name VALUE` or `--name=VALUE` in a command line, or None."""
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg[len(name) + 1 :]
-    return None
+def option_value(args: list[str], name: str) -> Any:
+    """The value lmms-eval reads for the option `name` (e.g. `--include_path`) in a command
+    line: the last one given, in any form its parser accepts (`--name=value`, abbreviations);
+    None when the option is not given, not one of lmms-eval's, or lmms-eval would refuse the
+    command line."""
+    action = cmdline.lmms_eval_parser()._option_string_actions.get(name)
+    return cmdline.given(args).get(action.dest) if action else None
 
 
 def with_model_args(args: list[str], defaults: dict[str, str]) -> list[str]:
-    """`args` with `defaults` added to `--model_args`, keeping any key the user gave."""
+    """`args` with `defaults` added to the `--model_args` lmms-eval reads, keeping any key the
+    user gave. Model args that only a --config file gives are left alone (a command-line
+    value would replace them in every entry)."""
     for key, value in defaults.items():
         if "," in value:
             raise ValueError(f"{key}={value}: lmms-eval's --model_args cannot hold a comma")
-    current = option_value(args, "--model_args")
-    given = {part.split("=", 1)[0].strip() for part in (current or "").split(",") if part}
+    chosen = cmdline.given(args)
+    if "model_args" not in chosen and "model_args" in cmdline.user_options(args):
+        return list(args)
+    current = chosen.get("model_args") or ""
+    given = {part.split("=", 1)[0].strip() for part in current.split(",") if part}
     extra = ",".join(f"{k}={v}" for k, v in defaults.items() if k not in given)
     if not extra:
         return list(args)
-    if current is None:
-        return [*args, "--model_args", extra]
     merged = f"{current},{extra}" if current else extra
     out = []
     skip = False
@@ -59,6 +63,8 @@ def with_model_args(args: list[str], defaults: dict[str, str]) -> list[str]:
             out.append(f"--model_args={merged}")
         else:
             out.append(arg)
+    if cmdline.given(out).get("model_args") != merged:
+        out += ["--model_args", merged]  # e.g. an abbreviated option: lmms-eval keeps the last
     return out
 
 

@@ -1,29 +1,93 @@
-"""Which code a task YAML makes lmms-eval run, checked before lmms-eval reads it.
+"""Which code the task YAMLs of an lmms-eval command line would run, checked before it starts.
 
-lmms-eval resolves `!function a.b.fn` by first executing `a/b.py` beside the YAML, if such a file
-exists, and only then importing the module `a.b`; it reads YAML with PyYAML's full loader, which
-also resolves `!!python/name:` tags. A task folder can therefore run any code it ships. Here a
-`!function` target must be a module of this project or of lmms-eval, with no file beside the YAML
-that would shadow it, and no other tag than `!function` is accepted. `include:`d files are
-checked the same way.
+lmms-eval (0.7.3) loads task YAMLs from every `--include_path` folder (all `*.yaml` below it),
+from `--tasks` entries that are YAML files or folders, and from the `include:` chains of those;
+`--config FILE` can set the same options. It reads them with PyYAML's full loader, where:
+
+- `!function a.b.fn` first executes the file `normpath(<YAML's folder>/a.b.py)` if it exists
+  (the dotted name is used as a file name, so `a.b` may also hold `/` and `..`), and only then
+  imports the module `a.b`;
+- `!!python/name:` and the other python tags resolve Python objects.
+
+Prompts given as strings (`doc_to_text: "{{question}}"`) are rendered with an unsandboxed Jinja
+environment, where `{{ lipsum.__globals__ ... }}` reaches `os`.
+
+Here every such YAML is read with a safe loader that records `!function` targets and refuses
+every other tag, bounded in size and alias expansion. A target is allowed when the file
+lmms-eval would execute lies inside the installed `dragonfly_eval` or `lmms_eval` package and
+defines the name there (a name it imports from elsewhere, e.g. `shutil.copy2`, is refused). A
+template is refused when it names an attribute (or an item, which Jinja falls back to reading
+as an attribute) that jinja2's sandbox forbids. Names computed while rendering cannot be seen
+here; `lmms_main.py` runs lmms-eval with its templates rendered in the sandbox for those.
 """
 
 from __future__ import annotations
 
+import ast
+import glob
+import importlib.util
+import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
+from jinja2 import nodes
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.sandbox import (
+    UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+    UNSAFE_COROUTINE_ATTRIBUTES,
+    UNSAFE_FUNCTION_ATTRIBUTES,
+    UNSAFE_GENERATOR_ATTRIBUTES,
+    UNSAFE_METHOD_ATTRIBUTES,
+    SandboxedEnvironment,
+)
 
-ALLOWED_PREFIXES = ("dragonfly_eval.", "lmms_eval.")
+ALLOWED_PACKAGES = ("dragonfly_eval", "lmms_eval")
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_NODES = 200_000  # after alias expansion; the largest shipped task YAML has ~100
+MAX_INCLUDE_DEPTH = 16
+# the folders lmms-eval's TaskManager skips while indexing an --include_path
+SKIPPED_DIRS = ("__pycache__", ".ipynb_checkpoints")
+# attribute names jinja2's sandbox refuses on some object (it also refuses every name starting
+# with "_"); str.format/format_map are only safe through the sandbox's own formatter
+UNSAFE_ATTRIBUTES = frozenset(
+    {"mro", "format", "format_map"}
+    | UNSAFE_FUNCTION_ATTRIBUTES
+    | UNSAFE_METHOD_ATTRIBUTES
+    | UNSAFE_GENERATOR_ATTRIBUTES
+    | UNSAFE_COROUTINE_ATTRIBUTES
+    | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
+)
+# Jinja filters that read an attribute named by an argument: filter -> positional index
+ATTRIBUTE_FILTERS = {
+    "attr": 0,
+    "map": None,
+    "selectattr": 0,
+    "rejectattr": 0,
+    "groupby": 0,
+    "sort": None,
+    "sum": None,
+    "unique": None,
+    "min": None,
+    "max": None,
+    "join": None,
+}
+
+
+class TaskCheckError(ValueError):
+    """A task or config YAML that cannot be checked (unreadable, other tags, too large)."""
 
 
 @dataclass(frozen=True)
 class FunctionRef:
-    """One `!function` target and the YAML it appears in."""
+    """One `!function` target and the YAML it appears in (the path as lmms-eval forms it)."""
 
     target: str
-    yaml_file: Path
+    yaml_file: str
 
 
 class _Recorder(yaml.SafeLoader):
@@ -35,82 +99,347 @@ class _Recorder(yaml.SafeLoader):
 
 
 def _record_function(loader: _Recorder, node: yaml.Node) -> str:
-    target = loader.construct_scalar(node)
-    loader.functions.append(str(target))
+    target = str(loader.construct_scalar(node))
+    loader.functions.append(target)
     return f"!function {target}"
 
 
 _Recorder.add_constructor("!function", _record_function)
 
 
-def _read(path: Path) -> tuple[dict, list[str]]:
-    with path.open("rb") as handle:
-        loader = _Recorder(handle)
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many nodes `node` holds once aliases are expanded (shared nodes counted once per use,
+    computed once each), so that a billion-laughs file is measured, not expanded."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise TaskCheckError("an alias refers to the node that holds it (a recursive structure)")
+    open_nodes.add(key)
+    children = node.value if isinstance(node, yaml.CollectionNode) else []
+    flat = [part for child in children for part in (child if isinstance(child, tuple) else [child])]
+    size = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in flat)
+    open_nodes.discard(key)
+    sizes[key] = min(size, MAX_YAML_NODES + 1)
+    return sizes[key]
+
+
+def _load(path: str, loader_class: type[yaml.SafeLoader]) -> tuple[Any, list[str]]:
+    with open(path, "rb") as handle:
+        loader = loader_class(handle)
         try:
-            data = loader.get_single_data()
+            node = loader.get_single_node()
+            if node is None:
+                return None, []
+            if _expanded_size(node, {}, set()) > MAX_YAML_NODES:
+                raise TaskCheckError(
+                    f"more than {MAX_YAML_NODES} values once its aliases are expanded"
+                )
+            return loader.construct_document(node), getattr(loader, "functions", [])
         finally:
             loader.dispose()
-    return (data if isinstance(data, dict) else {}), loader.functions
 
 
-def function_refs(path: Path, _seen: set[Path] | None = None) -> list[FunctionRef]:
-    """Every `!function` target of a task YAML and of the YAMLs it includes.
+def read_yaml(path: str | Path, tags: bool = True) -> Any:
+    """A YAML file's data, read without running anything (`!function` values become the string
+    `"!function <target>"`; with `tags=False`, as `yaml.safe_load` reads it). Raises
+    TaskCheckError for other tags, files that are not regular or too large, and alias bombs."""
+    return _read(str(path), _Recorder if tags else yaml.SafeLoader)[0]
 
-    Raises ValueError for YAML that uses other tags (e.g. `!!python/name:`) or cannot be read.
-    """
-    seen = _seen if _seen is not None else set()
-    path = path.resolve()
-    if path in seen:
-        return []
-    seen.add(path)
+
+def _read(path: str, loader_class: type[yaml.SafeLoader]) -> tuple[Any, list[str]]:
+    if not os.path.isfile(path):
+        raise TaskCheckError(f"{path}: not a regular file")
+    if os.path.getsize(path) > MAX_YAML_BYTES:
+        raise TaskCheckError(f"{path}: larger than {MAX_YAML_BYTES} bytes")
     try:
-        data, functions = _read(path)
+        return _load(path, loader_class)
+    except TaskCheckError as err:
+        raise TaskCheckError(f"{path}: {err}") from err
     except yaml.constructor.ConstructorError as err:
-        raise ValueError(f"{path}: tag not allowed in a task YAML ({err.problem})") from err
+        raise TaskCheckError(f"{path}: tag not allowed in a task YAML ({err.problem})") from err
+    except RecursionError as err:
+        raise TaskCheckError(f"{path}: nested too deeply") from err
     except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot be read as YAML ({err})") from err
-    refs = [FunctionRef(f, path) for f in functions]
-    includes = data.get("include") or []
-    for name in [includes] if isinstance(includes, str) else includes:
-        included = Path(name) if Path(name).is_file() else path.parent / name
-        if included.is_file():
-            refs += function_refs(included, seen)
-    return refs
+        raise TaskCheckError(f"{path}: cannot be read as YAML ({err})") from err
+
+
+@cache
+def package_folders() -> tuple[Path, ...]:
+    """The real folders of the installed packages whose code task YAMLs may run."""
+    folders = []
+    for name in ALLOWED_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        folders += [Path(p).resolve() for p in (spec.submodule_search_locations or [])]
+    return tuple(folders)
+
+
+def _inside_packages(path: str) -> bool:
+    real = Path(path).resolve()
+    return any(real.is_relative_to(folder) for folder in package_folders())
+
+
+def _outside_message(ref: FunctionRef, runs: str) -> str:
+    return (
+        f"{ref.yaml_file}: `!function {ref.target}` is not a function of "
+        f"{' or '.join(ALLOWED_PACKAGES)}: lmms-eval would run {runs}; task YAMLs may only use "
+        "functions of those installed packages (move the code into dragonfly_eval.tasks)"
+    )
+
+
+def _module_file(module: str) -> str | None:
+    """The file `importlib.import_module(module)` would run, for modules of the allowed
+    packages only (looking a module up imports its parent packages)."""
+    parts = module.split(".")
+    if parts[0] not in ALLOWED_PACKAGES or not all(p.isidentifier() for p in parts):
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except Exception:  # a parent package that fails to import: lmms-eval cannot import it either
+        return None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        return None
+    return spec.origin
+
+
+@cache
+def _parsed(source: str) -> ast.Module | None:
+    """A module file's syntax tree (None when it is not Python source)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. invalid escapes in a task's utils.py
+            return ast.parse(Path(source).read_bytes(), source)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _binding_problem(source: str, name: str) -> str | None:
+    """Why `name` in the module file `source` is not code of the allowed packages, or None.
+    The module's last top-level binding of the name counts, as it does when Python runs it."""
+    tree = _parsed(source)
+    if tree is None:
+        return "cannot be read as Python source"
+    verdicts, star_sources = [], []
+    for node in _module_statements(tree.body):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            verdicts += [None] if node.name == name else []
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            verdicts += [None] if any(getattr(t, "id", None) == name for t in targets) else []
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            origin = "." if getattr(node, "level", 0) else getattr(node, "module", None)
+            for alias in node.names:
+                imported = origin or alias.name
+                if alias.name == "*":
+                    star_sources.append(imported)
+                elif (alias.asname or alias.name.partition(".")[0]) == name:
+                    verdicts.append(
+                        None if _allowed_module(imported) else f"imports from {imported}"
+                    )
+    if verdicts:
+        return verdicts[-1]
+    outside = [m for m in star_sources if not _allowed_module(m)]
+    if star_sources and not outside:
+        return None
+    return f"may take from {outside[0]}" if outside else "does not define"
+
+
+def _allowed_module(module: str) -> bool:
+    # a relative import stays inside the package of the module file being read
+    return module.startswith(".") or module.partition(".")[0] in ALLOWED_PACKAGES
+
+
+def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements that run at module level (into if/try/with blocks, not into defs)."""
+    for node in body:
+        yield node
+        for block in ("body", "orelse", "finalbody"):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                yield from _module_statements(getattr(node, block, []))
+        for handler in getattr(node, "handlers", []):
+            yield from _module_statements(handler.body)
 
 
 def ref_problem(ref: FunctionRef) -> str | None:
     """Why lmms-eval must not resolve this target, or None when it may."""
-    module = ref.target.rpartition(".")[0]
-    if not ref.target.startswith(ALLOWED_PREFIXES) or not module:
-        return (
-            f"{ref.yaml_file}: `!function {ref.target}` is not a function of dragonfly_eval or "
-            "lmms_eval; task YAMLs may only use functions from those packages (move the code "
-            "into dragonfly_eval.tasks)"
-        )
-    shadow = ref.yaml_file.parent / (module.replace(".", "/") + ".py")
-    if shadow.exists():
-        return (
-            f"{ref.yaml_file}: `!function {ref.target}` would run {shadow} (lmms-eval prefers a "
-            "file beside the YAML over the installed module); remove that file"
-        )
+    module, _, name = ref.target.rpartition(".")
+    beside = os.path.normpath(os.path.join(os.path.dirname(ref.yaml_file), f"{module}.py"))
+    if os.path.exists(beside):
+        source = beside
+        if not _inside_packages(beside):
+            return _outside_message(
+                ref,
+                f"{beside} (lmms-eval runs a file beside the YAML "
+                "named after the dotted name before importing a module)",
+            )
+    else:
+        source = _module_file(module)
+        if source is None:
+            missing = ", which is not installed" if _allowed_module(module) else ""
+            return _outside_message(ref, f"the module `{module or ref.target}`{missing}")
+        if not _inside_packages(source):
+            return _outside_message(ref, source)
+    problem = _binding_problem(source, name)
+    if problem:
+        return _outside_message(ref, f"`{name}` of {source}, which that file {problem}")
     return None
 
 
-def task_yaml_files(folder: Path) -> list[Path]:
-    """The YAML files lmms-eval indexes under an --include_path folder."""
-    if folder.is_file():
-        return [folder]
-    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+def _attribute_names(node: nodes.Node) -> Iterator[str]:
+    """The attribute names a template expression node reads, where they are spelled out."""
+    if isinstance(node, nodes.Getattr):
+        yield node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        if isinstance(node.arg.value, str):
+            yield node.arg.value
+    elif isinstance(node, nodes.Filter) and node.name in ATTRIBUTE_FILTERS:
+        index = ATTRIBUTE_FILTERS[node.name]
+        args = [node.args[index]] if index is not None and len(node.args) > index else []
+        args += [kw.value for kw in node.kwargs if kw.key == "attribute"]
+        for arg in args:
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                yield from arg.value.split(".")
 
 
-def check_task_folder(folder: Path) -> list[str]:
-    """Problems with the code the task YAMLs under `folder` would run; empty when none."""
-    problems = []
-    for path in task_yaml_files(folder):
-        try:
-            refs = function_refs(path)
-        except ValueError as err:
-            problems.append(str(err))
-            continue
-        problems += [p for p in map(ref_problem, refs) if p]
+def template_problem(text: str) -> str | None:
+    """Why a prompt template would need attribute access jinja2's sandbox forbids, or None."""
+    if "{{" not in text and "{%" not in text:
+        return None
+    try:
+        tree = SandboxedEnvironment().parse(text)
+    except TemplateSyntaxError:
+        return None  # lmms-eval cannot render it either
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        for attr in _attribute_names(node):
+            if attr.startswith("_") or attr in UNSAFE_ATTRIBUTES:
+                return f"reads `{attr}`, which jinja2's sandbox forbids"
+    return None
+
+
+def _strings(data: Any) -> Iterator[str]:
+    """Every string value in a YAML document, each shared (aliased) container visited once."""
+    stack, seen = [data], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict | list) and id(item) not in seen:
+            seen.add(id(item))
+            stack += list(item.values()) if isinstance(item, dict) else item
+
+
+def _includes(path: str, data: Any) -> list[str]:
+    """The files an `include:` names, resolved as lmms-eval's load_yaml_config does."""
+    names = data.get("include") if isinstance(data, dict) else None
+    names = [names] if isinstance(names, str) else names if isinstance(names, list) else []
+    return [
+        n if os.path.isfile(n) else os.path.join(os.path.dirname(path), n)
+        for n in names
+        if isinstance(n, str)
+    ]
+
+
+def _chain(path: str, parents: tuple[str, ...] = ()) -> Iterator[tuple[str, Any, list[str]]]:
+    """(file, data, `!function` targets) for a task YAML and each YAML its `include:` chain
+    loads, as lmms-eval follows it (a cycle is followed once; lmms-eval recurses until Python
+    stops it). Raises TaskCheckError for a file that cannot be checked."""
+    if len(parents) > MAX_INCLUDE_DEPTH:
+        raise TaskCheckError(f"{parents[0]}: `include:` chain deeper than {MAX_INCLUDE_DEPTH}")
+    data, functions = _read(path, _Recorder)
+    yield path, data, functions
+    for included in _includes(path, data):
+        if os.path.exists(included) and included not in (*parents, path):
+            yield from _chain(included, (*parents, path))
+
+
+def function_refs(path: str | Path) -> list[FunctionRef]:
+    """Every `!function` target of a task YAML and of the YAMLs it includes."""
+    return [FunctionRef(f, file) for file, _, functions in _chain(str(path)) for f in functions]
+
+
+def _file_problems(path: str, data: Any, functions: list[str]) -> list[str]:
+    problems = [p for p in (ref_problem(FunctionRef(f, path)) for f in functions) if p]
+    for text in _strings(data):
+        problem = template_problem(text)
+        if problem:
+            problems.append(
+                f"{path}: template {text[:80]!r} {problem} (lmms-eval renders templates "
+                "unsandboxed); refer to document fields by name"
+            )
     return problems
+
+
+def check_task_yaml(path: str | Path) -> list[str]:
+    """Problems with the code a task YAML and the YAMLs it includes would run; empty if none."""
+    problems = []
+    try:
+        for file, data, functions in _chain(str(path)):
+            problems += _file_problems(file, data, functions)
+    except TaskCheckError as err:
+        problems.append(str(err))
+    return problems
+
+
+def task_yaml_files(folder: str | Path) -> list[Path]:
+    """The YAML files lmms-eval indexes under an --include_path folder."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
+        found += [Path(root, f) for f in files if f.endswith(".yaml")]
+    return sorted(found)
+
+
+def check_task_folder(folder: str | Path) -> list[str]:
+    """Problems with the code the task YAMLs under `folder` would run; empty when none."""
+    return [p for path in task_yaml_files(folder) for p in check_task_yaml(path)]
+
+
+def _plugin_folders(plugins: str) -> tuple[list[str], list[str]]:
+    """The task folders lmms-eval adds for LMMS_EVAL_PLUGINS (it imports `<plugin>.tasks`),
+    and problems with plugins outside the allowed packages."""
+    folders, problems = [], []
+    for plugin in filter(None, plugins.split(",")):
+        spec = _module_file(f"{plugin}.tasks") and importlib.util.find_spec(f"{plugin}.tasks")
+        if spec is None or not _inside_packages(spec.origin):
+            problems.append(
+                f"LMMS_EVAL_PLUGINS names {plugin}: lmms-eval would import {plugin}.tasks, "
+                f"which is not a module of the installed {' or '.join(ALLOWED_PACKAGES)} packages"
+            )
+        else:
+            folders += list(spec.submodule_search_locations or [])
+    return folders, problems
+
+
+def _loaded_yamls(args: Any, env: dict[str, Any]) -> tuple[list[Path], list[str]]:
+    """The task YAML files one lmms-eval evaluation reads, and problems found on the way."""
+    include = args.include_path
+    folders = (
+        [include] if isinstance(include, str) else include if isinstance(include, list) else []
+    )
+    plugins = str(env.get("LMMS_EVAL_PLUGINS", os.environ.get("LMMS_EVAL_PLUGINS", "")))
+    plugin_folders, problems = _plugin_folders(plugins)
+    files = [f for folder in [*folders, *plugin_folders] for f in task_yaml_files(folder)]
+    tasks = args.tasks if isinstance(args.tasks, str) else ""
+    if os.path.isdir(tasks):
+        files += [Path(p) for p in sorted(glob.glob(os.path.join(tasks, "*.yaml")))]
+    else:
+        files += [Path(entry) for entry in tasks.split(",") if os.path.isfile(entry)]
+    return files, problems
+
+
+def check_command(argv: list[str]) -> list[str]:
+    """Problems with the code the task YAMLs of the lmms-eval command line `argv` would run
+    (every evaluation of its --config file included); empty when none. A command line that
+    lmms-eval itself would refuse yields none: lmms-eval stops before reading any task."""
+    from dragonfly_eval.harness.cmdline import evaluations
+
+    try:
+        runs = evaluations(argv)
+    except TaskCheckError as err:
+        return [str(err)]
+    problems, files = [], []
+    for args, env in runs:
+        found, found_problems = _loaded_yamls(args, env)
+        problems += [p for p in found_problems if p not in problems]
+        files += [f for f in found if f not in files]
+    return problems + [p for path in files for p in check_task_yaml(path)]

@@ -88,8 +88,7 @@ def test_included_yaml_is_checked_too(tmp_path):
 def test_a_file_beside_the_yaml_that_shadows_an_allowed_module_is_refused(tmp_path):
     _task(tmp_path, "doc_to_visual: !function dragonfly_eval.tasks.mini.doc_to_visual\n")
     assert check_task_folder(tmp_path) == []
-    shadow = tmp_path / "dragonfly_eval" / "tasks" / "mini.py"
-    shadow.parent.mkdir(parents=True)
+    shadow = tmp_path / "dragonfly_eval.tasks.mini.py"  # lmms-eval's file name for the module
     shadow.write_text("")
     (found,) = check_task_folder(tmp_path)
     assert "mini.py" in found

@@ -1,0 +1,107 @@
+"""lmms-eval's command line, read with lmms-eval's own argument parser.
+
+So that `--name=value`, repeated options (the last one counts) and abbreviations (`--include`
+for `--include_path`) mean here what they mean to lmms-eval. `--config FILE` is merged the way
+lmms-eval's `cli_evaluate` merges it: each entry of the file is one evaluation, and a command-line
+value that differs from the parser's default overrides the file's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+_UNSET = object()
+
+
+@functools.cache
+def lmms_eval_parser() -> argparse.ArgumentParser:
+    """The parser `lmms-eval --model ... --tasks ...` uses (built by its `parse_eval_args`)."""
+    from lmms_eval.__main__ import parse_eval_args
+
+    # parse_eval_args builds the parser and parses sys.argv in one call; give it no arguments
+    argv, sys.argv = sys.argv, ["lmms-eval"]
+    try:
+        parser, _ = parse_eval_args()
+    finally:
+        sys.argv = argv
+    return parser
+
+
+def _parse(argv: list[str], namespace: argparse.Namespace | None = None):
+    """`argv` parsed by lmms-eval's parser, or None where lmms-eval would exit (bad arguments,
+    `--help`); lmms-eval then says so itself, so nothing is printed here."""
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            return lmms_eval_parser().parse_args(argv, namespace)
+    except SystemExit:
+        return None
+
+
+def parse(argv: list[str]) -> argparse.Namespace | None:
+    """Every option's value as lmms-eval reads `argv`, or None where it would refuse `argv`."""
+    return _parse(argv)
+
+
+def given(argv: list[str]) -> dict[str, Any]:
+    """The options `argv` sets, by destination name (`include_path`), with their values."""
+    unset = argparse.Namespace(**{a.dest: _UNSET for a in lmms_eval_parser()._actions})
+    parsed = _parse(argv, unset)
+    if parsed is None:
+        return {}
+    return {k: v for k, v in vars(parsed).items() if v is not _UNSET}
+
+
+def user_options(argv: list[str]) -> set[str]:
+    """The options the user chose, on the command line or in its `--config` file (a config
+    file that cannot be read adds nothing; the task guard reports it)."""
+    from dragonfly_eval.harness.taskcheck import TaskCheckError
+
+    options = given(argv)
+    config = options.get("config")
+    if config and Path(config).is_file():
+        with contextlib.suppress(TaskCheckError):
+            for entry in config_entries(config):
+                options.update(entry)
+    return set(options)
+
+
+def config_entries(path: str) -> list[dict[str, Any]]:
+    """The entries of a `--config` file, read the way lmms-eval reads it (one dict per
+    evaluation; its `env` key sets environment variables). Raises TaskCheckError when the
+    file is not such a list."""
+    from dragonfly_eval.harness.taskcheck import TaskCheckError, read_yaml
+
+    data = read_yaml(Path(path), tags=False)
+    entries = data if isinstance(data, list) else [data]
+    if not all(isinstance(entry, dict) for entry in entries):
+        raise TaskCheckError(f"{path}: a --config file holds a mapping or a list of mappings")
+    return entries
+
+
+def evaluations(argv: list[str]) -> list[tuple[argparse.Namespace, dict[str, Any]]]:
+    """Each evaluation lmms-eval runs for `argv`: its arguments, with any `--config` entry
+    merged in, and the environment variables that entry sets. Empty when lmms-eval would
+    refuse `argv` or when the config file does not exist (lmms-eval stops on both)."""
+    args = parse(argv)
+    if args is None:
+        return []
+    if not args.config:
+        return [(args, {})]
+    if not Path(args.config).exists():
+        return []
+    defaults = lmms_eval_parser().parse_args([])
+    explicit = {k: v for k, v in vars(args).items() if v != getattr(defaults, k, None)}
+    runs = []
+    for entry in config_entries(args.config):
+        env = entry.get("env")
+        merged = {**vars(defaults), **entry, **explicit}
+        merged.pop("env", None)
+        runs.append((argparse.Namespace(**merged), env if isinstance(env, dict) else {}))
+    return runs

@@ -1,0 +1,37 @@
+"""`python -m dragonfly_eval.harness.lmms_main ARGS`: lmms-eval's command line, with its prompt
+templates rendered in jinja2's sandbox.
+
+lmms-eval renders string prompts (`doc_to_text: "{{question}}"`) with an unsandboxed Jinja
+environment. The task guard (`taskcheck.py`) refuses templates that spell out a name the sandbox
+forbids; a name computed while rendering (`x[key]` with `key` taken from the document, which
+Jinja falls back to reading as an attribute) is only known then, so `dragonfly-eval run` starts
+lmms-eval through this module, which swaps lmms-eval's environment for a sandboxed one with the
+same loader, undefined type and filters. A template that reaches for a forbidden attribute then
+fails with jinja2's SecurityError instead of running.
+"""
+
+from __future__ import annotations
+
+from jinja2.sandbox import SandboxedEnvironment
+
+
+def sandbox_templates() -> None:
+    """Make lmms-eval render every prompt template in jinja2's sandbox."""
+    import lmms_eval.utils
+
+    plain = lmms_eval.utils.env
+    sandboxed = SandboxedEnvironment(loader=plain.loader, undefined=plain.undefined)
+    sandboxed.filters.update(plain.filters)
+    lmms_eval.utils.env = sandboxed
+
+
+def main() -> None:
+    """Run lmms-eval's command line (as `python -m lmms_eval`) with sandboxed templates."""
+    from lmms_eval.cli.dispatch import main as lmms_eval_main
+
+    sandbox_templates()
+    lmms_eval_main()
+
+
+if __name__ == "__main__":
+    main()
