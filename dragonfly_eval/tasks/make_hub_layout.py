@@ -240,12 +240,11 @@ def ai2d() -> HubRepo:
 
 # A complete question pair (one "Yes", one "No" on the same image) for each category, so MME's
 # pairwise aggregation (acc + acc+) can score every category.
-MME_CATEGORIES = (("existence", "circle", "red"), ("color", "square", "blue"))
-MME_CATEGORIES += (("numerical_calculation", "triangle", "green"),)
+MME_CATEGORIES = (("existence", "circle", "red"), ("numerical_calculation", "triangle", "green"))
 
 
 def mme() -> HubRepo:
-    """lmms-lab-encoder/MME: the test split (mme); two perception and one cognition category."""
+    """lmms-lab-encoder/MME: the test split (mme); one perception and one cognition category."""
     features = Features(
         {
             "question_id": STRING,
@@ -261,8 +260,6 @@ def mme() -> HubRepo:
         other = "star" if shape != "star" else "circle"
         if category == "existence":
             pair = (f"Is there a {shape} in the image?", f"Is there a {other} in the image?")
-        elif category == "color":
-            pair = (f"Is the shape {color}?", "Is the shape yellow?")
         else:
             pair = ("Is the answer to the written sum 5?", "Is the answer to the written sum 7?")
         for question, answer in zip(pair, ("Yes", "No"), strict=True):
@@ -294,9 +291,8 @@ def pope() -> HubRepo:
 
     def rows(category: str, offset: int) -> list[dict]:
         found = []
-        for i, (shape, color) in enumerate(
-            zip(SHAPES, ("red", "green", "blue", "purple"), strict=True)
-        ):
+        # one "yes" and one "no" question per split: enough for precision, recall and F1
+        for i, (shape, color) in enumerate(zip(SHAPES[:2], ("red", "green"), strict=True)):
             asked = shape if i % 2 == 0 else SHAPES[(i + 1) % len(SHAPES)]
             found.append(
                 {
