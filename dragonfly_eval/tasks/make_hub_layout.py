@@ -513,6 +513,56 @@ def gqa() -> HubRepo:
     )
 
 
+def mmmu() -> HubRepo:
+    """lmms-lab-encoder/MMMU: the validation split (mmmu_val); `options` is a Python list
+    literal, `image_1`..`image_7` hold the images the question's `<image n>` tags name, and the
+    subject is read from `id` (validation_<Subject>_<n>)."""
+    features = Features(
+        {
+            "id": STRING,
+            "question": STRING,
+            "options": STRING,
+            "explanation": STRING,
+            **{f"image_{k}": Image() for k in range(1, 8)},
+            "img_type": STRING,
+            "answer": STRING,
+            "topic_difficulty": STRING,
+            "question_type": STRING,
+            "subfield": STRING,
+        }
+    )
+    questions = [
+        ("Art", "<image 1> Which shape is drawn?", str(list(SHAPES)), "C", "multiple-choice"),
+        ("Math", "<image 1> How many corners does the shape have?", "[]", "4", "open"),
+        (
+            "Physics",
+            "<image 1> What color is the shape?",
+            "['red', 'blue']",
+            "B",
+            "multiple-choice",
+        ),
+    ]
+    rows = []
+    for i, (subject, question, options, answer, kind) in enumerate(questions):
+        shape, color = ("triangle", "green") if i == 0 else ("square", "blue")
+        rows.append(
+            {
+                "id": f"validation_{subject}_{i + 1}",
+                "question": question,
+                "options": options,
+                "explanation": "",
+                "image_1": _scene(shape, color),
+                **{f"image_{k}": None for k in range(2, 8)},
+                "img_type": "['Diagrams']",
+                "answer": answer,
+                "topic_difficulty": "Easy",
+                "question_type": kind,
+                "subfield": subject,
+            }
+        )
+    return HubRepo(f"{ORG}/MMMU", (HubConfig("default", "data", features, {"validation": rows}),))
+
+
 REPOS: tuple[Callable[[], HubRepo], ...] = (
     textvqa,
     chartqa,
@@ -524,6 +574,7 @@ REPOS: tuple[Callable[[], HubRepo], ...] = (
     seedbench,
     coco_caption2017,
     gqa,
+    mmmu,
 )
 
 

@@ -43,6 +43,7 @@ GOLD: dict[str, Callable[[dict], str]] = {
     "pope_random": lambda doc: doc["answer"],
     "scienceqa_img": lambda doc: _letter(doc["answer"]),
     "gqa": lambda doc: doc["answer"],
+    "mmmu_val": lambda doc: doc["answer"],
     "coco2017_cap_val": lambda doc: doc["answer"][0],
     "seedbench_ppl": lambda doc: doc[f"choice_{doc['answer'].lower()}"],
 }

@@ -46,6 +46,7 @@ MAXIMA = {
     "scienceqa_img": {"exact_match,none": 1.0},
     "seedbench_ppl": {"acc,none": 1.0},
     "gqa": {"exact_match,none": 1.0},
+    "mmmu_val": {"mmmu_acc,none": 1.0},
     "dragonfly_textvqa_val": {"exact_match,none": 1.0},
     "dragonfly_docvqa_val": {"anls,none": 1.0},
     "dragonfly_ai2d": {"exact_match,flexible-extract": 1.0},
