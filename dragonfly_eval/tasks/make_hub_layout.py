@@ -8,8 +8,9 @@ folder, so built-in tasks (and the dragonfly_* twins, which use the same ids) ru
 unchanged, GQA's second config included.
 
 Each copy holds a few synthetic documents with known answers, in the column names and types of
-the real repository (the columns lmms-eval's task utils read, plus the others the hub card
-declares). Images are the datasets library's Image feature ({bytes, path} structs), so they
+the real repository: every column lmms-eval's task utils read, with the type they expect, and
+the other columns of the hub card (read for textvqa, ChartQA, DocVQA, ai2d, MME, POPE and
+ScienceQA; for SEED-Bench, COCO-Caption2017, GQA and MMMU the upstream datasets' fields). Images are the datasets library's Image feature ({bytes, path} structs), so they
 decode to PIL images as the hub's do. The output is a pure function of this file and Pillow's
 bundled font.
 """

@@ -39,5 +39,6 @@ def realschema_env(offline_env, oracle_plugin, tmp_path_factory) -> dict[str, st
     env = dict(offline_env)
     env["PYTHONPATH"] = os.pathsep.join([str(oracle_plugin), str(HERE), env["PYTHONPATH"]])
     env["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
-    env.pop("HF_TOKEN", None)
+    for name in ("HF_TOKEN", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN"):
+        env.pop(name, None)
     return env
