@@ -35,7 +35,13 @@ from dragonfly_eval.harness.batching import (
 from dragonfly_eval.harness.numerics import NonFiniteWatch, enable_determinism, float32_model
 from dragonfly_eval.harness.prefix import PrefixKV
 from dragonfly_eval.harness.report import FailureLog, rank_path
-from dragonfly_eval.harness.resume import ResumeStore, SaveBatch, answer_with_store, request_key
+from dragonfly_eval.harness.resume import (
+    ResumeStore,
+    SaveBatch,
+    answer_with_store,
+    checkpoint_identity,
+    request_key,
+)
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor, chat_prompt
 from dragonfly_eval.modeling.loading import load_dragonfly
 
@@ -183,6 +189,7 @@ class Dragonfly(lmms):
         self._model_id = json.dumps(
             [
                 pretrained,
+                checkpoint_identity(pretrained),
                 revision,
                 self.dtype,
                 self._model.zoom,
@@ -371,13 +378,18 @@ class Dragonfly(lmms):
         """Answers for `generate_until` requests, batched, in request order (those an earlier
         run finished come from the resume store)."""
         reqs = [(a[0], a[1], a[2], a[3], a[4], a[5], None) for a in (r.args for r in requests)]
+        return self._generate_stored("generate_until", reqs, "dragonfly generate")
+
+    def _generate_stored(self, request_type: str, reqs: list[tuple], desc: str) -> list[str]:
+        """`_generate(reqs)`, with the answers an earlier run finished taken from the resume
+        store; `request_type` names the request type (and the round) in the store's keys."""
         return answer_with_store(
             self._resume,
-            "generate_until",
-            self._resume_keys("generate_until", reqs, lambda r: gen_kwargs_key(r[1])),
+            request_type,
+            self._resume_keys(request_type, reqs, lambda r: gen_kwargs_key(r[1])),
             [(r[4], r[3]) for r in reqs],
             lambda pending, save: self._generate(
-                [reqs[i] for i in pending], desc="dragonfly generate", on_batch=save
+                [reqs[i] for i in pending], desc=desc, on_batch=save
             ),
         )
 
@@ -684,7 +696,8 @@ class Dragonfly(lmms):
                 active = [s for s in states if not s["done"]]
             if not active:
                 break
-            answers = self._generate(
+            answers = self._generate_stored(
+                f"generate_until_multi_round:{round_idx}",
                 [
                     (
                         s["context"],
@@ -697,7 +710,7 @@ class Dragonfly(lmms):
                     )
                     for s in active
                 ],
-                desc=f"dragonfly multi-round {round_idx}",
+                f"dragonfly multi-round {round_idx}",
             )
             for s, answer in zip(active, answers, strict=True):
                 s["outputs"].append(answer)
