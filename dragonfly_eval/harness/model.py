@@ -21,7 +21,6 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from loguru import logger
 from PIL import Image
-from tqdm import tqdm
 from transformers import LogitsProcessorList
 
 from dragonfly_eval.harness import compat
@@ -34,6 +33,7 @@ from dragonfly_eval.harness.batching import (
 )
 from dragonfly_eval.harness.numerics import NonFiniteWatch, enable_determinism, float32_model
 from dragonfly_eval.harness.prefix import PrefixKV
+from dragonfly_eval.harness.progress import progress_bar
 from dragonfly_eval.harness.report import FailureLog, rank_path
 from dragonfly_eval.harness.resume import (
     ResumeStore,
@@ -442,7 +442,7 @@ class Dragonfly(lmms):
         `make`, answered by `run`, reported to `on_batch`, returned in request order."""
         batches = plan_batches(n, group_key, lambda i: (-lengths[i], i), self.batch_size)
         results = []
-        bar = tqdm(total=n, desc=desc, disable=self.rank != 0)
+        bar = progress_bar(n, desc, disable=self.rank != 0)
         for batch in self._iter_prepared(batches, make):
             results.append(run(batch))
             if on_batch is not None:
