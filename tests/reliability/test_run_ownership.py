@@ -2,7 +2,9 @@
 keep their own failure report and results file; progress goes to a log as a few lines."""
 
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from io import StringIO
@@ -51,33 +53,46 @@ def _written(stderr):
     return re.findall(r"results written to (\S+)", stderr)
 
 
+def _failures_logged(out):
+    return [p for p in out.glob(f"{RUNS_DIR}/*/failures.jsonl") if p.read_text().strip()]
+
+
 @pytest.mark.slow
 def test_two_concurrent_runs_into_one_folder_keep_their_own_files(tmp_path, cli_env):
+    """The long run is paused (SIGSTOP) right after its first failure, the short run goes from
+    start to end meanwhile, then the long run carries on: a deterministic overlap."""
     tasks = _task_folder(tmp_path)
     out = tmp_path / "out"
 
     def start(task):
         cmd = run_command(out, "--include_path", str(tasks), tasks=task)
-        return subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            cmd,
+            env=cli_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # lmms-eval runs as a child: pause the whole group
+        )
 
     long_run = start("dragonfly_own_long")
     deadline = time.monotonic() + 240
-    while not list(out.glob(f"{RUNS_DIR}/*/failures.jsonl")):  # its harness is answering
+    while not _failures_logged(out):
         assert long_run.poll() is None, long_run.communicate()[1].decode()[-3000:]
-        assert time.monotonic() < deadline, "the first run never reached its model"
-        time.sleep(0.1)
-    short_run = start("dragonfly_own_short")
-    logs = {}
-    for task, proc in (("dragonfly_own_long", long_run), ("dragonfly_own_short", short_run)):
-        stdout, stderr = proc.communicate(timeout=300)
-        logs[task] = stderr.decode()
-        assert proc.returncode == 0, stdout.decode()[-2000:] + logs[task][-4000:]
+        assert time.monotonic() < deadline, "the first run never logged a failure"
+        time.sleep(0.05)
+    os.killpg(long_run.pid, signal.SIGSTOP)
+    try:
+        short_run = start("dragonfly_own_short")
+        logs = {"dragonfly_own_short": _finish(short_run)}
+    finally:
+        os.killpg(long_run.pid, signal.SIGCONT)
+    logs["dragonfly_own_long"] = _finish(long_run)
 
     claimed = {}
     for task, (_, broken) in TASKS.items():
         (results,) = _written(logs[task])
         claimed[task] = results
-        assert list(json.loads(open(results).read())["results"]) == [task]
+        assert list(json.loads(Path(results).read_text())["results"]) == [task]
         report = json.loads(failures_file_for(Path(results)).read_text())
         assert report["count"] == len(broken)
         assert {(f["task"], f["doc_id"]) for f in report["failures"]} == {(task, i) for i in broken}
@@ -85,6 +100,12 @@ def test_two_concurrent_runs_into_one_folder_keep_their_own_files(tmp_path, cli_
     assert len(set(claimed.values())) == 2
     assert len(list(out.glob(f"{RUNS_DIR}/*/"))) == 2
     _check_progress_lines(logs["dragonfly_own_long"], total=TASKS["dragonfly_own_long"][0])
+
+
+def _finish(proc):
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout.decode()[-2000:] + stderr.decode()[-4000:]
+    return stderr.decode()
 
 
 def _check_progress_lines(log, total):
