@@ -14,11 +14,19 @@
   get the answers of the old one. A failed scoring request, `(inf, False)`, is not stored, as
   lmms-eval already does for an empty (failed) generation: the next run tries it again and
   reports it if it fails again, instead of serving the failure silently.
+- lmms-eval skips a damaged `cache.db` (cut short by a killed copy or a full disk) when it reads,
+  but merges the run's answers into it when the run ends, and that crash loses the results of the
+  whole evaluation. `apply()` sets such a file aside first (renamed, with a warning): the answers
+  are computed again and lmms-eval builds a fresh `cache.db`.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 _PATCHED = "_dragonfly_patched"
@@ -75,6 +83,33 @@ def cache_model_args(model: Any, model_args: Any) -> Any:
     return args
 
 
+def set_aside_damaged_cache(cache_root: str) -> Path | None:
+    """Rename `<cache_root>/cache.db` (and its WAL files) aside when SQLite cannot read it;
+    returns the new name, or None when there is nothing to set aside."""
+    from loguru import logger
+
+    from dragonfly_eval.harness.resume import sqlite_problem
+
+    root = Path(cache_root).resolve()  # lmms-eval takes a "*.db" path to mean its folder
+    db = (root.parent if root.name.endswith(".db") else root) / "cache.db"
+    if not db.is_file():
+        return None
+    with closing(sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)) as conn:
+        problem = sqlite_problem(conn)
+    if problem is None:
+        return None
+    aside = db.with_name(f"cache.db.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = db.with_name(db.name + suffix)
+        if part.exists():
+            part.rename(aside.with_name(aside.name + suffix))
+    logger.warning(
+        f"dragonfly: lmms-eval's response cache {db} is damaged ({problem}); set it aside as "
+        f"{aside}. Its answers are computed again and a fresh cache.db is written at the end."
+    )
+    return aside
+
+
 def _patch_cache() -> None:
     try:
         from lmms_eval.caching.response_cache import ResponseCache
@@ -85,6 +120,7 @@ def _patch_cache() -> None:
         return
 
     def keyed_create(cache_root: str, *, model: Any = "", model_args: Any = "", **kwargs: Any):
+        set_aside_damaged_cache(cache_root)
         args = cache_model_args(model, model_args)
         return create(cache_root, model=model, model_args=args, **kwargs)
 

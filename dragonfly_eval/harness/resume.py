@@ -130,11 +130,20 @@ def damaged(path: Path, err: Exception) -> ResumeStoreError:
     )
 
 
+def sqlite_problem(db: sqlite3.Connection) -> str | None:
+    """What SQLite finds wrong with a database file (a cut-short page, ...), or None."""
+    try:
+        (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as err:
+        return str(err)
+    return None if verdict == "ok" else verdict
+
+
 def check_store(db: sqlite3.Connection, path: Path) -> None:
     """Raise `ResumeStoreError` unless SQLite finds the store file sound."""
-    (verdict,) = db.execute("PRAGMA quick_check").fetchone()
-    if verdict != "ok":
-        raise damaged(path, sqlite3.DatabaseError(verdict))
+    problem = sqlite_problem(db)
+    if problem:
+        raise damaged(path, sqlite3.DatabaseError(problem))
 
 
 def answer_with_store(

@@ -123,6 +123,25 @@ def test_run_from_the_resume_store_matches_the_first(first_run, task_folder, off
     assert _samples(root / "resumed") == _samples(root / "first")
 
 
+@pytest.mark.slow
+def test_a_damaged_cache_is_set_aside_and_the_run_still_matches(
+    first_run, task_folder, offline_env
+):
+    root, _ = first_run
+    cache = root / "damaged"
+    shutil.copytree(root / "cache", cache)
+    db = cache / "cache.db"
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])  # a copy killed half-way
+    log = _lmms_eval(offline_env, task_folder, root / "after_damage", "--use_cache", str(cache))
+    assert f"response cache {db} is damaged" in log
+    assert "served from cache" not in log  # every answer computed again
+    assert _results(root / "after_damage") == _results(root / "first")
+    assert _samples(root / "after_damage") == _samples(root / "first")
+    (aside,) = cache.glob("cache.db.damaged-*")
+    with sqlite3.connect(db) as rebuilt:  # lmms-eval wrote a sound one at the end
+        assert rebuilt.execute("SELECT COUNT(*) FROM responses").fetchone()[0] > 0
+
+
 def test_cache_key_leaves_out_bookkeeping_and_follows_the_checkpoint_files(tmp_path):
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
