@@ -17,7 +17,12 @@ from reliability_helpers import RESUME_TASKS, metrics, results_file, run_cli, ru
 from rich.console import Console
 
 from dragonfly_eval.harness.model import Dragonfly
-from dragonfly_eval.harness.resume import ResumeStore, answer_with_store, request_key
+from dragonfly_eval.harness.resume import (
+    ResumeStore,
+    answer_with_store,
+    checkpoint_identity,
+    request_key,
+)
 from dragonfly_eval.harness.runfiles import (
     LATEST,
     RESUME_STORE,
@@ -200,3 +205,15 @@ def test_resume_names_an_unknown_run_and_a_run_in_use(tmp_path):
     resumed = start_run(tmp_path, LATEST, console)
     assert resumed.resumed and resumed.run_id == first.run_id  # the newest run with a store
     release(resumed)
+
+
+def test_checkpoint_identity_follows_the_files_of_a_local_checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"0" * 8)
+    first = checkpoint_identity(str(tmp_path))
+    assert checkpoint_identity(str(tmp_path)) == first
+    (tmp_path / "notes.txt").write_text("not part of the model")
+    assert checkpoint_identity(str(tmp_path)) == first
+    (tmp_path / "model.safetensors").write_bytes(b"1" * 9)  # retrained in place
+    assert checkpoint_identity(str(tmp_path)) != first
+    assert checkpoint_identity("dragonfly-tiny") == "dragonfly-tiny"
