@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from io import StringIO
 from pathlib import Path
@@ -134,3 +135,29 @@ def test_relay_keeps_the_last_state_of_a_redrawn_line():
         "100%|###| 10/10"
     )
     assert cli.last_redraw("plain line") == "plain line"
+
+
+class _Terminal(StringIO):
+    def isatty(self):
+        return True
+
+
+REDRAWING = (
+    "import os, sys\n"
+    "sys.stderr.write(os.environ['DRAGONFLY_PROGRESS'] + '\\n')\n"
+    "for i in range(5):\n"
+    "    sys.stderr.write(f'\\r{i}/4')\n"
+    "sys.stderr.write('\\ndone\\n')\n"
+)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_relay_redraws_in_place_only_at_a_terminal(monkeypatch, terminal):
+    shown = _Terminal() if terminal else StringIO()
+    monkeypatch.setattr(sys, "stderr", shown)
+    code, log = cli.relay([sys.executable, "-c", REDRAWING])
+    assert code == 0 and "\r4/4" in log
+    if terminal:
+        assert shown.getvalue() == "tty\n\r0/4\r1/4\r2/4\r3/4\r4/4\ndone\n"
+    else:
+        assert shown.getvalue() == "lines\n4/4\ndone\n"
