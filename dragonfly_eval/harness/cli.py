@@ -139,7 +139,7 @@ def run_lmms_eval(
         print(f"dragonfly-eval: {err}", file=sys.stderr)
         return 2, []
     if uses_dragonfly(extra):
-        extra = runfiles.with_model_args(extra, runfiles.harness_model_args(run))
+        extra = runfiles.with_run_files(extra, run)
     cmd = lmms_eval_command(extra, output_path, resume is not None)
     print("+ " + " ".join(cmd), file=sys.stderr)
     try:

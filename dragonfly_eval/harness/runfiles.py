@@ -55,6 +55,8 @@ class Run:
     resumed: bool = False
     started: float = field(default_factory=time.time)
     lock: IO | None = field(default=None, repr=False)
+    # The failure log the harness was told to keep, when the user's model_args named their own.
+    user_failure_log: Path | None = None
 
     @property
     def folder(self) -> Path:
@@ -66,7 +68,7 @@ class Run:
 
     @property
     def failure_log(self) -> Path:
-        return self.folder / FAILURE_LOG
+        return self.user_failure_log or self.folder / FAILURE_LOG
 
 
 def option_value(args: list[str], name: str) -> str | None:
@@ -115,6 +117,18 @@ def say(console: Console, text: str) -> None:
 def harness_model_args(run: Run) -> dict[str, str]:
     """The model args that make the harness keep the run's resume store and failure log."""
     return {"resume_store": str(run.resume_store), "failure_report": str(run.failure_log)}
+
+
+def with_run_files(args: list[str], run: Run) -> list[str]:
+    """`args` with the run's harness args added to `--model_args`; a file the user named there
+    wins, and the run then reads its failures from that file."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    merged = with_model_args(args, harness_model_args(run))
+    given = simple_parse_args_string(option_value(merged, "--model_args") or "")
+    if Path(given["failure_report"]) != run.failure_log:
+        run.user_failure_log = Path(given["failure_report"])
+    return merged
 
 
 def new_run_id() -> str:

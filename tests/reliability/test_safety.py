@@ -114,13 +114,18 @@ def test_run_refuses_a_task_folder_with_foreign_code_before_starting_lmms_eval(
     assert "refusing to run" in err and "os.system" in err
 
 
-def test_run_points_the_harness_at_its_resume_store_and_failure_log(tmp_path, monkeypatch):
+def test_run_points_the_harness_at_its_resume_store_and_failure_log(tmp_path, monkeypatch, capsys):
     commands = []
     monkeypatch.setattr(harness_cli, "relay", lambda cmd: commands.append(cmd) or (0, ""))
     out = tmp_path / "out"
     harness_cli.run_lmms_eval(["--model_args", "pretrained=x,resume_store=mine"], str(out))
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"task": "t", "doc_id": 3, "reason": "OSError: x"}\n')
+    harness_cli.run_lmms_eval(["--model_args", f"pretrained=x,failure_report={mine}"], str(out))
     harness_cli.run_lmms_eval(["--model", "llava", "--model_args", "a=b"], str(out))
-    first, other = commands
+    first, own_log, other = commands
+    assert f"failure_report={mine}" in own_log[own_log.index("--model_args") + 1]
+    assert "OSError: x" in capsys.readouterr().err  # its failures are the ones reported
     args = first[first.index("--model_args") + 1].split(",")
     assert args[:2] == ["pretrained=x", "resume_store=mine"]  # the user's value wins
     assert args[2].startswith(f"failure_report={out.resolve() / RUNS_DIR}/")
