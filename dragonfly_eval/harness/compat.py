@@ -115,8 +115,9 @@ def _patch_cache() -> None:
         from lmms_eval.caching.response_cache import ResponseCache
     except ImportError:
         return
-    create, valid = ResponseCache.create, ResponseCache._is_valid_response
-    if getattr(create, _PATCHED, False):
+    create = ResponseCache.create
+    valid = getattr(ResponseCache, "_is_valid_response", None)
+    if valid is None or getattr(create, _PATCHED, False):
         return
 
     def keyed_create(cache_root: str, *, model: Any = "", model_args: Any = "", **kwargs: Any):
