@@ -159,6 +159,12 @@ def run_lmms_eval(
         )
         for hint in dataset_hints(log):
             print(f"dragonfly-eval: {hint}", file=sys.stderr)
+        if uses_dragonfly(extra):
+            print(
+                "dragonfly-eval: the answers this run finished are kept; add "
+                f"`--resume {run.run_id}` to the same command to continue it",
+                file=sys.stderr,
+            )
         return 1, []
     return 0, written
 

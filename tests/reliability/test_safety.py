@@ -125,8 +125,11 @@ def test_run_points_the_harness_at_its_resume_store_and_failure_log(tmp_path, mo
     harness_cli.run_lmms_eval(["--model", "llava", "--model_args", "a=b"], str(out))
     first, own_log, other = commands
     assert f"failure_report={mine}" in own_log[own_log.index("--model_args") + 1]
-    assert "OSError: x" in capsys.readouterr().err  # its failures are the ones reported
+    err = capsys.readouterr().err
+    assert "OSError: x" in err  # its failures are the ones reported
     args = first[first.index("--model_args") + 1].split(",")
+    run_id = args[2].split("/")[-2]
+    assert f"add `--resume {run_id}` to the same command" in err  # no results: how to go on
     assert args[:2] == ["pretrained=x", "resume_store=mine"]  # the user's value wins
     assert args[2].startswith(f"failure_report={out.resolve() / RUNS_DIR}/")
     assert args[2].endswith("/failures.jsonl")
