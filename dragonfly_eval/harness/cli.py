@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
 
-from dragonfly_eval.harness import cmdline, runfiles
+from dragonfly_eval.harness import cmdline, progress, runfiles
 from dragonfly_eval.harness.preflight import (
     Problem,
     TaskSpec,
@@ -44,12 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--output_path", default="results", help="lmms-eval output folder")
     run.add_argument(
         "--resume",
-        action="store_true",
+        nargs="?",
+        const=runfiles.LATEST,
+        metavar="RUN_ID",
         help=(
             "continue an interrupted run of the same command: answers the harness stored after "
-            "each batch (OUTPUT_PATH/dragonfly_resume.sqlite) are not computed again; also "
-            "turns on lmms-eval's --use_cache, which only stores a request type once all its "
-            "requests are done. Without --resume the store is started afresh."
+            "each batch (OUTPUT_PATH/dragonfly_runs/RUN_ID/resume.sqlite) are not computed "
+            "again. RUN_ID is printed when a run starts; without it, the newest run that no "
+            "other process is working on. Also turns on lmms-eval's --use_cache, which only "
+            "stores a request type once all its requests are done. Without --resume each run "
+            "gets a new id and a new store."
         ),
     )
     run.set_defaults(handler=run_command)
@@ -73,8 +78,6 @@ def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[
     cmd += ["--output_path", output_path]
     if resume and "use_cache" not in given:
         cmd += ["--use_cache", str(Path(output_path) / "cache" / "responses")]
-    if uses_dragonfly(extra):
-        extra = runfiles.with_model_args(extra, runfiles.harness_model_args(output_path))
     return cmd + extra
 
 
@@ -93,13 +96,6 @@ def uses_dragonfly(extra: list[str]) -> bool:
 def unsafe_task_code(lmms_args: list[str]) -> list[str]:
     """Problems with the code the task YAMLs of an lmms-eval command line would execute."""
     return check_command(lmms_args)
-
-
-def newest_results(output_path: Path, since: float) -> list[Path]:
-    """Results files written under `output_path` after `since` (a timestamp)."""
-    if not output_path.is_dir():
-        return []
-    return sorted(p for p in output_path.rglob("*_results.json") if p.stat().st_mtime >= since)
 
 
 def has_numbers(results_file: Path) -> bool:
@@ -160,32 +156,39 @@ def dataset_hints(log: str, tasks: list[TaskSpec]) -> list[str]:
 
 
 def run_lmms_eval(
-    extra: list[str], output_path: str, resume: bool = False
+    extra: list[str], output_path: str, resume: str | None = None
 ) -> tuple[int, list[Path]]:
-    """Run lmms-eval, streaming its output; returns (exit code, results files written)."""
-    cmd = lmms_eval_command(extra, output_path, resume)
-    problems = unsafe_task_code(cmd[len(LMMS_EVAL) :])
+    """Run lmms-eval, streaming its output; returns (exit code, results files the run wrote).
+    `resume` is the id of the run to continue (or `runfiles.LATEST`)."""
+    # The guard reads the command line lmms-eval will get (the run's own files, added below,
+    # name no task code).
+    problems = unsafe_task_code(
+        lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
+    )
     if problems:
         for problem in problems:
             print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
         return 2, []
-    runfiles.start_run(output_path, resume)
-    started = time.time() - 1
-    print("+ " + " ".join(cmd), file=sys.stderr)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stderr.write(line)
-        lines.append(line)
-    code = proc.wait()
-    written = [p for p in newest_results(Path(output_path), started) if has_numbers(p)]
+    console = Console(stderr=True)
+    try:
+        run = runfiles.start_run(output_path, resume, console)
+    except runfiles.RunError as err:
+        print(f"dragonfly-eval: {err}", file=sys.stderr)
+        return 2, []
     if uses_dragonfly(extra):
-        runfiles.finish_run(output_path, written, Console(stderr=True))
+        extra = runfiles.with_run_files(extra, run)
+    cmd = lmms_eval_command(extra, output_path, resume is not None)
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    try:
+        code, log = relay(cmd)
+        written = [p for p in runfiles.run_results(run) if has_numbers(p)]
+        if uses_dragonfly(extra):
+            runfiles.finish_run(run, written, console)
+    finally:
+        runfiles.release(run)
     if code != 0:
         return code, written
     if not written:
-        log = "".join(lines)
         print(
             f"dragonfly-eval: lmms-eval wrote no results file with numbers under {output_path} "
             "(the evaluation failed; see the log above)",
@@ -193,8 +196,44 @@ def run_lmms_eval(
         )
         for hint in dataset_hints(log, run_tasks(extra)):
             print(f"dragonfly-eval: {hint}", file=sys.stderr)
+        if uses_dragonfly(extra):
+            print(
+                "dragonfly-eval: the answers this run finished are kept; add "
+                f"`--resume {run.run_id}` to the same command to continue it",
+                file=sys.stderr,
+            )
         return 1, []
     return 0, written
+
+
+def last_redraw(line: str) -> str:
+    """What a line redrawn with carriage returns (a progress bar) finally shows."""
+    return line.rstrip("\r").rsplit("\r", 1)[-1]
+
+
+def relay(cmd: list[str]) -> tuple[int, str]:
+    """Run `cmd`, copying its output to stderr as it comes; returns (exit code, its output).
+    At a terminal, carriage returns pass through, so progress bars redraw in place; elsewhere
+    each line is written once in its last state (one line per bar, not one per refresh)."""
+    tty = sys.stderr.isatty()
+    env = {**os.environ, progress.MODE_ENV: "tty" if tty else "lines"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    assert proc.stdout is not None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    log, pending = [], ""
+    while chunk := proc.stdout.read1(1 << 16):
+        text = decoder.decode(chunk)
+        log.append(text)
+        if tty:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            continue
+        *lines, pending = (pending + text).split("\n")
+        for line in lines:
+            sys.stderr.write(last_redraw(line) + "\n")
+    if pending and not tty:
+        sys.stderr.write(last_redraw(pending) + "\n")
+    return proc.wait(), "".join(log)
 
 
 def run_command(args: argparse.Namespace) -> int:

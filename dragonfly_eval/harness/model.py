@@ -22,7 +22,6 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from loguru import logger
 from PIL import Image
-from tqdm import tqdm
 from transformers import LogitsProcessorList
 
 from dragonfly_eval.harness import compat
@@ -36,8 +35,15 @@ from dragonfly_eval.harness.batching import (
 )
 from dragonfly_eval.harness.numerics import NonFiniteWatch, enable_determinism, float32_model
 from dragonfly_eval.harness.prefix import PrefixKV
+from dragonfly_eval.harness.progress import progress_bar
 from dragonfly_eval.harness.report import FailureLog, rank_path
-from dragonfly_eval.harness.resume import ResumeStore, SaveBatch, answer_with_store, request_key
+from dragonfly_eval.harness.resume import (
+    ResumeStore,
+    SaveBatch,
+    answer_with_store,
+    checkpoint_identity,
+    request_key,
+)
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor, chat_prompt
 from dragonfly_eval.modeling.image_processing import wide_mode
 from dragonfly_eval.modeling.loading import load_dragonfly
@@ -203,6 +209,7 @@ class Dragonfly(lmms):
         self._model_id = json.dumps(
             [
                 pretrained,
+                checkpoint_identity(pretrained),
                 revision,
                 self.dtype,
                 self._model.zoom,
@@ -402,13 +409,18 @@ class Dragonfly(lmms):
         """Answers for `generate_until` requests, batched, in request order (those an earlier
         run finished come from the resume store)."""
         reqs = [(a[0], a[1], a[2], a[3], a[4], a[5], None) for a in (r.args for r in requests)]
+        return self._generate_stored("generate_until", reqs, "dragonfly generate")
+
+    def _generate_stored(self, request_type: str, reqs: list[tuple], desc: str) -> list[str]:
+        """`_generate(reqs)`, with the answers an earlier run finished taken from the resume
+        store; `request_type` names the request type (and the round) in the store's keys."""
         return answer_with_store(
             self._resume,
-            "generate_until",
-            self._resume_keys("generate_until", reqs, lambda r: gen_kwargs_key(r[1])),
+            request_type,
+            self._resume_keys(request_type, reqs, lambda r: gen_kwargs_key(r[1])),
             [(r[4], r[3]) for r in reqs],
             lambda pending, save: self._generate(
-                [reqs[i] for i in pending], desc="dragonfly generate", on_batch=save
+                [reqs[i] for i in pending], desc=desc, on_batch=save
             ),
         )
 
@@ -461,7 +473,7 @@ class Dragonfly(lmms):
         `make`, answered by `run`, reported to `on_batch`, returned in request order."""
         batches = plan_batches(n, group_key, lambda i: (-lengths[i], i), self.batch_size)
         results = []
-        bar = tqdm(total=n, desc=desc, disable=self.rank != 0)
+        bar = progress_bar(n, desc, disable=self.rank != 0)
         for batch in self._iter_prepared(batches, make):
             results.append(run(batch))
             if on_batch is not None:
@@ -715,7 +727,8 @@ class Dragonfly(lmms):
                 active = [s for s in states if not s["done"]]
             if not active:
                 break
-            answers = self._generate(
+            answers = self._generate_stored(
+                f"generate_until_multi_round:{round_idx}",
                 [
                     (
                         s["context"],
@@ -728,7 +741,7 @@ class Dragonfly(lmms):
                     )
                     for s in active
                 ],
-                desc=f"dragonfly multi-round {round_idx}",
+                f"dragonfly multi-round {round_idx}",
             )
             for s, answer in zip(active, answers, strict=True):
                 s["outputs"].append(answer)

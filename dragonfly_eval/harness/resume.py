@@ -7,8 +7,10 @@ transaction, WAL journal: a committed batch survives `kill -9`) and read when th
 
 A key covers everything that decides an answer: the model's identity (checkpoint, revision,
 dtype, zoom, ...), the request type, task, split, doc_id, the prompt, and the generation settings
-or the scored continuation. Requests that failed (empty answer because of an error) are not
-stored, so a resumed run tries them again.
+or the scored continuation (`checkpoint_identity` stands for the checkpoint's files, so a
+checkpoint rewritten in place starts afresh). Requests that failed (empty answer because of an
+error) are not stored, so a resumed run tries them again. A damaged store file (cut short by a
+full disk, a partial copy) is refused with `ResumeStoreError`, never read as half an answer set.
 """
 
 from __future__ import annotations
@@ -39,6 +41,24 @@ CREATE TABLE IF NOT EXISTS answers (
 # Called once per finished batch: (positions in the pending list, answers, whether each failed).
 SaveBatch = Callable[[Sequence[int], Sequence[Any], Sequence[bool]], None]
 
+# Files of a checkpoint folder whose change changes the answers (weights, config, tokenizer).
+_CHECKPOINT_FILES = ("*.json", "*.safetensors", "*.bin", "*.model", "*/*.json", "*/*.safetensors")
+
+
+class ResumeStoreError(RuntimeError):
+    """A resume store that cannot be read; the message names the file and the fix."""
+
+
+def checkpoint_identity(pretrained: str) -> str:
+    """A digest of the name, size and modification time of a local checkpoint's files; the
+    name itself for a hub id or a built-in model (whose `revision` is keyed beside it)."""
+    folder = Path(pretrained).expanduser()
+    if not folder.is_dir():
+        return pretrained
+    files = sorted({p for pattern in _CHECKPOINT_FILES for p in folder.glob(pattern)})
+    stats = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+
 
 def request_key(
     model_id: str, request_type: str, task: str, split: str, doc_id: Any, *parts: Any
@@ -61,24 +81,29 @@ class ResumeStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = uuid.uuid4().hex
         self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+            check_store(self._db, self.path)
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise damaged(self.path, err) from err
 
     def lookup(self, keys: Sequence[str]) -> dict[str, Any]:
-        """Stored answers among `keys` (JSON lists come back as tuples, as loglikelihood wants)."""
+        """Stored answers among `keys` (a loglikelihood pair comes back as a tuple)."""
         found: dict[str, Any] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT key, answer FROM answers WHERE key IN ({marks})", chunk
+                f"SELECT key, request_type, answer FROM answers WHERE key IN ({marks})", chunk
             ).fetchall()
-            for key, answer in rows:
+            for key, request_type, answer in rows:
                 value = json.loads(answer)
-                found[key] = tuple(value) if isinstance(value, list) else value
+                found[key] = tuple(value) if request_type == "loglikelihood" else value
         return found
 
     def save(self, rows: Sequence[tuple[str, str, str, Any, Any]]) -> None:
@@ -95,6 +120,30 @@ class ResumeStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def damaged(path: Path, err: Exception) -> ResumeStoreError:
+    """The error for a store file SQLite cannot read."""
+    return ResumeStoreError(
+        f"resume store {path} is damaged ({err}): it was cut short or is not a resume store. "
+        "Delete it (the run then starts afresh) or resume another run."
+    )
+
+
+def sqlite_problem(db: sqlite3.Connection) -> str | None:
+    """What SQLite finds wrong with a database file (a cut-short page, ...), or None."""
+    try:
+        (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as err:
+        return str(err)
+    return None if verdict == "ok" else verdict
+
+
+def check_store(db: sqlite3.Connection, path: Path) -> None:
+    """Raise `ResumeStoreError` unless SQLite finds the store file sound."""
+    problem = sqlite_problem(db)
+    if problem:
+        raise damaged(path, sqlite3.DatabaseError(problem))
 
 
 def answer_with_store(

@@ -1,16 +1,29 @@
-"""The files `dragonfly-eval run` keeps under the output folder for the harness, and the
-`--model_args` that point the harness at them.
+"""The files of one `dragonfly-eval run`, found by its run id, and the `--model_args` that point
+the harness at them.
 
-- `dragonfly_resume.sqlite`: answers of finished requests (see `resume.py`); kept for `--resume`,
-  started afresh otherwise.
-- `dragonfly_failures.jsonl`: requests that failed, as they happen (see `report.py`); turned
-  into `<date>_failures.json` beside each results file at the end.
+Each run gets an id (`YYYYMMDDTHHMMSSZ-xxxxxx`, UTC, sortable) and a folder
+`OUTPUT_PATH/dragonfly_runs/<id>/` holding:
+
+- `resume.sqlite`: answers of finished requests (see `resume.py`), read by `--resume`;
+- `failures.jsonl`: requests that failed, as they happen (see `report.py`); turned into
+  `<date>_failures.json` beside the run's results file at the end;
+- `lock`: held (an OS file lock) while a process works on the run, so two processes never
+  write one run's files; it goes away with the process, even after `kill -9`.
+
+The results file of a run is the one whose `config.model_args` names the run's folder, never
+"the newest file": two runs into one output folder each keep their own files.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 
@@ -21,9 +34,42 @@ from dragonfly_eval.harness.report import (
     read_failures,
     write_failures,
 )
+from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError
 
-RESUME_STORE = "dragonfly_resume.sqlite"
-FAILURE_LOG = "dragonfly_failures.jsonl"
+RUNS_DIR = "dragonfly_runs"
+RESUME_STORE = "resume.sqlite"
+FAILURE_LOG = "failures.jsonl"
+LOCK_FILE = "lock"
+LATEST = "latest"
+
+
+class RunError(RuntimeError):
+    """A run that cannot start; the message names the run or file and the fix."""
+
+
+@dataclass
+class Run:
+    """One `dragonfly-eval run` (or a resumption of it): its id, folder and files."""
+
+    output_path: Path
+    run_id: str
+    resumed: bool = False
+    started: float = field(default_factory=time.time)
+    lock: IO | None = field(default=None, repr=False)
+    # The failure log the harness was told to keep, when the user's model_args named their own.
+    user_failure_log: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.output_path / RUNS_DIR / self.run_id
+
+    @property
+    def resume_store(self) -> Path:
+        return self.folder / RESUME_STORE
+
+    @property
+    def failure_log(self) -> Path:
+        return self.user_failure_log or self.folder / FAILURE_LOG
 
 
 def option_value(args: list[str], name: str) -> Any:
@@ -68,28 +114,140 @@ def with_model_args(args: list[str], defaults: dict[str, str]) -> list[str]:
     return out
 
 
-def harness_model_args(output_path: str | Path) -> dict[str, str]:
-    """The model args that make the harness keep its resume store and failure log."""
-    out = Path(output_path).resolve()
-    return {"resume_store": str(out / RESUME_STORE), "failure_report": str(out / FAILURE_LOG)}
+def say(console: Console, text: str) -> None:
+    """One line as it is: no wrapping inside a path, no rich markup read into `[...]`."""
+    console.print(text, markup=False, soft_wrap=True)
 
 
-def start_run(output_path: str | Path, resume: bool) -> None:
-    """Remove the last run's failure log, and its resume store unless resuming."""
-    out = Path(output_path)
-    stale = [out / FAILURE_LOG, *out.glob(FAILURE_LOG + ".rank*")]
-    if not resume:
-        stale += [out / (RESUME_STORE + suffix) for suffix in ("", "-wal", "-shm")]
-    for path in stale:
-        path.unlink(missing_ok=True)
+def harness_model_args(run: Run) -> dict[str, str]:
+    """The model args that make the harness keep the run's resume store and failure log."""
+    return {"resume_store": str(run.resume_store), "failure_report": str(run.failure_log)}
 
 
-def finish_run(output_path: str | Path, results_files: list[Path], console: Console) -> list[dict]:
-    """Print the failure table and write it as JSON beside each results file."""
-    failures = read_failures(Path(output_path) / FAILURE_LOG)
-    print_failures(failures, console)
+def with_run_files(args: list[str], run: Run) -> list[str]:
+    """`args` with the run's harness args added to `--model_args`; a file the user named there
+    wins, and the run then reads its failures from that file."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    merged = with_model_args(args, harness_model_args(run))
+    given = simple_parse_args_string(option_value(merged, "--model_args") or "")
+    if Path(given["failure_report"]) != run.failure_log:
+        run.user_failure_log = Path(given["failure_report"])
+    return merged
+
+
+def new_run_id() -> str:
+    """A fresh run id: the UTC start time, then random hex (two runs in one second differ)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def run_ids(output_path: str | Path) -> list[str]:
+    """Ids of the runs kept under an output folder, oldest first."""
+    runs = Path(output_path) / RUNS_DIR
+    return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+def _take_lock(run: Run) -> bool:
+    """Hold the run's lock file; False when another process holds it."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    handle = (run.folder / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return False
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    run.lock = handle
+    return True
+
+
+def release(run: Run) -> None:
+    """Let go of the run's lock (its files stay)."""
+    if run.lock is not None:
+        run.lock.close()  # closing the file drops the lock
+        run.lock = None
+
+
+def _run_to_resume(output_path: Path, resume: str) -> Run:
+    """The run `--resume` names (an id, or LATEST: the newest run no process is working on)."""
+    ids = run_ids(output_path)
+    if resume != LATEST:
+        if resume not in ids:
+            known = ", ".join(ids[-5:]) or "none"
+            raise RunError(
+                f"--resume {resume}: no such run under {output_path / RUNS_DIR} "
+                f"(newest runs there: {known})"
+            )
+        run = Run(output_path, resume, resumed=True)
+        if not _take_lock(run):
+            raise RunError(f"run {resume} is in use by another process ({run.folder / LOCK_FILE})")
+        return run
+    for run_id in reversed(ids):
+        run = Run(output_path, run_id, resumed=True)
+        if run.resume_store.is_file() and _take_lock(run):
+            return run
+    return Run(output_path, new_run_id())
+
+
+def _check_store(run: Run) -> None:
+    """Refuse, before any model loads, a resume store SQLite cannot read."""
+    if not run.resume_store.is_file():
+        return
+    try:
+        ResumeStore(run.resume_store).close()
+    except ResumeStoreError as err:
+        release(run)
+        raise RunError(str(err)) from err
+
+
+def start_run(output_path: str | Path, resume: str | None, console: Console) -> Run:
+    """A new run, or with `resume` (a run id or LATEST) the run it continues; its folder is
+    locked for this process. Raises `RunError` when that run cannot be used."""
+    output_path = Path(output_path).resolve()
+    run = _run_to_resume(output_path, resume) if resume else Run(output_path, new_run_id())
+    if run.lock is None and not _take_lock(run):  # a new id: only a clash of ids gets here
+        raise RunError(f"run {run.run_id} is in use by another process")
+    _check_store(run)
+    if run.resumed:
+        say(console, f"dragonfly-eval: resuming run {run.run_id} ({run.folder})")
+    else:
+        if resume:
+            say(console, f"dragonfly-eval: no earlier run under {output_path} to resume")
+        say(console, f"dragonfly-eval: run {run.run_id} ({run.folder})")
+    return run
+
+
+def owns(run: Run, results_file: Path) -> bool:
+    """Whether a results file was written by `run`: after it started, and (for the dragonfly
+    model, whose model_args name the run's folder) with this run's model_args."""
+    try:
+        if results_file.stat().st_mtime < run.started - 1:
+            return False
+        model_args = json.loads(results_file.read_text())["config"]["model_args"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    claimed = f"/{RUNS_DIR}/" in str(model_args)
+    return str(run.folder) in str(model_args) if claimed else True
+
+
+def run_results(run: Run) -> list[Path]:
+    """The results files `run` wrote under its output folder."""
+    if not run.output_path.is_dir():
+        return []
+    return sorted(p for p in run.output_path.rglob("[0-9]*_results.json") if owns(run, p))
+
+
+def finish_run(run: Run, results_files: list[Path], console: Console) -> list[dict]:
+    """Print the run's failure table and write it as JSON beside each of its results files;
+    say "No request failed." only for a run that wrote results (one that never started
+    answered nothing)."""
+    failures = read_failures(run.failure_log)
+    if failures or results_files:
+        print_failures(failures, console)
     for results in results_files:
         target = failures_file_for(results)
         write_failures(failures, target)
-        console.print(f"dragonfly-eval: failure report written to {target}")
+        say(console, f"dragonfly-eval: failure report written to {target}")
     return failures

@@ -7,7 +7,7 @@ from pathlib import Path
 from subprocess import PIPE
 
 import pytest
-from reliability_helpers import run_command
+from reliability_helpers import RESUME_TASKS, run_command
 
 
 @pytest.fixture(scope="session")
@@ -18,11 +18,13 @@ def cli_env(offline_env) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def reference_runs(tmp_path_factory, cli_env) -> tuple[Path, Path]:
-    """Two uninterrupted runs of dragonfly_mini_chart, started together (the CPU time of a run is
+    """Two uninterrupted runs of RESUME_TASKS, started together (the CPU time of a run is
     mostly lmms-eval starting up); shared by the resume and determinism tests."""
     outs = (tmp_path_factory.mktemp("reference"), tmp_path_factory.mktemp("twin"))
     procs = [
-        subprocess.Popen(run_command(out), env=cli_env, stdout=PIPE, stderr=PIPE, text=True)
+        subprocess.Popen(
+            run_command(out, tasks=RESUME_TASKS), env=cli_env, stdout=PIPE, stderr=PIPE, text=True
+        )
         for out in outs
     ]
     for proc in procs:

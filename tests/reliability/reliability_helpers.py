@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 TINY_ARGS = "pretrained=dragonfly-tiny,device=cpu,zoom=low"
+# A generation task and a multiple-choice-by-likelihood task: the request types a resume covers.
+RESUME_TASKS = "dragonfly_mini_chart,dragonfly_mini_mc_ppl"
 
 
 def run_command(out: Path, *extra: str, tasks: str = "dragonfly_mini_chart") -> list[str]:

@@ -8,7 +8,7 @@ from reliability_helpers import results_file, run_cli
 from rich.console import Console
 
 from dragonfly_eval.harness.model import Dragonfly
-from dragonfly_eval.harness.runfiles import FAILURE_LOG, finish_run
+from dragonfly_eval.harness.runfiles import Run, finish_run, new_run_id
 from dragonfly_eval.paths import task_yaml_dir
 
 
@@ -46,18 +46,35 @@ def test_harness_logs_each_failed_request_as_it_happens(tmp_path):
     }
 
 
+def _run_with_failures(tmp_path, failures):
+    run = Run(tmp_path, new_run_id())
+    run.folder.mkdir(parents=True)
+    run.failure_log.write_text("".join(json.dumps(f) + "\n" for f in failures))
+    return run
+
+
 def test_finish_run_prints_the_table_and_writes_json_beside_the_results(tmp_path):
     failure = {"task": "dragonfly_x", "doc_id": 7, "reason": "OSError: truncated file"}
-    (tmp_path / FAILURE_LOG).write_text(json.dumps(failure) + "\n")
+    run = _run_with_failures(tmp_path, [failure])
     results = tmp_path / "model" / "20250101_000000_results.json"
     results.parent.mkdir()
     results.write_text("{}")
     text = StringIO()
-    finish_run(tmp_path, [results], Console(file=text, width=200))
+    finish_run(run, [results], Console(file=text, width=200))
     written = json.loads((results.parent / "20250101_000000_failures.json").read_text())
     assert written == {"failures": [failure], "count": 1}
     table = text.getvalue()
     assert all(word in table for word in ("dragonfly_x", "7", "OSError: truncated file"))
+
+
+@pytest.mark.parametrize("wrote_results", [True, False])
+def test_no_failure_is_announced_only_for_a_run_that_wrote_results(tmp_path, wrote_results):
+    run = _run_with_failures(tmp_path, [])
+    results = tmp_path / "20250101_000000_results.json"
+    results.write_text("{}")
+    text = StringIO()
+    finish_run(run, [results] if wrote_results else [], Console(file=text, width=200))
+    assert ("No request failed." in text.getvalue()) is wrote_results
 
 
 @pytest.mark.slow

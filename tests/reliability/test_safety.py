@@ -7,7 +7,8 @@ import pytest
 
 import dragonfly_eval
 from dragonfly_eval.cli import main
-from dragonfly_eval.harness.cli import lmms_eval_command
+from dragonfly_eval.harness import cli as harness_cli
+from dragonfly_eval.harness.runfiles import RUNS_DIR
 from dragonfly_eval.harness.taskcheck import check_task_folder, function_refs, task_yaml_files
 from dragonfly_eval.modeling.loading import CheckpointError, load_dragonfly
 from dragonfly_eval.paths import task_yaml_dir
@@ -112,10 +113,23 @@ def test_run_refuses_a_task_folder_with_foreign_code_before_starting_lmms_eval(
     assert "refusing to run" in err and "os.system" in err
 
 
-def test_run_points_the_harness_at_its_resume_store_and_failure_log(tmp_path):
-    cmd = lmms_eval_command(["--model_args", "pretrained=x,resume_store=mine"], str(tmp_path), True)
-    args = cmd[cmd.index("--model_args") + 1].split(",")
+def test_run_points_the_harness_at_its_resume_store_and_failure_log(tmp_path, monkeypatch, capsys):
+    commands = []
+    monkeypatch.setattr(harness_cli, "relay", lambda cmd: commands.append(cmd) or (0, ""))
+    out = tmp_path / "out"
+    harness_cli.run_lmms_eval(["--model_args", "pretrained=x,resume_store=mine"], str(out))
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"task": "t", "doc_id": 3, "reason": "OSError: x"}\n')
+    harness_cli.run_lmms_eval(["--model_args", f"pretrained=x,failure_report={mine}"], str(out))
+    harness_cli.run_lmms_eval(["--model", "llava", "--model_args", "a=b"], str(out))
+    first, own_log, other = commands
+    assert f"failure_report={mine}" in own_log[own_log.index("--model_args") + 1]
+    err = capsys.readouterr().err
+    assert "OSError: x" in err  # its failures are the ones reported
+    args = first[first.index("--model_args") + 1].split(",")
+    run_id = args[2].split("/")[-2]
+    assert f"add `--resume {run_id}` to the same command" in err  # no results: how to go on
     assert args[:2] == ["pretrained=x", "resume_store=mine"]  # the user's value wins
-    assert f"failure_report={tmp_path.resolve() / 'dragonfly_failures.jsonl'}" in args
-    other = lmms_eval_command(["--model", "llava", "--model_args", "a=b"], str(tmp_path), False)
+    assert args[2].startswith(f"failure_report={out.resolve() / RUNS_DIR}/")
+    assert args[2].endswith("/failures.jsonl")
     assert other[other.index("--model_args") + 1] == "a=b"
