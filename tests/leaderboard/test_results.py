@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,7 +25,9 @@ REAL_FILE = next(REAL_RUN.rglob("*_results.json"))
 def test_real_layout_reads_model_date_tasks_and_groups():
     run = read_run(REAL_FILE)
     assert run.model == "togethercomputer/Llama-3-8B-Dragonfly-v1"
-    assert run.date == datetime(2024, 6, 1, 12, 0, 0)
+    # lmms-eval writes `date` in its --timezone, Asia/Singapore unless the run chose another
+    assert run.date == datetime(2024, 6, 1, 12, 0, 0, tzinfo=ZoneInfo("Asia/Singapore"))
+    assert run.date_label == "2024-06-01 12:00:00 +08:00"
     assert run.tasks["dragonfly_ai2d"] == {"exact_match,flexible-extract": 0.6362}
     assert run.tasks["dragonfly_pope"] == {
         "pope_f1_score,none": 0.9118,
@@ -84,14 +87,17 @@ def test_older_layouts_with_extra_or_missing_keys(tmp_path):
     assert (run.model, run.date, run.date_label) == ("old", None, "undated")
     assert run.tasks == {"t": {"acc,none": 0.25}}
     path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "date": 1717243200.5}))
-    assert read_run(path).date == datetime(2024, 6, 1, 12, 0, 0, 500000)
+    assert read_run(path).date == datetime(2024, 6, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
 
 
-def test_date_falls_back_to_the_file_name(tmp_path):
+def test_date_falls_back_to_the_file_name_in_the_runs_time_zone(tmp_path):
     path = tmp_path / "m" / "20240305_101112_results.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "date": "garbled"}))
-    assert read_run(path).date == datetime(2024, 3, 5, 10, 11, 12)
+    config = {"resolved_cli_args": {"timezone": "America/New_York"}}
+    path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "config": config}))
+    run = read_run(path)
+    assert run.date == datetime(2024, 3, 5, 10, 11, 12, tzinfo=timezone(timedelta(hours=-5)))
+    assert run.date_label == "2024-03-05 10:11:12 -05:00"
 
 
 def test_nan_booleans_and_lists_are_skipped(tmp_path):

@@ -33,7 +33,7 @@ def test_real_run_maps_scales_and_averages_pope_splits(suite):
     assert row.values["pope.accuracy"] == pytest.approx((0.871 + 0.9031 + 0.9262) / 3 * 100)
     assert row.values["mme"] == pytest.approx(1483.6213485394158)  # points, not x100
     assert row.values["mme.cognition"] == pytest.approx(301.42857142857144)
-    assert row.dates == ("2024-06-01 12:00:00",)
+    assert row.dates == ("2024-06-01 12:00:00 +08:00",)
     assert table.suites == ("general",)
 
 
@@ -83,7 +83,7 @@ def test_newest_run_wins_and_the_table_names_its_date(suite, write_run, tmp_path
     table = build_table([tmp_path / "out"], suite, ["general"])
     row = _row(table, "org/m")
     assert row.values["ai2d"] == pytest.approx(60.0)
-    assert row.dates == ("2024-03-01 10:15:00",)
+    assert row.dates == ("2024-03-01 10:15:00 +08:00",)
     (note,) = table.replaced
     assert "2024-03-01 10:15:00" in note and "2024-01-01 00:00:00" in note
     assert "dragonfly_ai2d" in note
