@@ -212,13 +212,19 @@ class Cell:
     bold: bool = False
 
 
-def grid(table: Table, extra: bool = False) -> tuple[list[str], list[list[Cell]]]:
+def grid(
+    table: Table,
+    extra: bool = False,
+    with_dates: bool = True,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[list[Cell]]]:
     """Header and cells of the headline view (with the average) or of the extra-metrics view.
 
-    The extra view leaves out rows with no extra metric.
+    The extra view leaves out rows with no extra metric. `with_dates=False` leaves the run-date
+    column out; `labels` replaces row labels (e.g. short model names for a terminal).
     """
     columns = table.extra_columns if extra else table.columns
-    header = ["Model", "Run date", *(c.title for c in columns)]
+    header = ["Model", *(["Run date"] if with_dates else []), *(c.title for c in columns)]
     best = {c.key: best_values(table.rows, c) for c in columns}
     # Only rows that have every % column, none from a partial run, compete for the best average.
     full = [
@@ -234,7 +240,9 @@ def grid(table: Table, extra: bool = False) -> tuple[list[str], list[list[Cell]]
         if extra and not any(c.key in row.values for c in columns):
             continue
         dates = "published" if row.published else ", ".join(row.dates) or MISSING
-        line = [Cell(row.label), Cell(dates)]
+        line = [Cell((labels or {}).get(row.label, row.label))]
+        if with_dates:
+            line.append(Cell(dates))
         for column in columns:
             value = row.values.get(column.key)
             if value is None:
@@ -247,6 +255,15 @@ def grid(table: Table, extra: bool = False) -> tuple[list[str], list[list[Cell]]
             line.append(_average_cell(table.average(row), None if row.partial else best_average))
         cells.append(line)
     return header, cells
+
+
+def short_labels(rows: Sequence[Row]) -> dict[str, str]:
+    """Row label -> the last part of its model path, where no other row shares that part."""
+    short = {r.label: r.label.rstrip("/").rsplit("/", 1)[-1] or r.label for r in rows}
+    taken: dict[str, int] = {}
+    for name in short.values():
+        taken[name] = taken.get(name, 0) + 1
+    return {label: name if taken[name] == 1 else label for label, name in short.items()}
 
 
 def _average_cell(average: Average | None, best: float | None) -> Cell:

@@ -1,39 +1,79 @@
-"""Rich tables for people at a terminal; files and pipes get markdown instead."""
+"""Rich tables for people at a terminal; files and pipes get markdown instead.
+
+A terminal view must stay readable at 100 columns: model names are shortened to their last
+path part, run dates go under the table, numbers never wrap and headers wrap at spaces.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from dragonfly_eval.leaderboard.table import Cell, Table, grid
+from dragonfly_eval.leaderboard.markdown import ALTERNATES_TITLE, PARTIAL_NOTE, replaced_title
+from dragonfly_eval.leaderboard.table import Cell, Table, grid, short_labels
 
 
 def rich_table(
     header: Sequence[str], cells: Sequence[Sequence[Cell]], numeric_from: int = 2
 ) -> RichTable:
-    """A rich table with the same cells as the markdown view; best cells in bold."""
-    out = RichTable(show_lines=False)
+    """A rich table with the same cells as the markdown view; best cells in bold.
+
+    Every text is a rich Text, never markup, so names such as `[/]x` print as written.
+    """
+    out = RichTable(box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for index, title in enumerate(header):
         if index < numeric_from:
-            out.add_column(title, justify="left", overflow="fold", ratio=2)
-        else:
-            out.add_column(title, justify="right", overflow="fold", ratio=1)
+            out.add_column(Text(title), justify="left", overflow="fold")
+            continue
+        # As wide as its longest value, so numbers never wrap; the header wraps to fit.
+        width = max([len(row[index].text) for row in cells] + [min(_longest_word(title), 8)])
+        out.add_column(
+            Text(title), justify="right", overflow="fold", min_width=width, max_width=width
+        )
     for row in cells:
-        out.add_row(*(Text(c.text, style="bold green" if c.bold else "") for c in row))
+        out.add_row(
+            *(
+                Text(c.text, style="bold green" if c.bold else "", no_wrap=i >= numeric_from)
+                for i, c in enumerate(row)
+            )
+        )
     return out
 
 
+def _longest_word(text: str) -> int:
+    return max((len(word) for word in text.split()), default=0)
+
+
 def print_leaderboard(table: Table, console: Console) -> None:
-    """Show the headline table, any extra metrics and the summary line on a console."""
-    console.print(rich_table(*grid(table)))
+    """Show the headline table, any extra metrics, the notes and the summary on a console."""
+    labels = short_labels(table.rows)
+    console.print(rich_table(*grid(table, with_dates=False, labels=labels), numeric_from=1))
     if any(c.key in r.values for r in table.rows for c in table.extra_columns):
-        console.print(rich_table(*grid(table, extra=True)))
+        extra = grid(table, extra=True, with_dates=False, labels=labels)
+        console.print(rich_table(*extra, numeric_from=1))
+    for row in table.rows:
+        if not row.published:
+            dates = ", ".join(row.dates) or "undated"
+            console.print(Text(f"run date: {labels[row.label]}: {dates}"))
+    if any(row.partial for row in table.rows):
+        console.print(Text(PARTIAL_NOTE, style="yellow"))
+    _notes(console, replaced_title(table), table.replaced)
+    _notes(console, ALTERNATES_TITLE, table.alternates)
     for task in table.other_tasks:
         console.print(Text(f"other task: {task.model} / {task.task} ({task.date})", style="yellow"))
+    _notes(console, "Skipped inputs:", table.problems)
     console.print(Text(leaderboard_summary(table)))
+
+
+def _notes(console: Console, title: str, notes: Sequence[str]) -> None:
+    if notes:
+        console.print(Text(title))
+        for note in notes:
+            console.print(Text(f"- {note}"))
 
 
 def leaderboard_summary(table: Table) -> str:
