@@ -171,7 +171,8 @@ def _parse_source(
 ) -> Source:
     """A source from its spec; a built-in one (`first` given) inherits the benchmark's metric
     and scale, and reads each of the first source's extras from its own tasks unless the
-    extra names tasks of its own (e.g. MMBench's static variant)."""
+    extra names tasks of its own (e.g. MMBench's static variant); its `extra` may override a
+    label, or drop it with null."""
     if not isinstance(spec, Mapping):
         raise SuiteError(f"{where} must be a mapping")
     headline = _parse_score({**defaults, **spec}, where, default_tasks=None)
@@ -194,7 +195,10 @@ def _parse_source(
     if not isinstance(overrides, Mapping) or not set(overrides) <= set(extra):
         raise SuiteError(f"{where}: extra may only override the labels {sorted(extra)}")
     for label, item in overrides.items():
-        extra[str(label)] = _parse_score(item, f"{where} extra {label!r}", headline.tasks)
+        if item is None:  # the built-in task has no such metric
+            del extra[str(label)]
+        else:
+            extra[str(label)] = _parse_score(item, f"{where} extra {label!r}", headline.tasks)
     return Source(headline, extra)
 
 
