@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from dragonfly_eval.leaderboard.markdown import render_markdown
+from dragonfly_eval.leaderboard.markdown import one_line, render_markdown
 from dragonfly_eval.leaderboard.plot import plot
 from dragonfly_eval.leaderboard.reference import (
     ReferenceError,
@@ -104,7 +104,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         _error("leaderboard", err)
         return 2
     for problem in table.problems:
-        print(f"dragonfly-eval leaderboard: skipped {problem}", file=sys.stderr)
+        print(one_line(f"dragonfly-eval leaderboard: skipped {problem}"), file=sys.stderr)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(render_markdown(table), encoding="utf-8")
@@ -135,17 +135,17 @@ def run_regress(args: argparse.Namespace) -> int:
         _error("regress", err)
         return 2
     for warning in report.warnings:
-        print(f"dragonfly-eval regress: {warning}", file=sys.stderr)
+        print(one_line(f"dragonfly-eval regress: {warning}"), file=sys.stderr)
     if sys.stdout.isatty():
         console = Console()
         for pair in report.pairs:
             console.print(rich_table(*report_grid(pair), numeric_from=1))
-        console.print(Text(summary_line(report)))
+        console.print(Text(one_line(summary_line(report))))
     else:
         sys.stdout.write(render_report_markdown(report))
     for pair, cmp in report.failures:
         reason = failure_reason(pair, cmp, report.tolerance)
-        print(f"dragonfly-eval regress: {cmp.status}: {reason}", file=sys.stderr)
+        print(one_line(f"dragonfly-eval regress: {cmp.status}: {reason}"), file=sys.stderr)
     return 1 if report.failures else 0
 
 
@@ -182,4 +182,4 @@ def _reference_rows(path: Path | None) -> list[ReferenceRow]:
 
 
 def _error(command: str, err: Exception) -> None:
-    print(f"dragonfly-eval {command}: error: {err}", file=sys.stderr)
+    print(one_line(f"dragonfly-eval {command}: error: {err}"), file=sys.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping, Sequence
 
@@ -61,10 +60,16 @@ def replaced_title(table: Table) -> str:
     )
 
 
+def one_line(text: str) -> str:
+    """Text with every control character (line breaks, terminal escapes) turned into a space."""
+    return _CONTROL.sub(" ", text)
+
+
 def escape(text: str) -> str:
     """Text that markdown shows as written: no line breaks, table pipes, markup or raw HTML."""
-    text = _CONTROL.sub(" ", text)
-    return _MARKUP.sub(r"\\\1", html.escape(text, quote=False))
+    # "<" and "&" are all HTML needs to open a tag or an entity; ">" stays readable ("->").
+    text = one_line(text).replace("&", "&amp;").replace("<", "&lt;")
+    return _MARKUP.sub(r"\\\1", text)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dragonfly_eval.leaderboard.markdown import markdown_table
+from dragonfly_eval.leaderboard.markdown import escape, markdown_table
 from dragonfly_eval.leaderboard.results import ModelResults, load_runs, merge_runs
 from dragonfly_eval.leaderboard.suite import Benchmark, Suite
 from dragonfly_eval.leaderboard.table import (
@@ -120,8 +120,10 @@ def render_report_markdown(report: RegressReport) -> str:
         title = pair.current_model
         if pair.baseline_model != pair.current_model:
             title = f"{pair.current_model} (baseline: {pair.baseline_model})"
-        parts.append(f"**{title}**\n\n" + markdown_table(*report_grid(pair), numeric_from=1))
-    parts.append(summary_line(report))
+        parts.append(
+            f"**{escape(title)}**\n\n" + markdown_table(*report_grid(pair), numeric_from=1)
+        )
+    parts.append(escape(summary_line(report)))
     return "\n\n".join(parts) + "\n"
 
 

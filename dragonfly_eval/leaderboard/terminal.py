@@ -13,7 +13,12 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from dragonfly_eval.leaderboard.markdown import ALTERNATES_TITLE, PARTIAL_NOTE, replaced_title
+from dragonfly_eval.leaderboard.markdown import (
+    ALTERNATES_TITLE,
+    PARTIAL_NOTE,
+    one_line,
+    replaced_title,
+)
 from dragonfly_eval.leaderboard.table import Cell, Table, grid, short_labels
 
 
@@ -22,22 +27,31 @@ def rich_table(
 ) -> RichTable:
     """A rich table with the same cells as the markdown view; best cells in bold.
 
-    Every text is a rich Text, never markup, so names such as `[/]x` print as written.
+    Every text is a rich Text, never markup, so names such as `[/]x` print as written, and
+    control characters in them are blanked.
     """
     out = RichTable(box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for index, title in enumerate(header):
         if index < numeric_from:
-            out.add_column(Text(title), justify="left", overflow="fold")
+            out.add_column(Text(one_line(title)), justify="left", overflow="fold")
             continue
         # As wide as its longest value, so numbers never wrap; the header wraps to fit.
         width = max([len(row[index].text) for row in cells] + [min(_longest_word(title), 8)])
         out.add_column(
-            Text(title), justify="right", overflow="fold", min_width=width, max_width=width
+            Text(one_line(title)),
+            justify="right",
+            overflow="fold",
+            min_width=width,
+            max_width=width,
         )
     for row in cells:
         out.add_row(
             *(
-                Text(c.text, style="bold green" if c.bold else "", no_wrap=i >= numeric_from)
+                Text(
+                    one_line(c.text),
+                    style="bold green" if c.bold else "",
+                    no_wrap=i >= numeric_from,
+                )
                 for i, c in enumerate(row)
             )
         )
@@ -58,22 +72,23 @@ def print_leaderboard(table: Table, console: Console) -> None:
     for row in table.rows:
         if not row.published:
             dates = ", ".join(row.dates) or "undated"
-            console.print(Text(f"run date: {labels[row.label]}: {dates}"))
+            console.print(Text(one_line(f"run date: {labels[row.label]}: {dates}")))
     if any(row.partial for row in table.rows):
         console.print(Text(PARTIAL_NOTE, style="yellow"))
     _notes(console, replaced_title(table), table.replaced)
     _notes(console, ALTERNATES_TITLE, table.alternates)
     for task in table.other_tasks:
-        console.print(Text(f"other task: {task.model} / {task.task} ({task.date})", style="yellow"))
+        line = f"other task: {task.model} / {task.task} ({task.date})"
+        console.print(Text(one_line(line), style="yellow"))
     _notes(console, "Skipped inputs:", table.problems)
-    console.print(Text(leaderboard_summary(table)))
+    console.print(Text(one_line(leaderboard_summary(table))))
 
 
 def _notes(console: Console, title: str, notes: Sequence[str]) -> None:
     if notes:
         console.print(Text(title))
         for note in notes:
-            console.print(Text(f"- {note}"))
+            console.print(Text(one_line(f"- {note}")))
 
 
 def leaderboard_summary(table: Table) -> str:

@@ -144,3 +144,14 @@ def test_huge_numbers_inside_a_good_file_never_reach_a_float(tmp_path):
     path.parent.mkdir()
     path.write_text(json.dumps({"results": {"t": {"a,none": 0.5, "b,none": 1e308}}}))
     assert results.read_run(path).tasks == {"t": {"a,none": 0.5, "b,none": 1e308}}
+
+
+def test_control_characters_in_a_file_name_never_reach_the_terminal(
+    tmp_path, write_run, suite_file, capsys
+):
+    folder, _ = _bad_folder(tmp_path, write_run)
+    (folder / "bad" / "x\x1b[2J\rname_results.json").write_text("{nope")
+    assert run_cli(["leaderboard", str(folder), "--suite-file", str(suite_file)]) == 0
+    out, err = capsys.readouterr()
+    assert "x [2J name_results.json" in err
+    assert "\x1b" not in err + out and "\r" not in err + out

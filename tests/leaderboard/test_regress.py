@@ -281,3 +281,15 @@ def test_a_model_name_with_rich_markup_prints_at_a_terminal(
     assert run_cli([*argv, "--suite-file", str(suite_file)]) == 1
     out = capsys.readouterr().out
     assert "[bold]x[/]" in out and "FAIL" in out
+
+
+def test_the_markdown_report_escapes_model_names(tmp_path, write_run, suite_file, capsys):
+    base = write_run(
+        "<img src=x onerror=alert(1)>", "20240101_000000", _scores(), root=tmp_path / "b"
+    )
+    cur = write_run("a|b\rc", "20240201_000000", _scores(), root=tmp_path / "c")
+    argv = ["regress", "--baseline", str(base), "--current", str(cur)]
+    assert run_cli([*argv, "--suite-file", str(suite_file)]) == 0
+    out = capsys.readouterr().out
+    assert "<img" not in out and "\r" not in out
+    assert "**a\\|b c (baseline: &lt;img src=x onerror=alert(1)>)**" in out
