@@ -264,7 +264,7 @@ def run_date(data: Mapping[str, Any], path: Path) -> datetime | None:
             return datetime.fromtimestamp(raw, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             pass
-    raise ResultsError(f"{path}: 'date' {str(raw)[:40]!r} is not a date lmms-eval writes")
+    raise ResultsError(f"{path}: 'date' {_describe(raw)} is not a date lmms-eval writes")
 
 
 def merge_runs(runs: Iterable[Run], prefer: str = "largest") -> list[ModelResults]:
@@ -379,6 +379,13 @@ def _parse_date(text: str, zone: tzinfo) -> datetime | None:
             continue
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
     return None
+
+
+def _describe(value: Any) -> str:
+    # Never str() a container: a deeply nested one would recurse.
+    if isinstance(value, str):
+        return repr(value[:40])
+    return repr(value) if isinstance(value, int | float) else f"a {type(value).__name__}"
 
 
 def _parse_compact(text: str) -> datetime:

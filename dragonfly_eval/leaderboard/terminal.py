@@ -102,7 +102,7 @@ def leaderboard_summary(table: Table) -> str:
     if table.other_tasks:
         text += f"; {len(table.other_tasks)} other task(s) outside the suite mapping"
     if table.replaced:
-        text += f"; {len(table.replaced)} older run(s) replaced by newer ones"
+        text += f"; {len(table.replaced)} run(s) set aside for another run of the same task"
     if table.problems:
         text += f"; {len(table.problems)} input(s) skipped"
     return text + "."

@@ -58,6 +58,7 @@ BAD_FILES = {
     "date_list_results.json": (_results_text("0.5", "[2024]"), "is not a date"),
     "date_bool_results.json": (_results_text("0.5", "true"), "is not a date"),
     "date_nan_results.json": (_results_text("0.5", "NaN"), "is not a date"),
+    "date_nested_results.json": (_results_text("0.5", "[" * 900 + "]" * 900), "is not a date"),
     "zone_results.json": (
         '{"results": {"t": {"a,none": 1}}, "config": {"resolved_cli_args": {"timezone": "Mars/Olympus"}}}',
         "unknown time zone",
