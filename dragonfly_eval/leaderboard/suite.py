@@ -64,7 +64,7 @@ class Benchmark:
 
     @property
     def extra(self) -> Mapping[str, Score]:
-        """The first source's extras; every source has the same labels."""
+        """The first source's extras (a built-in source may lack some of them)."""
         return self.sources[0].extra
 
 

@@ -179,12 +179,10 @@ def score_value(model: ModelResults, score: Score) -> Found | None:
     return Found(sum(raw) / len(raw) * score.scale, tuple(runs), score.tasks, documents)
 
 
-def benchmark_source(
-    model: ModelResults, bench: Benchmark, sources: Sequence[Source] | None = None
-) -> tuple[Source, Found] | None:
-    """The first of `sources` (default: the benchmark's, in suite.yaml order) that has a
-    headline score for the model, with that score; None when none has."""
-    for source in bench.sources if sources is None else sources:
+def benchmark_source(model: ModelResults, bench: Benchmark) -> tuple[Source, Found] | None:
+    """The first of the benchmark's sources (suite.yaml order) that has a headline score for
+    the model, with that score; None when none has."""
+    for source in bench.sources:
         found = score_value(model, source.headline)
         if found is not None:
             return source, found
