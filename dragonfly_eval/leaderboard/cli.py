@@ -30,7 +30,7 @@ from dragonfly_eval.leaderboard.regress import (
 from dragonfly_eval.leaderboard.results import PREFER
 from dragonfly_eval.leaderboard.suite import SuiteError, load_suite
 from dragonfly_eval.leaderboard.table import LeaderboardError, build_table
-from dragonfly_eval.leaderboard.terminal import leaderboard_summary, print_leaderboard, rich_table
+from dragonfly_eval.leaderboard.terminal import leaderboard_summary, print_grid, print_leaderboard
 
 SUITE_HELP = "general|general_ext|caption|med|mini|all; comma-separated for several"
 
@@ -139,7 +139,7 @@ def run_regress(args: argparse.Namespace) -> int:
     if sys.stdout.isatty():
         console = Console()
         for pair in report.pairs:
-            console.print(rich_table(*report_grid(pair), numeric_from=1))
+            print_grid(console, *report_grid(pair), numeric_from=1)
         console.print(Text(one_line(summary_line(report))))
     else:
         sys.stdout.write(render_report_markdown(report))

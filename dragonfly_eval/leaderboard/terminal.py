@@ -1,7 +1,8 @@
 """Rich tables for people at a terminal; files and pipes get markdown instead.
 
 A terminal view must stay readable at 100 columns: model names are shortened to their last
-path part, run dates go under the table, numbers never wrap and headers wrap at spaces.
+path part, run dates go under the table, numbers never wrap, headers wrap at spaces, and a
+table too wide for the console is split into several.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ def rich_table(
         if index < numeric_from:
             out.add_column(Text(one_line(title)), justify="left", overflow="fold")
             continue
-        # As wide as its longest value, so numbers never wrap; the header wraps to fit.
-        width = max([len(row[index].text) for row in cells] + [min(_longest_word(title), 8)])
+        width = _numeric_width(header, cells, index)
         out.add_column(
             Text(one_line(title)),
             justify="right",
@@ -58,17 +58,48 @@ def rich_table(
     return out
 
 
-def _longest_word(text: str) -> int:
-    return max((len(word) for word in text.split()), default=0)
+def print_grid(
+    console: Console, header: Sequence[str], cells: Sequence[Sequence[Cell]], numeric_from: int
+) -> None:
+    """Print a grid as rich tables, splitting its numeric columns over several tables (each
+    repeating the leading columns) when one table would be wider than the console."""
+    for chunk in _column_chunks(header, cells, numeric_from, console.width):
+        keep = [*range(numeric_from), *chunk]
+        sub_cells = [[row[i] for i in keep] for row in cells]
+        console.print(rich_table([header[i] for i in keep], sub_cells, numeric_from))
+
+
+def _column_chunks(
+    header: Sequence[str], cells: Sequence[Sequence[Cell]], numeric_from: int, width: int
+) -> list[list[int]]:
+    chunks: list[list[int]] = [[]]
+    used = _LEADING_WIDTH
+    for index in range(numeric_from, len(header)):
+        needed = _numeric_width(header, cells, index) + 1  # the column and its separator
+        if chunks[-1] and used + needed > width:
+            chunks.append([])
+            used = _LEADING_WIDTH
+        chunks[-1].append(index)
+        used += needed
+    return chunks
+
+
+# Room kept for the leading (model or benchmark) column, which wraps to fit.
+_LEADING_WIDTH = 16
+
+
+def _numeric_width(header: Sequence[str], cells: Sequence[Sequence[Cell]], index: int) -> int:
+    # As wide as its longest value, so numbers never wrap; the header wraps to fit.
+    words = [len(word) for word in header[index].split()] or [0]
+    return max([len(row[index].text) for row in cells] + [min(max(words), 8)])
 
 
 def print_leaderboard(table: Table, console: Console) -> None:
     """Show the headline table, any extra metrics, the notes and the summary on a console."""
     labels = short_labels(table.rows)
-    console.print(rich_table(*grid(table, with_dates=False, labels=labels), numeric_from=1))
+    print_grid(console, *grid(table, with_dates=False, labels=labels), numeric_from=1)
     if any(c.key in r.values for r in table.rows for c in table.extra_columns):
-        extra = grid(table, extra=True, with_dates=False, labels=labels)
-        console.print(rich_table(*extra, numeric_from=1))
+        print_grid(console, *grid(table, extra=True, with_dates=False, labels=labels), 1)
     for row in table.rows:
         if not row.published:
             dates = ", ".join(row.dates) or "undated"

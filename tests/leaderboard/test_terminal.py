@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -64,3 +65,17 @@ def test_names_with_markup_print_as_written(write_run, tmp_path):
     table = build_table([tmp_path / "out"], load_suite(), ["general"])
     text = "\n".join(_render(table, 160))
     assert "[red]x" in text and "[/]oops" in text
+
+
+def test_a_table_too_wide_for_the_console_is_split_and_loses_no_column():
+    data = Path(__file__).parent / "data"
+    mini = Path(__file__).parents[2] / "leaderboards" / "mini_baseline"
+    table = build_table([mini, data / "lmms_eval_0_7_3_builtin"], load_suite(), ["mini", "general"])
+    lines = _render(table, 100)
+    assert max(len(line) for line in lines) <= 100
+    text = "\n".join(lines)
+    _, cells = grid(table)
+    for value in {c.text for c in cells[0][2:]} - {"–"}:
+        assert value in text, value
+    assert text.count("dragonfly-tiny ") >= 3  # the model column repeats in each part
+    assert "1012.4" in text and "24.3 (13/16)" in text  # MME and the average: the last columns
