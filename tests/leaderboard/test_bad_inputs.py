@@ -60,7 +60,12 @@ BAD_FILES = {
     "date_nan_results.json": (_results_text("0.5", "NaN"), "is not a date"),
     "date_nested_results.json": (_results_text("0.5", "[" * 900 + "]" * 900), "is not a date"),
     "zone_results.json": (
-        '{"results": {"t": {"a,none": 1}}, "config": {"resolved_cli_args": {"timezone": "Mars/Olympus"}}}',
+        json.dumps(
+            {
+                "results": {"t": {"a,none": 1}},
+                "config": {"resolved_cli_args": {"timezone": "Mars/Olympus"}},
+            }
+        ),
         "unknown time zone",
     ),
 }
