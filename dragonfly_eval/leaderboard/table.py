@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,8 +176,11 @@ def score_value(model: ModelResults, score: Score) -> Found | None:
             return None
         raw.append(entry[0][score.metric])
         runs.append(entry[1])
+    value = sum(raw) / len(raw) * score.scale
+    if not math.isfinite(value):  # e.g. 1e308 x100: no score rather than "inf"
+        return None
     documents = Documents.total(run.documents(t) for run, t in zip(runs, score.tasks, strict=True))
-    return Found(sum(raw) / len(raw) * score.scale, tuple(runs), score.tasks, documents)
+    return Found(value, tuple(runs), score.tasks, documents)
 
 
 def benchmark_source(model: ModelResults, bench: Benchmark) -> tuple[Source, Found] | None:

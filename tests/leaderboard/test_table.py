@@ -218,3 +218,10 @@ def test_model_names_with_markup_and_line_breaks_stay_one_escaped_row(suite, wri
     assert "\r" not in markdown and "<img" not in markdown and "&lt;img" in markdown
     (row_line,) = [line for line in table_lines if "evil" in line]
     assert row_line.count(" | ") == 6 - 1  # Model, date, 3 benchmarks, average
+
+
+def test_a_score_that_overflows_when_scaled_is_missing_not_inf(suite, write_run, tmp_path):
+    _ai2d_run(write_run, "org/m", "20240101_000000", 1e308)
+    table = build_table([tmp_path / "out"], suite, ["general"])
+    assert "ai2d" not in _row(table, "org/m").values
+    assert "inf" not in render_markdown(table)
