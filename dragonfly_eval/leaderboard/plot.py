@@ -46,7 +46,9 @@ def figure(table: Table) -> Figure:
         handles = [
             Patch(color=colours[r.label], hatch="//" if r.published else None) for r in shown
         ]
-        fig.legend(handles, [r.label for r in shown], loc="upper center", ncol=3, fontsize=8)
+        # "$" would start matplotlib's math text, which raises on names it cannot parse.
+        labels = [r.label.replace("$", r"\$") for r in shown]
+        fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8)
     legend_rows = -(-len(shown) // 3)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.06 * legend_rows))
     return fig

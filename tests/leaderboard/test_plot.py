@@ -59,3 +59,9 @@ def test_panels_say_their_direction_and_zero_bars_are_drawn(tmp_path):
         assert [t.get_text() for t in fig.axes[1].texts] == [""]
     finally:
         plt.close(fig)
+
+
+def test_a_model_name_with_math_text_markers_is_drawn_as_written(tmp_path):
+    columns = (Column("vqa", "Mini VQA", "%", True),)
+    table = Table(("mini",), columns, (), (Row("a$\\frac{$b", {"vqa": 10.0}),))
+    _assert_png(plot(table, tmp_path / "math.png"))
