@@ -154,11 +154,14 @@ def find_results_files(path: Path) -> list[Path]:
     if path.is_dir():
         # lmms-eval writes benchmark submission files (e.g. COCO's *_alg_results.json) under
         # submissions/; they hold predictions, not scores.
-        return sorted(
-            p
-            for p in path.rglob("*.json")
-            if _RESULTS_NAME.match(p.name) and "submissions" not in p.relative_to(path).parts
-        )
+        try:
+            return sorted(
+                p
+                for p in path.rglob("*.json")
+                if _RESULTS_NAME.match(p.name) and "submissions" not in p.relative_to(path).parts
+            )
+        except OSError as err:
+            raise ResultsError(f"{path}: cannot list: {err.strerror or err}") from err
     if path.exists() or path.is_symlink():
         return [path]  # read_run says why it is not a readable file, if it is not
     raise ResultsError(f"{path}: no such file or folder")

@@ -161,3 +161,12 @@ def test_control_characters_in_a_file_name_never_reach_the_terminal(
     out, err = capsys.readouterr()
     assert "x [2J name_results.json" in err
     assert "\x1b" not in err + out and "\r" not in err + out
+
+
+def test_a_folder_that_cannot_be_listed_is_a_skipped_input(tmp_path, monkeypatch):
+    def refuse(self, pattern):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "rglob", refuse)
+    loaded = results.load_runs([tmp_path])
+    assert loaded.runs == [] and "cannot list: Permission denied" in loaded.problems[0]
