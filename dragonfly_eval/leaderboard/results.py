@@ -26,6 +26,7 @@ MAX_RESULTS_BYTES = 32 * 2**20
 # lmms-eval's `--timezone` default: its `date` strings carry no offset of their own.
 LMMS_EVAL_DEFAULT_ZONE = "Asia/Singapore"
 PREFER = ("largest", "newest")
+_MAX_GROUP_DEPTH = 32
 
 
 class ResultsError(ValueError):
@@ -96,18 +97,19 @@ class Run:
 
     def documents(self, task: str) -> Documents:
         """The documents behind one task's result; a group sums its subtasks."""
-        counts = self._counts(task, set())
+        counts = self._counts(task, set(), 0)
         effective, original = counts if counts else (None, None)
         return Documents(effective, original, self.limit)
 
-    def _counts(self, task: str, seen: set[str]) -> tuple[int, int] | None:
+    def _counts(self, task: str, seen: set[str], depth: int) -> tuple[int, int] | None:
         if task in self.samples:
             return self.samples[task]
         members = [m for m in self.subtasks.get(task, ()) if m not in seen]
-        if not members:
+        # lmms-eval nests groups a few levels deep; a file nesting more is not followed.
+        if not members or depth > _MAX_GROUP_DEPTH:
             return None
         seen.update(members)
-        parts = [self._counts(m, seen) for m in members]
+        parts = [self._counts(m, seen, depth + 1) for m in members]
         if any(p is None for p in parts):
             return None
         return sum(p[0] for p in parts), sum(p[1] for p in parts)

@@ -318,19 +318,24 @@ def _suites_with_scores(suite: Suite, models: Sequence[ModelResults]) -> list[st
 
 def _related_tasks(model: ModelResults, suite: Suite) -> set[str]:
     """Mapped tasks, the subtasks of mapped groups, and the groups that contain mapped tasks."""
-    mapped = suite.mapped_tasks()
-    related = set(mapped)
-    pending = [t for t in mapped if t in model.subtasks]
-    while pending:
-        members = model.subtasks.get(pending.pop(), ())
-        pending.extend(m for m in members if m not in related)
-        related.update(members)
-    grew = True
-    while grew:
-        parents = {g for g, members in model.subtasks.items() if related.intersection(members)}
-        grew = not parents <= related
-        related |= parents
+    related = set(suite.mapped_tasks())
+    _close(related, model.subtasks)  # down: the members of mapped groups
+    parents: dict[str, list[str]] = {}
+    for group, members in model.subtasks.items():
+        for member in members:
+            parents.setdefault(member, []).append(group)
+    _close(related, parents)  # up: the groups holding any of them
     return related
+
+
+def _close(names: set[str], edges: Mapping[str, Sequence[str]]) -> None:
+    # Iterative, linear walk: a results file may nest groups thousands deep.
+    pending = list(names)
+    while pending:
+        for name in edges.get(pending.pop(), ()):
+            if name not in names:
+                names.add(name)
+                pending.append(name)
 
 
 def _other_tasks(model: ModelResults, suite: Suite) -> list[OtherTask]:

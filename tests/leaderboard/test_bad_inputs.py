@@ -170,3 +170,19 @@ def test_a_folder_that_cannot_be_listed_is_a_skipped_input(tmp_path, monkeypatch
     monkeypatch.setattr(Path, "rglob", refuse)
     loaded = results.load_runs([tmp_path])
     assert loaded.runs == [] and "cannot list: Permission denied" in loaded.problems[0]
+
+
+def test_a_group_chain_nested_thousands_deep_does_not_recurse(tmp_path, suite):
+    chain = {f"g{i}": [f"g{i + 1}"] for i in range(5000)}
+    chain["g5000"] = ["dragonfly_ai2d"]
+    path = tmp_path / "m" / "r_results.json"
+    path.parent.mkdir()
+    payload = {
+        "results": {"g0": {"exact_match,flexible-extract": 0.5}, **{k: {} for k in chain}},
+        "group_subtasks": chain,
+        "n-samples": {"dragonfly_ai2d": {"original": 10, "effective": 3}},
+    }
+    path.write_text(json.dumps(payload))
+    run = results.read_run(path)
+    assert run.documents("g0").effective is None and run.documents("g4990").effective == 3
+    build_table([path], suite)
