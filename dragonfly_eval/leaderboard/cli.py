@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
-from dragonfly_eval.leaderboard.markdown import render_markdown
+from dragonfly_eval.leaderboard.markdown import one_line, render_markdown
 from dragonfly_eval.leaderboard.plot import plot
 from dragonfly_eval.leaderboard.reference import (
     ReferenceError,
@@ -25,9 +27,10 @@ from dragonfly_eval.leaderboard.regress import (
     report_grid,
     summary_line,
 )
+from dragonfly_eval.leaderboard.results import PREFER
 from dragonfly_eval.leaderboard.suite import SuiteError, load_suite
 from dragonfly_eval.leaderboard.table import LeaderboardError, build_table
-from dragonfly_eval.leaderboard.terminal import leaderboard_summary, print_leaderboard, rich_table
+from dragonfly_eval.leaderboard.terminal import leaderboard_summary, print_grid, print_leaderboard
 
 SUITE_HELP = "general|general_ext|caption|med|mini|all; comma-separated for several"
 
@@ -37,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     board = subparsers.add_parser(
         "leaderboard",
         help="build a leaderboard from lmms-eval results",
-        description="One row per model (newest run per task wins), headline scores per benchmark, "
-        "published reference rows marked †. Markdown to stdout (or --output FILE); a rich table "
-        "at a terminal. Exit 0, or 2 when no input holds usable results.",
+        description="One row per model (one run per task: see --prefer), headline scores per "
+        "benchmark, published reference rows marked †. Markdown to stdout (or --output FILE); a "
+        "rich table at a terminal. Exit 0, or 2 when no input holds usable results.",
     )
     board.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="results file or folder")
     board.add_argument("--output", "-o", type=Path, metavar="FILE", help="write markdown here")
@@ -51,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     board.add_argument("--reference", type=Path, metavar="YAML", help="published numbers to show")
     board.add_argument("--no-reference", action="store_true", help="leave published rows out")
+    board.add_argument(
+        "--prefer",
+        choices=PREFER,
+        default="largest",
+        help="which run of a model and task is shown: largest (a full run over a partial "
+        "--limit run, then the most documents, then the newest; default) or newest",
+    )
     board.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     board.set_defaults(handler=run_leaderboard)
 
@@ -59,19 +69,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fail when headline scores dropped against a baseline",
         description="Compare headline scores benchmark by benchmark. Exit 0: no drop beyond the "
         "tolerance; 1: a benchmark dropped beyond it or lost its score; 2: an input has no usable "
-        "results (missing path, malformed JSON, nothing in common).",
+        "results (missing path, malformed JSON, nothing in common), the sides ran on different "
+        "documents (--limit), or the tolerance is not a finite number >= 0.",
     )
     gate.add_argument("--baseline", type=Path, required=True, metavar="PATH")
     gate.add_argument("--current", type=Path, required=True, metavar="PATH")
     gate.add_argument(
         "--tolerance",
-        type=float,
+        type=_tolerance,
         default=DEFAULT_TOLERANCE,
         metavar="POINTS",
         help=f"allowed drop in leaderboard points (default {DEFAULT_TOLERANCE})",
     )
     gate.add_argument(
         "--suite", metavar="SUITE", default="all", help=f"{SUITE_HELP} (default: all)"
+    )
+    gate.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="compare even when the two sides ran on different documents (--limit runs)",
     )
     gate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     gate.set_defaults(handler=run_regress)
@@ -83,12 +99,12 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite_file)
         reference = [] if args.no_reference else _reference_rows(args.reference)
         suite_names = _suite_names(args.suite)
-        table = build_table(args.paths, suite, suite_names, reference)
+        table = build_table(args.paths, suite, suite_names, reference, args.prefer)
     except (SuiteError, ReferenceError, LeaderboardError) as err:
         _error("leaderboard", err)
         return 2
     for problem in table.problems:
-        print(f"dragonfly-eval leaderboard: skipped {problem}", file=sys.stderr)
+        print(one_line(f"dragonfly-eval leaderboard: skipped {problem}"), file=sys.stderr)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(render_markdown(table), encoding="utf-8")
@@ -113,23 +129,35 @@ def run_regress(args: argparse.Namespace) -> int:
             suite,
             _suite_names(args.suite) or ["all"],
             args.tolerance,
+            args.allow_partial,
         )
     except (SuiteError, RegressError) as err:
         _error("regress", err)
         return 2
     for warning in report.warnings:
-        print(f"dragonfly-eval regress: {warning}", file=sys.stderr)
+        print(one_line(f"dragonfly-eval regress: {warning}"), file=sys.stderr)
     if sys.stdout.isatty():
         console = Console()
         for pair in report.pairs:
-            console.print(rich_table(*report_grid(pair), numeric_from=1))
-        console.print(summary_line(report))
+            print_grid(console, *report_grid(pair), numeric_from=1)
+        console.print(Text(one_line(summary_line(report))))
     else:
         sys.stdout.write(render_report_markdown(report))
     for pair, cmp in report.failures:
         reason = failure_reason(pair, cmp, report.tolerance)
-        print(f"dragonfly-eval regress: {cmp.status}: {reason}", file=sys.stderr)
+        print(one_line(f"dragonfly-eval regress: {cmp.status}: {reason}"), file=sys.stderr)
     return 1 if report.failures else 0
+
+
+def _tolerance(raw: str) -> float:
+    """--tolerance: a finite number of points >= 0 (nan would let every drop pass)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {raw!r}")
+    return value
 
 
 def _suite_names(raw: str | None) -> list[str] | None:
@@ -154,4 +182,4 @@ def _reference_rows(path: Path | None) -> list[ReferenceRow]:
 
 
 def _error(command: str, err: Exception) -> None:
-    print(f"dragonfly-eval {command}: error: {err}", file=sys.stderr)
+    print(one_line(f"dragonfly-eval {command}: error: {err}"), file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from dragonfly_eval.leaderboard.table import PUBLISHED_MARK, Cell, Table, grid
@@ -19,11 +20,15 @@ def render_markdown(table: Table) -> str:
             sources.setdefault(row.source, []).append(row.name)
     if sources:
         cited = "; ".join(f"{', '.join(names)}: {src}" for src, names in sources.items())
-        parts.append(f"{PUBLISHED_MARK} Published numbers, not run by this project. {cited}.")
-    if table.replaced:
         parts.append(
-            "Newest run wins per model and task:\n\n" + "\n".join(f"- {n}" for n in table.replaced)
+            f"{PUBLISHED_MARK} Published numbers, not run by this project. {escape(cited)}."
         )
+    if any(row.partial for row in table.rows):
+        parts.append(PARTIAL_NOTE)
+    if table.replaced:
+        parts.append(f"{replaced_title(table)}\n\n{_bullets(table.replaced)}")
+    if table.alternates:
+        parts.append(f"{ALTERNATES_TITLE}\n\n{_bullets(table.alternates)}")
     if table.other_tasks:
         rows = [
             [Cell(t.model), Cell(t.task), Cell(t.date), Cell(_metrics_text(t.metrics))]
@@ -34,8 +39,41 @@ def render_markdown(table: Table) -> str:
             + markdown_table(["Model", "Task", "Run date", "Metrics (raw)"], rows, numeric_from=4)
         )
     if table.problems:
-        parts.append("Skipped inputs:\n\n" + "\n".join(f"- {p}" for p in table.problems))
+        parts.append(f"Skipped inputs:\n\n{_bullets(table.problems)}")
     return "\n\n".join(parts) + "\n"
+
+
+PARTIAL_NOTE = (
+    "A cell marked (n=...) comes from a partial run (lmms-eval --limit): n documents of the "
+    "task, or its limit. It is never marked best, and a full run of the same task replaces it."
+)
+ALTERNATES_TITLE = "Also in the results (the first task listed in suite.yaml is shown):"
+
+
+def replaced_title(table: Table) -> str:
+    """What the note on replaced runs says about how one run was kept."""
+    if table.prefer == "newest":
+        return "One run per model and task, the newest (--prefer newest):"
+    return (
+        "One run per model and task: a full run over a partial one, then the most documents, "
+        "then the newest (--prefer largest):"
+    )
+
+
+def one_line(text: str) -> str:
+    """Text with every control character (line breaks, terminal escapes) turned into a space."""
+    return _CONTROL.sub(" ", text)
+
+
+def escape(text: str) -> str:
+    """Text that markdown shows as written: no line breaks, table pipes, markup or raw HTML."""
+    # "<" and "&" are all HTML needs to open a tag or an entity; ">" stays readable ("->").
+    text = one_line(text).replace("&", "&amp;").replace("<", "&lt;")
+    return _MARKUP.sub(r"\\\1", text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MARKUP = re.compile(r"([\\`*\[\]|])")
 
 
 def markdown_table(
@@ -43,9 +81,9 @@ def markdown_table(
 ) -> str:
     """A markdown table; columns from `numeric_from` on are right-aligned, best cells in bold."""
     align = [":---" if i < numeric_from else "---:" for i in range(len(header))]
-    lines = [_line([_escape(h) for h in header]), _line(align)]
+    lines = [_line([escape(h) for h in header]), _line(align)]
     for row in cells:
-        lines.append(_line([f"**{_escape(c.text)}**" if c.bold else _escape(c.text) for c in row]))
+        lines.append(_line([f"**{escape(c.text)}**" if c.bold else escape(c.text) for c in row]))
     return "\n".join(lines)
 
 
@@ -59,5 +97,5 @@ def _line(items: Sequence[str]) -> str:
     return "| " + " | ".join(items) + " |"
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _bullets(items: Sequence[str]) -> str:
+    return "\n".join(f"- {escape(item)}" for item in items)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dragonfly_eval.leaderboard.markdown import markdown_table
+from dragonfly_eval.leaderboard.markdown import escape, markdown_table
 from dragonfly_eval.leaderboard.results import ModelResults, load_runs, merge_runs
 from dragonfly_eval.leaderboard.suite import Benchmark, Suite
-from dragonfly_eval.leaderboard.table import MISSING, Cell, score_value
+from dragonfly_eval.leaderboard.table import (
+    MISSING,
+    Cell,
+    Found,
+    benchmark_source,
+    score_value,
+)
 
 DEFAULT_TOLERANCE = 0.5
 # Float noise must not turn a drop of exactly the tolerance into a failure.
@@ -71,23 +78,34 @@ def compare(
     suite: Suite,
     suite_names: Sequence[str] = ("all",),
     tolerance: float = DEFAULT_TOLERANCE,
+    allow_partial: bool = False,
 ) -> RegressReport:
     """Compare the headline scores of `current` against `baseline` (results files or folders).
 
     One model on each side: those two are compared, whatever their names. Several: models are
     matched by name, and models on one side only are reported as warnings. Raises RegressError
-    when a side has no usable results or no benchmark has a score on both sides.
+    when a side has no usable results, no benchmark has a score on both sides, the two sides
+    scored a benchmark with different tasks, or (unless `allow_partial`) ran a benchmark on
+    different documents (a different --limit or dataset size).
     """
-    if tolerance < 0:
-        raise RegressError(f"the tolerance must be >= 0, not {tolerance}")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise RegressError(f"the tolerance must be a finite number >= 0, not {tolerance}")
     benchmarks = suite.select(list(suite_names))
     warnings: list[str] = []
     base_models = _side("baseline", baseline, benchmarks, warnings)
     cur_models = _side("current", current, benchmarks, warnings)
     pairs = _pair_models(base_models, cur_models, warnings)
+    mismatches: list[str] = []
     reports = tuple(
-        PairReport(b.model, c.model, _compare_pair(b, c, benchmarks, tolerance)) for b, c in pairs
+        PairReport(b.model, c.model, _compare_pair(b, c, benchmarks, tolerance, mismatches))
+        for b, c in pairs
     )
+    if mismatches and not allow_partial:
+        raise RegressError(
+            "the two sides ran on different documents, so their scores are not comparable "
+            "(--allow-partial compares them anyway): " + "; ".join(mismatches)
+        )
+    warnings.extend(f"compared on different documents: {m}" for m in mismatches)
     if not any(cmp.delta is not None for r in reports for cmp in r.comparisons):
         raise RegressError(
             "no benchmark has a headline score in both the baseline and the current results"
@@ -102,8 +120,10 @@ def render_report_markdown(report: RegressReport) -> str:
         title = pair.current_model
         if pair.baseline_model != pair.current_model:
             title = f"{pair.current_model} (baseline: {pair.baseline_model})"
-        parts.append(f"**{title}**\n\n" + markdown_table(*report_grid(pair), numeric_from=1))
-    parts.append(summary_line(report))
+        parts.append(
+            f"**{escape(title)}**\n\n" + markdown_table(*report_grid(pair), numeric_from=1)
+        )
+    parts.append(escape(summary_line(report)))
     return "\n\n".join(parts) + "\n"
 
 
@@ -158,7 +178,7 @@ def _side(
     models = [
         m
         for m in merge_runs(loaded.runs)
-        if any(score_value(m, b.headline) is not None for b in benchmarks)
+        if any(benchmark_source(m, b) is not None for b in benchmarks)
     ]
     if not models:
         raise RegressError(
@@ -191,20 +211,52 @@ def _pair_models(
 
 
 def _compare_pair(
-    base: ModelResults, cur: ModelResults, benchmarks: list[Benchmark], tolerance: float
+    base: ModelResults,
+    cur: ModelResults,
+    benchmarks: list[Benchmark],
+    tolerance: float,
+    mismatches: list[str],
 ) -> tuple[Comparison, ...]:
     comparisons = []
     for bench in benchmarks:
-        b = score_value(base, bench.headline)
-        c = score_value(cur, bench.headline)
+        b, c = _pair_scores(base, cur, bench)
         if b is None and c is None:
             continue
-        b_value = None if b is None else b[0]
-        c_value = None if c is None else c[0]
+        if b is not None and c is not None and not b.documents.same_set(c.documents):
+            mismatches.append(
+                f"{bench.name} ({cur.model}): baseline {_documents(b)}, current {_documents(c)}"
+            )
+        b_value = None if b is None else b.value
+        c_value = None if c is None else c.value
         comparisons.append(
             Comparison(bench, b_value, c_value, _status(bench, b_value, c_value, tolerance))
         )
     return tuple(comparisons)
+
+
+def _pair_scores(
+    base: ModelResults, cur: ModelResults, bench: Benchmark
+) -> tuple[Found | None, Found | None]:
+    """Both sides' scores from the first source both have, else each side's own first one;
+    RegressError when both sides have a score, but only from different tasks."""
+    for source in bench.sources:
+        b, c = score_value(base, source.headline), score_value(cur, source.headline)
+        if b is not None and c is not None:
+            return b, c
+    b_found, c_found = benchmark_source(base, bench), benchmark_source(cur, bench)
+    if b_found is not None and c_found is not None:
+        raise RegressError(
+            f"{bench.name}: the baseline was scored by {'+'.join(b_found[1].tasks)} and the "
+            f"current run by {'+'.join(c_found[1].tasks)}; different tasks are not comparable"
+        )
+    return (b_found and b_found[1]), (c_found and c_found[1])
+
+
+def _documents(found: Found) -> str:
+    docs = found.documents
+    if docs.effective is not None:
+        return f"{docs.effective} of {docs.original} documents"
+    return "limit " + (f"{docs.limit:g}" if docs.limit is not None else "none")
 
 
 def _status(bench: Benchmark, base: float | None, cur: float | None, tolerance: float) -> str:

@@ -1,22 +1,81 @@
-"""Read lmms-eval `<date>_results.json` files into runs: one model, one date, numbers per task."""
+"""Read lmms-eval `<date>_results.json` files into runs: one model, one date, numbers per task.
+
+A results file is untrusted input: it is read only when it is a regular file under a size cap,
+and any number, nesting or date that Python cannot hold makes it a skipped input (ResultsError
+naming the file), never a crash of the table or the gate.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _RESULTS_NAME = re.compile(r"^(results|.*_results|results_.*)\.json$")
 _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
+# lmms-eval writes only aggregated scores here (samples go to *.jsonl); real files are < 1 MB.
+MAX_RESULTS_BYTES = 32 * 2**20
+# lmms-eval's `--timezone` default: its `date` strings carry no offset of their own.
+LMMS_EVAL_DEFAULT_ZONE = "Asia/Singapore"
+PREFER = ("largest", "newest")
+_MAX_GROUP_DEPTH = 32
 
 
 class ResultsError(ValueError):
     """A results file or folder that holds no usable results."""
+
+
+class _Unrepresentable(ValueError):
+    """A JSON integer too large for a float (raised from inside json.loads)."""
+
+
+@dataclass(frozen=True)
+class Documents:
+    """How many documents a task result covers: lmms-eval's n-samples and the run's --limit."""
+
+    effective: int | None
+    original: int | None
+    limit: float | None
+
+    @property
+    def partial(self) -> bool:
+        """Whether the result covers fewer documents than the task has (a --limit run)."""
+        if self.effective is not None and self.original is not None:
+            return self.effective < self.original
+        return self.limit is not None
+
+    @property
+    def label(self) -> str:
+        """How the tables mark a partial result: its document count, else its limit."""
+        if self.effective is not None:
+            return f"n={self.effective}"
+        return f"limit={self.limit:g}" if self.limit is not None else "full"
+
+    @staticmethod
+    def total(parts: Iterable[Documents]) -> Documents:
+        """The documents behind an average of several task results (e.g. POPE's splits)."""
+        parts = list(parts)
+        effective = [p.effective for p in parts]
+        original = [p.original for p in parts]
+        return Documents(
+            None if None in effective else sum(effective),
+            None if None in original else sum(original),
+            next((p.limit for p in parts if p.limit is not None), None),
+        )
+
+    def same_set(self, other: Documents) -> bool:
+        """Whether two results ran on the same documents (same counts, or same limit)."""
+        if None not in (self.effective, self.original, other.effective, other.original):
+            return (self.effective, self.original) == (other.effective, other.original)
+        return self.limit == other.limit
 
 
 @dataclass(frozen=True)
@@ -28,16 +87,37 @@ class Run:
     date: datetime | None
     tasks: Mapping[str, Mapping[str, float]]
     subtasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    samples: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    limit: float | None = None
 
     @property
     def date_label(self) -> str:
-        """The run's date as the tables show it."""
-        return self.date.strftime("%Y-%m-%d %H:%M:%S") if self.date else "undated"
+        """The run's date as the tables show it, with its UTC offset."""
+        return date_label(self.date)
+
+    def documents(self, task: str) -> Documents:
+        """The documents behind one task's result; a group sums its subtasks."""
+        counts = self._counts(task, set(), 0)
+        effective, original = counts if counts else (None, None)
+        return Documents(effective, original, self.limit)
+
+    def _counts(self, task: str, seen: set[str], depth: int) -> tuple[int, int] | None:
+        if task in self.samples:
+            return self.samples[task]
+        members = [m for m in self.subtasks.get(task, ()) if m not in seen]
+        # lmms-eval nests groups a few levels deep; a file nesting more is not followed.
+        if not members or depth > _MAX_GROUP_DEPTH:
+            return None
+        seen.update(members)
+        parts = [self._counts(m, seen, depth + 1) for m in members]
+        if any(p is None for p in parts):
+            return None
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
 @dataclass(frozen=True)
 class Replacement:
-    """A task result of an older run that a newer run of the same model replaced."""
+    """A task result of one run that another run of the same model replaced."""
 
     model: str
     task: str
@@ -47,7 +127,7 @@ class Replacement:
 
 @dataclass(frozen=True)
 class ModelResults:
-    """Everything known about one model after newest-wins merging of its runs."""
+    """Everything known about one model after merging its runs task by task."""
 
     model: str
     tasks: Mapping[str, tuple[Mapping[str, float], Run]]
@@ -63,31 +143,35 @@ class LoadedRuns:
     problems: list[str]
 
 
+def date_label(date: datetime | None) -> str:
+    """A date as the tables show it: `YYYY-MM-DD HH:MM:SS +HH:MM`, or "undated"."""
+    if date is None:
+        return "undated"
+    text = date.isoformat(sep=" ", timespec="seconds")
+    return f"{text[:19]} {text[19:]}"
+
+
 def find_results_files(path: Path) -> list[Path]:
-    """The results files at `path`: the file itself, or every results file under a folder."""
-    if path.is_file():
-        return [path]
+    """The results files at `path`: the path itself, or every results file under a folder."""
     if path.is_dir():
         # lmms-eval writes benchmark submission files (e.g. COCO's *_alg_results.json) under
         # submissions/; they hold predictions, not scores.
-        return sorted(
-            p
-            for p in path.rglob("*.json")
-            if _RESULTS_NAME.match(p.name) and "submissions" not in p.relative_to(path).parts
-        )
+        try:
+            return sorted(
+                p
+                for p in path.rglob("*.json")
+                if _RESULTS_NAME.match(p.name) and "submissions" not in p.relative_to(path).parts
+            )
+        except OSError as err:
+            raise ResultsError(f"{path}: cannot list: {err.strerror or err}") from err
+    if path.exists() or path.is_symlink():
+        return [path]  # read_run says why it is not a readable file, if it is not
     raise ResultsError(f"{path}: no such file or folder")
 
 
 def read_run(path: Path) -> Run:
-    """Parse one lmms-eval results file; raises ResultsError when it holds no results mapping."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ResultsError(f"{path}: cannot read: {err.strerror or err}") from err
-    except UnicodeDecodeError as err:
-        raise ResultsError(f"{path}: not UTF-8 text") from err
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: malformed JSON (line {err.lineno}: {err.msg})") from err
+    """Parse one lmms-eval results file; raises ResultsError when it holds no usable results."""
+    data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise ResultsError(f"{path}: not an lmms-eval results file (no 'results' mapping)")
     tasks: dict[str, dict[str, float]] = {}
@@ -100,12 +184,15 @@ def read_run(path: Path) -> Run:
                 tasks.setdefault(str(task), {}).update(numeric_metrics(metrics))
     if not tasks:
         raise ResultsError(f"{path}: the 'results' mapping lists no tasks")
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
     return Run(
         path=path,
         model=model_name(data, path),
         date=run_date(data, path),
         tasks=tasks,
         subtasks=_subtasks(data.get("group_subtasks")),
+        samples=_samples(data.get("n-samples")),
+        limit=_number(config.get("limit")),
     )
 
 
@@ -137,11 +224,15 @@ def numeric_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
         name, comma, _ = str(key).partition(",")
         if not comma or "_stderr" in name:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if math.isfinite(value):
-            kept[str(key)] = float(value)
+        number = _number(value)
+        if number is not None:
+            kept[str(key)] = number
     return kept
+
+
+def normalize_model(name: str) -> str:
+    """A model name as one row: surrounding whitespace and trailing slashes dropped, case kept."""
+    return name.strip().rstrip("/").strip()
 
 
 def model_name(data: Mapping[str, Any], path: Path) -> str:
@@ -155,29 +246,41 @@ def model_name(data: Mapping[str, Any], path: Path) -> str:
         for pair in args.split(","):
             key, eq, value = pair.partition("=")
             if eq and key.strip() == "pretrained":
-                pretrained = value.strip()
-    if isinstance(pretrained, str) and pretrained:
-        return pretrained
-    return path.resolve().parent.name
+                pretrained = value
+    if isinstance(pretrained, str) and normalize_model(pretrained):
+        return normalize_model(pretrained)
+    return normalize_model(path.resolve().parent.name)
 
 
 def run_date(data: Mapping[str, Any], path: Path) -> datetime | None:
-    """When the run happened: the results' `date`, else the file name's date prefix, else None."""
+    """When the run happened, as an aware datetime: the results' `date`, else the file name's
+    date prefix, else None. A date without an offset is in the run's `--timezone`."""
     raw = data.get("date")
+    zone = _zone(data, path)
+    if raw is None:
+        prefix = _DATE_PREFIX.match(path.name)
+        return _parse_date(prefix.group(1), zone) if prefix else None
     if isinstance(raw, str):
-        for parse in (_parse_compact, datetime.fromisoformat):
-            try:
-                return parse(raw).replace(tzinfo=None)
-            except ValueError:
-                pass
-    elif isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
-        return datetime.fromtimestamp(raw, tz=timezone.utc).replace(tzinfo=None)
-    prefix = _DATE_PREFIX.match(path.name)
-    return _parse_compact(prefix.group(1)) if prefix else None
+        parsed = _parse_date(raw, zone)
+        if parsed is not None:
+            return parsed
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        try:
+            return datetime.fromtimestamp(raw, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    raise ResultsError(f"{path}: 'date' {_describe(raw)} is not a date lmms-eval writes")
 
 
-def merge_runs(runs: Iterable[Run]) -> list[ModelResults]:
-    """Group runs by model; for each (model, task) the newest run wins. Models in name order."""
+def merge_runs(runs: Iterable[Run], prefer: str = "largest") -> list[ModelResults]:
+    """Group runs by model and keep one run per (model, task). Models in name order.
+
+    prefer="largest": a run over all of a task's documents beats a partial (--limit) one, the
+    one with more documents wins among partial runs, and the newest wins among equals.
+    prefer="newest": the newest run wins. Undated runs count as older than any dated one.
+    """
+    if prefer not in PREFER:
+        raise ValueError(f"prefer must be one of {PREFER}, not {prefer!r}")
     by_model: dict[str, list[Run]] = {}
     for run in runs:
         by_model.setdefault(run.model, []).append(run)
@@ -187,20 +290,107 @@ def merge_runs(runs: Iterable[Run]) -> list[ModelResults]:
         subtasks: dict[str, tuple[str, ...]] = {}
         replaced: list[Replacement] = []
         for run in sorted(by_model[model], key=_age_key, reverse=True):
-            for task, metrics in run.tasks.items():
-                if task in tasks:
-                    replaced.append(Replacement(model, task, kept=tasks[task][1], dropped=run))
-                else:
-                    tasks[task] = (metrics, run)
             for group, members in run.subtasks.items():
                 subtasks.setdefault(group, members)
+        for task in sorted({t for run in by_model[model] for t in run.tasks}):
+            holders = [r for r in by_model[model] if task in r.tasks]
+            holders.sort(key=lambda r, t=task: _preference_key(r, t, prefer), reverse=True)
+            tasks[task] = (holders[0].tasks[task], holders[0])
+            replaced.extend(Replacement(model, task, holders[0], r) for r in holders[1:])
         merged.append(ModelResults(model, tasks, subtasks, tuple(replaced)))
     return merged
 
 
-def _age_key(run: Run) -> tuple[bool, datetime, str]:
+def _preference_key(run: Run, task: str, prefer: str) -> tuple:
+    if prefer == "newest":
+        return _age_key(run)
+    docs = run.documents(task)
+    size = (docs.effective or 0) if docs.partial else 0
+    return (not docs.partial, size, _age_key(run))
+
+
+def _age_key(run: Run) -> tuple[bool, float, str]:
     # Undated runs count as older than any dated one; the path breaks ties deterministically.
-    return (run.date is not None, run.date or datetime.min, str(run.path))
+    return (run.date is not None, run.date.timestamp() if run.date else 0.0, str(run.path))
+
+
+def _load_json(path: Path) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except _Unrepresentable as err:
+        raise ResultsError(f"{path}: {err}") from err
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: malformed JSON (line {err.lineno}: {err.msg})") from err
+    except RecursionError as err:
+        raise ResultsError(f"{path}: JSON nested too deeply to read") from err
+    except ValueError as err:
+        raise ResultsError(f"{path}: unreadable JSON ({err})") from err
+
+
+def _read_text(path: Path) -> str:
+    # A FIFO would block open() and /dev/zero would never end: check the file kind and size
+    # first, open without blocking, and never read more than the cap.
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ResultsError(f"{path}: not a regular file")
+        if info.st_size > MAX_RESULTS_BYTES:
+            raise ResultsError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ResultsError(f"{path}: not a regular file")
+            raw = handle.read(MAX_RESULTS_BYTES + 1)
+    except OSError as err:
+        raise ResultsError(f"{path}: cannot read: {err.strerror or err}") from err
+    if len(raw) > MAX_RESULTS_BYTES:
+        raise ResultsError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{path}: not UTF-8 text") from err
+
+
+def _parse_int(text: str) -> int:
+    # float() of a digit string never raises (it saturates to inf), unlike int() past 4300 digits.
+    if not math.isfinite(float(text)):
+        raise _Unrepresentable(f"an integer of {len(text)} digits does not fit a float")
+    return int(text)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _zone(data: Mapping[str, Any], path: Path) -> tzinfo:
+    config = data.get("config")
+    cli = config.get("resolved_cli_args") if isinstance(config, dict) else None
+    name = cli.get("timezone") if isinstance(cli, dict) else None
+    name = name if isinstance(name, str) and name else LMMS_EVAL_DEFAULT_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ResultsError(f"{path}: unknown time zone {name[:40]!r} in --timezone") from err
+
+
+def _parse_date(text: str, zone: tzinfo) -> datetime | None:
+    for parse in (_parse_compact, datetime.fromisoformat):
+        try:
+            parsed = parse(text)
+        except ValueError:
+            continue
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
+    return None
+
+
+def _describe(value: Any) -> str:
+    # Never str() a container: a deeply nested one would recurse.
+    if isinstance(value, str):
+        return repr(value[:40])
+    return repr(value) if isinstance(value, int | float) else f"a {type(value).__name__}"
 
 
 def _parse_compact(text: str) -> datetime:
@@ -215,3 +405,14 @@ def _subtasks(raw: Any) -> dict[str, tuple[str, ...]]:
         for group, members in raw.items()
         if isinstance(members, list)
     }
+
+
+def _samples(raw: Any) -> dict[str, tuple[int, int]]:
+    counts: dict[str, tuple[int, int]] = {}
+    for task, entry in (raw or {}).items() if isinstance(raw, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        effective, original = entry.get("effective"), entry.get("original")
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (effective, original)):
+            counts[str(task)] = (effective, original)
+    return counts

@@ -28,15 +28,44 @@ class Score:
 
 
 @dataclass(frozen=True)
+class Source:
+    """One way results can score a benchmark: a headline score and the extras beside it."""
+
+    headline: Score
+    extra: Mapping[str, Score] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Every task or group name this source reads."""
+        names = list(self.headline.tasks)
+        for score in self.extra.values():
+            names.extend(t for t in score.tasks if t not in names)
+        return tuple(names)
+
+
+@dataclass(frozen=True)
 class Benchmark:
-    """A leaderboard column: its headline score and the metrics reported beside it."""
+    """A leaderboard column: the sources that can score it, in order of preference.
+
+    `sources[0]` is the dragonfly_* task; the others are lmms-eval's built-in tasks for the
+    same benchmark. When a model has results from several, the first one listed is shown.
+    """
 
     key: str
     name: str
-    headline: Score
+    sources: tuple[Source, ...]
     unit: str
     higher_is_better: bool
-    extra: Mapping[str, Score] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> Score:
+        """The first source's headline score."""
+        return self.sources[0].headline
+
+    @property
+    def extra(self) -> Mapping[str, Score]:
+        """The first source's extras (a built-in source may lack some of them)."""
+        return self.sources[0].extra
 
 
 @dataclass(frozen=True)
@@ -61,8 +90,8 @@ class Suite:
         """Every task or group name some benchmark reads, headline or extra."""
         names: set[str] = set()
         for bench in self.benchmarks.values():
-            for score in (bench.headline, *bench.extra.values()):
-                names.update(score.tasks)
+            for source in bench.sources:
+                names.update(source.tasks)
         return names
 
 
@@ -113,28 +142,64 @@ def _parse_benchmark(key: str, spec: Any, source: str) -> Benchmark:
     where = f"{source}: benchmark {key!r}"
     if not isinstance(spec, Mapping):
         raise SuiteError(f"{where} must be a mapping")
-    headline = _parse_score(spec, where, default_tasks=None)
     unit = spec.get("unit", "%")
     if unit not in UNITS:
         raise SuiteError(f"{where}: unit must be one of {UNITS}, not {unit!r}")
     higher = spec.get("higher_is_better", True)
     if not isinstance(higher, bool):
         raise SuiteError(f"{where}: higher_is_better must be true or false")
-    extra_raw = spec.get("extra") or {}
-    if not isinstance(extra_raw, Mapping):
-        raise SuiteError(f"{where}: extra must map labels to scores")
-    extra = {
-        str(label): _parse_score(item, f"{where} extra {label!r}", default_tasks=headline.tasks)
-        for label, item in extra_raw.items()
-    }
+    first = _parse_source(spec, where, defaults={}, first=None)
+    builtin = spec.get("builtin") or []
+    if not isinstance(builtin, list):
+        raise SuiteError(f"{where}: builtin must be a list of {{task, metric, scale}} entries")
+    defaults = {"metric": spec.get("metric"), "scale": spec.get("scale", 1)}
+    others = [
+        _parse_source(item, f"{where} builtin {index + 1}", defaults, first)
+        for index, item in enumerate(builtin)
+    ]
     return Benchmark(
         key=key,
         name=str(spec.get("name", key)),
-        headline=headline,
+        sources=(first, *others),
         unit=unit,
         higher_is_better=higher,
-        extra=extra,
     )
+
+
+def _parse_source(
+    spec: Any, where: str, defaults: Mapping[str, Any], first: Source | None
+) -> Source:
+    """A source from its spec; a built-in one (`first` given) inherits the benchmark's metric
+    and scale, and reads each of the first source's extras from its own tasks unless the
+    extra names tasks of its own (e.g. MMBench's static variant); its `extra` may override a
+    label, or drop it with null."""
+    if not isinstance(spec, Mapping):
+        raise SuiteError(f"{where} must be a mapping")
+    headline = _parse_score({**defaults, **spec}, where, default_tasks=None)
+    if first is None:
+        extra_raw = spec.get("extra") or {}
+        if not isinstance(extra_raw, Mapping):
+            raise SuiteError(f"{where}: extra must map labels to scores")
+        extra = {
+            str(label): _parse_score(item, f"{where} extra {label!r}", headline.tasks)
+            for label, item in extra_raw.items()
+        }
+        return Source(headline, extra)
+    extra = {
+        label: score
+        if score.tasks != first.headline.tasks
+        else Score(headline.tasks, score.metric, score.scale)
+        for label, score in first.extra.items()
+    }
+    overrides = spec.get("extra") or {}
+    if not isinstance(overrides, Mapping) or not set(overrides) <= set(extra):
+        raise SuiteError(f"{where}: extra may only override the labels {sorted(extra)}")
+    for label, item in overrides.items():
+        if item is None:  # the built-in task has no such metric
+            del extra[str(label)]
+        else:
+            extra[str(label)] = _parse_score(item, f"{where} extra {label!r}", headline.tasks)
+    return Source(headline, extra)
 
 
 def _parse_score(spec: Any, where: str, default_tasks: tuple[str, ...] | None) -> Score:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dragonfly_eval.leaderboard.reference import ReferenceRow
-from dragonfly_eval.leaderboard.results import ModelResults, Run, load_runs, merge_runs
-from dragonfly_eval.leaderboard.suite import Benchmark, Score, Suite
+from dragonfly_eval.leaderboard.results import (
+    Documents,
+    ModelResults,
+    Run,
+    load_runs,
+    merge_runs,
+)
+from dragonfly_eval.leaderboard.suite import Benchmark, Score, Source, Suite
 
 MISSING = "–"
 PUBLISHED_MARK = "†"
@@ -36,6 +43,7 @@ class Row:
     values: Mapping[str, float]
     dates: tuple[str, ...] = ()
     source: str | None = None
+    partial: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def published(self) -> bool:
@@ -78,6 +86,8 @@ class Table:
     other_tasks: tuple[OtherTask, ...] = ()
     replaced: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    alternates: tuple[str, ...] = ()
+    prefer: str = "largest"
 
     @property
     def average_columns(self) -> tuple[Column, ...]:
@@ -106,17 +116,19 @@ def build_table(
     suite: Suite,
     suite_names: Sequence[str] | None = None,
     reference: Sequence[ReferenceRow] = (),
+    prefer: str = "largest",
 ) -> Table:
     """Read lmms-eval results under `paths` and lay them out by the suite's headline scores.
 
     `suite_names` picks the column groups (e.g. ["general"], ["all"]); None picks every suite
-    that some run has a score in. Raises LeaderboardError when no path holds a usable run.
+    that some run has a score in. `prefer` picks among runs of one model and task (see
+    merge_runs). Raises LeaderboardError when no path holds a usable run.
     """
     loaded = load_runs(paths)
     if not loaded.runs:
         reasons = "; ".join(loaded.problems) or "no paths given"
         raise LeaderboardError(f"no usable lmms-eval results: {reasons}")
-    models = merge_runs(loaded.runs)
+    models = merge_runs(loaded.runs, prefer)
     if suite_names is None:
         suite_names = _suites_with_scores(suite, models)
     benchmarks = suite.select(list(suite_names))
@@ -139,11 +151,23 @@ def build_table(
         other_tasks=tuple(t for m in models for t in _other_tasks(m, suite)),
         replaced=tuple(note for m in models for note in _replacement_notes(m)),
         problems=tuple(loaded.problems),
+        alternates=tuple(note for m in models for note in _alternate_notes(m, benchmarks)),
+        prefer=prefer,
     )
 
 
-def score_value(model: ModelResults, score: Score) -> tuple[float, list[Run]] | None:
-    """The score's value for a model and the runs it came from; None if any task lacks it."""
+@dataclass(frozen=True)
+class Found:
+    """A score read from a model's results: its value, the runs and documents behind it."""
+
+    value: float
+    runs: tuple[Run, ...]
+    tasks: tuple[str, ...]
+    documents: Documents
+
+
+def score_value(model: ModelResults, score: Score) -> Found | None:
+    """The score's value for a model and what it came from; None if any task lacks it."""
     raw: list[float] = []
     runs: list[Run] = []
     for task in score.tasks:
@@ -152,12 +176,31 @@ def score_value(model: ModelResults, score: Score) -> tuple[float, list[Run]] | 
             return None
         raw.append(entry[0][score.metric])
         runs.append(entry[1])
-    return sum(raw) / len(raw) * score.scale, runs
+    value = sum(raw) / len(raw) * score.scale
+    if not math.isfinite(value):  # e.g. 1e308 x100: no score rather than "inf"
+        return None
+    documents = Documents.total(run.documents(t) for run, t in zip(runs, score.tasks, strict=True))
+    return Found(value, tuple(runs), score.tasks, documents)
+
+
+def benchmark_source(model: ModelResults, bench: Benchmark) -> tuple[Source, Found] | None:
+    """The first of the benchmark's sources (suite.yaml order) that has a headline score for
+    the model, with that score; None when none has."""
+    for source in bench.sources:
+        found = score_value(model, source.headline)
+        if found is not None:
+            return source, found
+    return None
 
 
 def best_values(rows: Sequence[Row], column: Column) -> float | None:
     """The best value of a column as displayed (one decimal); None when fewer than two rows compete."""
-    shown = [round(r.values[column.key], 1) for r in rows if column.key in r.values]
+    # A partial run's cell (fewer documents) does not compete with full runs.
+    shown = [
+        round(r.values[column.key], 1)
+        for r in rows
+        if column.key in r.values and column.key not in r.partial
+    ]
     if len(shown) < 2:
         return None
     return max(shown) if column.higher_is_better else min(shown)
@@ -171,16 +214,26 @@ class Cell:
     bold: bool = False
 
 
-def grid(table: Table, extra: bool = False) -> tuple[list[str], list[list[Cell]]]:
+def grid(
+    table: Table,
+    extra: bool = False,
+    with_dates: bool = True,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[list[Cell]]]:
     """Header and cells of the headline view (with the average) or of the extra-metrics view.
 
-    The extra view leaves out rows with no extra metric.
+    The extra view leaves out rows with no extra metric. `with_dates=False` leaves the run-date
+    column out; `labels` replaces row labels (e.g. short model names for a terminal).
     """
     columns = table.extra_columns if extra else table.columns
-    header = ["Model", "Run date", *(c.title for c in columns)]
+    header = ["Model", *(["Run date"] if with_dates else []), *(c.title for c in columns)]
     best = {c.key: best_values(table.rows, c) for c in columns}
-    # Only rows that have every % column compete for the best average.
-    full = [round(a.value, 1) for r in table.rows if (a := table.average(r)) and a.used == a.total]
+    # Only rows that have every % column, none from a partial run, compete for the best average.
+    full = [
+        round(a.value, 1)
+        for r in table.rows
+        if (a := table.average(r)) and a.used == a.total and not r.partial
+    ]
     best_average = max(full) if len(full) >= 2 else None
     if not extra:
         header.append(table.average_title)
@@ -189,17 +242,30 @@ def grid(table: Table, extra: bool = False) -> tuple[list[str], list[list[Cell]]
         if extra and not any(c.key in row.values for c in columns):
             continue
         dates = "published" if row.published else ", ".join(row.dates) or MISSING
-        line = [Cell(row.label), Cell(dates)]
+        line = [Cell((labels or {}).get(row.label, row.label))]
+        if with_dates:
+            line.append(Cell(dates))
         for column in columns:
             value = row.values.get(column.key)
             if value is None:
                 line.append(Cell(MISSING))
+            elif column.key in row.partial:
+                line.append(Cell(f"{value:.1f} ({row.partial[column.key]})"))
             else:
                 line.append(Cell(f"{value:.1f}", round(value, 1) == best[column.key]))
         if not extra:
-            line.append(_average_cell(table.average(row), best_average))
+            line.append(_average_cell(table.average(row), None if row.partial else best_average))
         cells.append(line)
     return header, cells
+
+
+def short_labels(rows: Sequence[Row]) -> dict[str, str]:
+    """Row label -> the last part of its model path, where no other row shares that part."""
+    short = {r.label: r.label.rstrip("/").rsplit("/", 1)[-1] or r.label for r in rows}
+    taken: dict[str, int] = {}
+    for name in short.values():
+        taken[name] = taken.get(name, 0) + 1
+    return {label: name if taken[name] == 1 else label for label, name in short.items()}
 
 
 def _average_cell(average: Average | None, best: float | None) -> Cell:
@@ -217,16 +283,24 @@ def _headline_column(bench: Benchmark) -> Column:
 
 def _model_row(model: ModelResults, benchmarks: Sequence[Benchmark]) -> Row:
     values: dict[str, float] = {}
+    partial: dict[str, str] = {}
     dates: set[str] = set()
     for bench in benchmarks:
-        scores = {bench.key: bench.headline}
-        scores.update({f"{bench.key}.{label}": s for label, s in bench.extra.items()})
+        chosen = benchmark_source(model, bench)
+        if chosen is None:
+            continue
+        source, _ = chosen
+        scores = {bench.key: source.headline}
+        scores.update({f"{bench.key}.{label}": s for label, s in source.extra.items()})
         for key, score in scores.items():
             found = score_value(model, score)
-            if found is not None:
-                values[key] = found[0]
-                dates.update(run.date_label for run in found[1])
-    return Row(name=model.model, values=values, dates=tuple(sorted(dates)))
+            if found is None:
+                continue
+            values[key] = found.value
+            if found.documents.partial:
+                partial[key] = found.documents.label
+            dates.update(run.date_label for run in found.runs)
+    return Row(name=model.model, values=values, dates=tuple(sorted(dates)), partial=partial)
 
 
 def _reference_row(ref: ReferenceRow) -> Row:
@@ -237,28 +311,31 @@ def _suites_with_scores(suite: Suite, models: Sequence[ModelResults]) -> list[st
     picked = [
         name
         for name, keys in suite.suites.items()
-        if any(
-            score_value(m, suite.benchmarks[k].headline) is not None for m in models for k in keys
-        )
+        if any(benchmark_source(m, suite.benchmarks[k]) is not None for m in models for k in keys)
     ]
     return picked or list(suite.suites)[:1]
 
 
 def _related_tasks(model: ModelResults, suite: Suite) -> set[str]:
     """Mapped tasks, the subtasks of mapped groups, and the groups that contain mapped tasks."""
-    mapped = suite.mapped_tasks()
-    related = set(mapped)
-    pending = [t for t in mapped if t in model.subtasks]
-    while pending:
-        members = model.subtasks.get(pending.pop(), ())
-        pending.extend(m for m in members if m not in related)
-        related.update(members)
-    grew = True
-    while grew:
-        parents = {g for g, members in model.subtasks.items() if related.intersection(members)}
-        grew = not parents <= related
-        related |= parents
+    related = set(suite.mapped_tasks())
+    _close(related, model.subtasks)  # down: the members of mapped groups
+    parents: dict[str, list[str]] = {}
+    for group, members in model.subtasks.items():
+        for member in members:
+            parents.setdefault(member, []).append(group)
+    _close(related, parents)  # up: the groups holding any of them
     return related
+
+
+def _close(names: set[str], edges: Mapping[str, Sequence[str]]) -> None:
+    # Iterative, linear walk: a results file may nest groups thousands deep.
+    pending = list(names)
+    while pending:
+        for name in edges.get(pending.pop(), ()):
+            if name not in names:
+                names.add(name)
+                pending.append(name)
 
 
 def _other_tasks(model: ModelResults, suite: Suite) -> list[OtherTask]:
@@ -279,7 +356,33 @@ def _replacement_notes(model: ModelResults) -> list[str]:
     notes = []
     for (kept, dropped), tasks in by_pair.items():
         notes.append(
-            f"{model.model}: the run of {runs[kept].date_label} ({kept.name}) replaced the run of "
-            f"{runs[dropped].date_label} ({dropped.name}) for {', '.join(sorted(tasks))}"
+            f"{model.model}: the run of {runs[kept].date_label} ({kept.name}"
+            f"{_size_note(runs[kept], tasks)}) replaced the run of {runs[dropped].date_label} "
+            f"({dropped.name}{_size_note(runs[dropped], tasks)}) for {', '.join(sorted(tasks))}"
         )
+    return notes
+
+
+def _size_note(run: Run, tasks: Sequence[str]) -> str:
+    labels = sorted({d.label for d in (run.documents(t) for t in tasks) if d.partial})
+    return f", partial: {', '.join(labels)}" if labels else ""
+
+
+def _alternate_notes(model: ModelResults, benchmarks: Sequence[Benchmark]) -> list[str]:
+    """For each benchmark scored from one source, the other sources the model also has."""
+    notes = []
+    for bench in benchmarks:
+        chosen = benchmark_source(model, bench)
+        if chosen is None:
+            continue
+        others = [
+            "+".join(s.headline.tasks)
+            for s in bench.sources
+            if s is not chosen[0] and score_value(model, s.headline) is not None
+        ]
+        if others:
+            notes.append(
+                f"{model.model}: {bench.name} shows {'+'.join(chosen[0].headline.tasks)}; "
+                f"also in the results, not shown: {', '.join(others)}"
+            )
     return notes

@@ -11,24 +11,24 @@ POPE = ("dragonfly_pope_adv", "dragonfly_pope_pop", "dragonfly_pope_random")
 GOLDEN = """\
 | Model | Run date | AI2D | POPE | MME (points) | Avg (row's % scores; points excluded) |
 | :--- | :--- | ---: | ---: | ---: | ---: |
-| org/alpha | 2024-06-01 12:00:00 | 61.2 | 82.0 | **1450.0** | 71.6 |
-| org/beta | 2024-06-02 09:00:00 | 58.7 | – | **1450.0** | 58.7 (1/2) |
+| org/alpha | 2024-06-01 12:00:00 +08:00 | 61.2 | 82.0 | **1450.0** | 71.6 |
+| org/beta | 2024-06-02 09:00:00 +08:00 | 58.7 | – | **1450.0** | 58.7 (1/2) |
 | Paper model \\| 7B † | published | **63.6** | **91.2** | – | **77.4** |
 
 Reported beside the headline scores:
 
 | Model | Run date | POPE accuracy | MME cognition |
 | :--- | :--- | ---: | ---: |
-| org/alpha | 2024-06-01 12:00:00 | 81.0 | 300.0 |
+| org/alpha | 2024-06-01 12:00:00 +08:00 | 81.0 | 300.0 |
 
-† Published numbers, not run by this project. Paper model | 7B: Blog (https://example.org/blog).
+† Published numbers, not run by this project. Paper model \\| 7B: Blog (https://example.org/blog).
 
 Other tasks (in the results, not in the suite mapping):
 
 | Model | Task | Run date | Metrics (raw) |
 | :--- | :--- | :--- | :--- |
-| org/beta | ok_vqa | 2024-06-02 09:00:00 | exact_match,none 0.5 |
-| org/beta | submission_only | 2024-06-02 09:00:00 | no numeric metrics |
+| org/beta | ok_vqa | 2024-06-02 09:00:00 +08:00 | exact_match,none 0.5 |
+| org/beta | submission_only | 2024-06-02 09:00:00 +08:00 | no numeric metrics |
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import pytest
 
@@ -221,3 +222,74 @@ def test_a_bad_file_beside_good_ones_is_a_warning(tmp_path, write_run, suite_fil
     )
     assert code == 0
     assert "baseline: skipped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "-inf", "-1", "lots"])
+def test_a_tolerance_that_is_not_a_finite_number_at_least_0_exits_2(gate, capsys, tolerance):
+    # an 80-point drop: nan made every comparison pass
+    with pytest.raises(SystemExit) as stop:
+        gate(_scores(ai2d=0.9), _scores(ai2d=0.1), f"--tolerance={tolerance}")
+    assert stop.value.code == 2
+    assert "must be a finite number >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), float("inf")])
+def test_compare_refuses_a_non_finite_tolerance(tmp_path, write_run, suite, tolerance):
+    path = write_run("m", "20240101_000000", _scores())
+    with pytest.raises(RegressError, match="finite number"):
+        compare([path], [path], suite, tolerance=tolerance)
+
+
+def _limited(path, effective: int, limit):
+    payload = json.loads(path.read_text())
+    payload["n-samples"] = {t: {"original": 10, "effective": effective} for t in payload["results"]}
+    payload["config"]["limit"] = limit
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_sides_run_on_different_documents_exit_2_unless_partial_is_allowed(
+    tmp_path, write_run, suite_file, capsys
+):
+    base = write_run("org/m", "20240101_000000", _scores(), root=tmp_path / "base")
+    cur = write_run("org/m", "20240201_000000", _scores(ai2d=0.1), root=tmp_path / "cur")
+    _limited(cur, 3, 3)
+    argv = ["regress", "--baseline", str(base), "--current", str(cur)]
+    argv += ["--suite-file", str(suite_file)]
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "different documents" in err
+    assert "AI2D (org/m): baseline 10 of 10 documents, current 3 of 10 documents" in err
+    assert run_cli([*argv, "--allow-partial"]) == 1  # compared: the drop is reported
+    err = capsys.readouterr().err
+    assert "compared on different documents" in err and "REGRESSION: AI2D" in err
+
+
+def test_two_runs_with_the_same_limit_are_compared(tmp_path, write_run, suite):
+    base = _limited(write_run("m", "20240101_000000", _scores(), root=tmp_path / "b"), 3, 3)
+    cur = _limited(write_run("m", "20240201_000000", _scores(), root=tmp_path / "c"), 3, 3)
+    assert compare([base], [cur], suite).failures == []
+
+
+def test_a_model_name_with_rich_markup_prints_at_a_terminal(
+    tmp_path, write_run, suite_file, capsys, monkeypatch
+):
+    base = write_run("[/]oops", "20240101_000000", _scores(), root=tmp_path / "b")
+    cur = write_run("[bold]x[/]", "20240201_000000", _scores(ai2d=0.1), root=tmp_path / "c")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    argv = ["regress", "--baseline", str(base), "--current", str(cur)]
+    assert run_cli([*argv, "--suite-file", str(suite_file)]) == 1
+    out = capsys.readouterr().out
+    assert "[bold]x[/]" in out and "FAIL" in out
+
+
+def test_the_markdown_report_escapes_model_names(tmp_path, write_run, suite_file, capsys):
+    base = write_run(
+        "<img src=x onerror=alert(1)>", "20240101_000000", _scores(), root=tmp_path / "b"
+    )
+    cur = write_run("a|b\rc", "20240201_000000", _scores(), root=tmp_path / "c")
+    argv = ["regress", "--baseline", str(base), "--current", str(cur)]
+    assert run_cli([*argv, "--suite-file", str(suite_file)]) == 0
+    out = capsys.readouterr().out
+    assert "<img" not in out and "\r" not in out
+    assert "**a\\|b c (baseline: &lt;img src=x onerror=alert(1)>)**" in out

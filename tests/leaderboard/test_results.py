@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,7 +25,9 @@ REAL_FILE = next(REAL_RUN.rglob("*_results.json"))
 def test_real_layout_reads_model_date_tasks_and_groups():
     run = read_run(REAL_FILE)
     assert run.model == "togethercomputer/Llama-3-8B-Dragonfly-v1"
-    assert run.date == datetime(2024, 6, 1, 12, 0, 0)
+    # lmms-eval writes `date` in its --timezone, Asia/Singapore unless the run chose another
+    assert run.date == datetime(2024, 6, 1, 12, 0, 0, tzinfo=ZoneInfo("Asia/Singapore"))
+    assert run.date_label == "2024-06-01 12:00:00 +08:00"
     assert run.tasks["dragonfly_ai2d"] == {"exact_match,flexible-extract": 0.6362}
     assert run.tasks["dragonfly_pope"] == {
         "pope_f1_score,none": 0.9118,
@@ -84,14 +87,17 @@ def test_older_layouts_with_extra_or_missing_keys(tmp_path):
     assert (run.model, run.date, run.date_label) == ("old", None, "undated")
     assert run.tasks == {"t": {"acc,none": 0.25}}
     path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "date": 1717243200.5}))
-    assert read_run(path).date == datetime(2024, 6, 1, 12, 0, 0, 500000)
+    assert read_run(path).date == datetime(2024, 6, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
 
 
-def test_date_falls_back_to_the_file_name(tmp_path):
+def test_date_falls_back_to_the_file_name_in_the_runs_time_zone(tmp_path):
     path = tmp_path / "m" / "20240305_101112_results.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "date": "garbled"}))
-    assert read_run(path).date == datetime(2024, 3, 5, 10, 11, 12)
+    config = {"resolved_cli_args": {"timezone": "America/New_York"}}
+    path.write_text(json.dumps({"results": {"t": {"acc,none": 1}}, "config": config}))
+    run = read_run(path)
+    assert run.date == datetime(2024, 3, 5, 10, 11, 12, tzinfo=timezone(timedelta(hours=-5)))
+    assert run.date_label == "2024-03-05 10:11:12 -05:00"
 
 
 def test_nan_booleans_and_lists_are_skipped(tmp_path):
@@ -154,3 +160,76 @@ def test_an_undated_run_loses_to_a_dated_one(write_run):
     dated = write_run("org/m", "20200101_000000", {"a": {"acc,none": 0.1}})
     (model,) = merge_runs([read_run(undated), read_run(dated)])
     assert model.tasks["a"][1].path == dated
+
+
+def _dated(tmp_path, name: str, date, value: float, model: str = "org/m") -> Path:
+    path = tmp_path / name / "r_results.json"
+    path.parent.mkdir()
+    payload = {"results": {"a": {"acc,none": value}}, "date": date}
+    payload["config"] = {"model_args": f"pretrained={model}"}
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_dates_are_compared_with_their_offsets(tmp_path):
+    # 00:30 UTC written with +08:00 is older than 01:00 UTC, though its wall time is later
+    older = _dated(tmp_path, "older", "2024-06-01T08:30:00+08:00", 0.1)
+    newer = _dated(tmp_path, "newer", "2024-06-01T01:00:00+00:00", 0.9)
+    (model,) = merge_runs([read_run(older), read_run(newer)], prefer="newest")
+    assert model.tasks["a"][1].path == newer
+    assert read_run(older).date_label == "2024-06-01 08:30:00 +08:00"
+
+
+def test_lmms_eval_dates_are_in_singapore_time_unless_the_run_chose_a_zone(tmp_path):
+    # lmms-eval's 12:00 (Singapore, 04:00 UTC) is older than an epoch stamp of 05:00 UTC
+    lmms = _dated(tmp_path, "lmms", "20240601_120000", 0.1)
+    epoch = _dated(tmp_path, "epoch", datetime(2024, 6, 1, 5, tzinfo=timezone.utc).timestamp(), 0.9)
+    (model,) = merge_runs([read_run(epoch), read_run(lmms)], prefer="newest")
+    assert model.tasks["a"][1].path == epoch
+    assert read_run(epoch).date_label == "2024-06-01 05:00:00 +00:00"
+
+
+def test_model_names_are_normalized_but_keep_their_case(tmp_path):
+    paths = [
+        _dated(tmp_path, "a", "20240101_000000", 0.1, "org/Model/"),
+        _dated(tmp_path, "b", "20240102_000000", 0.2, " org/Model "),
+        _dated(tmp_path, "c", "20240103_000000", 0.3, "org/Model"),
+        _dated(tmp_path, "d", "20240104_000000", 0.4, "org/model"),
+    ]
+    models = merge_runs(read_run(p) for p in paths)
+    assert [m.model for m in models] == ["org/Model", "org/model"]
+    assert models[0].tasks["a"][1].path == paths[2]
+
+
+def _partial(tmp_path, name: str, date: str, effective: int, original: int = 10, limit=None):
+    path = tmp_path / name / f"{date}_results.json"
+    path.parent.mkdir()
+    payload = {
+        "results": {"a": {"acc,none": effective / 100}},
+        "n-samples": {"a": {"original": original, "effective": effective}},
+        "config": {"model_args": "pretrained=org/m", "limit": limit},
+        "date": date,
+    }
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_a_limit_run_is_partial_and_counts_its_documents(tmp_path):
+    run = read_run(_partial(tmp_path, "p", "20240101_000000", 3, limit=3))
+    docs = run.documents("a")
+    assert (docs.partial, docs.label) == (True, "n=3")
+    full = read_run(_partial(tmp_path, "f", "20240101_000000", 10, limit=50))
+    assert not full.documents("a").partial  # a limit above the task's size covers it all
+
+
+def test_a_newer_partial_run_does_not_replace_a_full_one_unless_newest_is_preferred(tmp_path):
+    full = _partial(tmp_path, "full", "20240101_000000", 10)
+    partial = _partial(tmp_path, "part", "20240301_000000", 3, limit=3)
+    smaller = _partial(tmp_path, "small", "20240401_000000", 2, limit=2)
+    runs = [read_run(p) for p in (full, partial, smaller)]
+    (largest,) = merge_runs(runs)
+    assert largest.tasks["a"][1].path == full
+    (newest,) = merge_runs(runs, prefer="newest")
+    assert newest.tasks["a"][1].path == smaller
+    (among_partial,) = merge_runs(runs[1:])
+    assert among_partial.tasks["a"][1].path == partial  # more documents beat a newer date

@@ -75,3 +75,43 @@ def test_the_packaged_suite_yaml_loads_with_every_suite_of_the_issue():
     assert all(
         b.unit == "%" for k, b in suite.benchmarks.items() if k not in ("mme", "mini_vqa_nll")
     )
+
+
+def test_builtin_entries_inherit_metric_scale_and_extras_and_may_override_or_drop_them():
+    raw = copy.deepcopy(SMALL_SUITE)
+    raw["benchmarks"]["mme"]["builtin"] = [{"task": "mme"}]
+    raw["benchmarks"]["pope"]["builtin"] = [
+        {"task": ["pope_adv", "pope_pop", "pope_random"]},
+        {"task": "pope", "metric": "f1,none", "extra": {"accuracy": None}},
+    ]
+    suite = parse_suite(raw)
+    mme = suite.benchmarks["mme"].sources[1]
+    assert (mme.headline.tasks, mme.headline.metric, mme.headline.scale) == (
+        ("mme",),
+        "mme_perception_score,none",
+        1.0,
+    )
+    assert mme.extra["cognition"].tasks == ("mme",)
+    splits, single = suite.benchmarks["pope"].sources[1:]
+    assert splits.extra["accuracy"].tasks == ("pope_adv", "pope_pop", "pope_random")
+    assert (single.headline.metric, single.headline.scale, dict(single.extra)) == (
+        "f1,none",
+        100.0,
+        {},
+    )
+    assert {"mme", "pope", "pope_adv"} <= suite.mapped_tasks()
+
+
+@pytest.mark.parametrize(
+    ("builtin", "message"),
+    [
+        ({"task": "x"}, "builtin must be a list"),
+        ([{"task": "x", "extra": {"ghost": None}}], "may only override the labels"),
+        ([{"metric": "m,none"}], "task must be"),
+    ],
+)
+def test_malformed_builtin_entries_are_refused(builtin, message):
+    raw = copy.deepcopy(SMALL_SUITE)
+    raw["benchmarks"]["mme"]["builtin"] = builtin
+    with pytest.raises(SuiteError, match=message):
+        parse_suite(raw)

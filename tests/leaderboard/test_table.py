@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from dragonfly_eval.leaderboard.markdown import render_markdown
 from dragonfly_eval.leaderboard.reference import ReferenceRow
 from dragonfly_eval.leaderboard.table import LeaderboardError, build_table, grid
 
@@ -33,7 +35,7 @@ def test_real_run_maps_scales_and_averages_pope_splits(suite):
     assert row.values["pope.accuracy"] == pytest.approx((0.871 + 0.9031 + 0.9262) / 3 * 100)
     assert row.values["mme"] == pytest.approx(1483.6213485394158)  # points, not x100
     assert row.values["mme.cognition"] == pytest.approx(301.42857142857144)
-    assert row.dates == ("2024-06-01 12:00:00",)
+    assert row.dates == ("2024-06-01 12:00:00 +08:00",)
     assert table.suites == ("general",)
 
 
@@ -83,7 +85,7 @@ def test_newest_run_wins_and_the_table_names_its_date(suite, write_run, tmp_path
     table = build_table([tmp_path / "out"], suite, ["general"])
     row = _row(table, "org/m")
     assert row.values["ai2d"] == pytest.approx(60.0)
-    assert row.dates == ("2024-03-01 10:15:00",)
+    assert row.dates == ("2024-03-01 10:15:00 +08:00",)
     (note,) = table.replaced
     assert "2024-03-01 10:15:00" in note and "2024-01-01 00:00:00" in note
     assert "dragonfly_ai2d" in note
@@ -171,3 +173,55 @@ def test_no_usable_results_is_an_error_with_the_reasons(suite, tmp_path):
         build_table([tmp_path / "empty"], suite)
     with pytest.raises(LeaderboardError, match="no such file"):
         build_table([tmp_path / "missing"], suite)
+
+
+def _ai2d_run(write_run, model, date, value, effective=3088, limit=None, root=None):
+    path = write_run(
+        model, date, {"dragonfly_ai2d": {"exact_match,flexible-extract": value}}, root=root
+    )
+    payload = json.loads(path.read_text())
+    payload["n-samples"]["dragonfly_ai2d"] = {"original": 3088, "effective": effective}
+    payload["config"]["limit"] = limit
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_a_partial_cell_shows_its_document_count_and_is_never_best(suite, write_run, tmp_path):
+    _ai2d_run(write_run, "org/full", "20240101_000000", 0.5)
+    _ai2d_run(write_run, "org/part", "20240101_000000", 0.9, effective=3, limit=3)
+    table = build_table([tmp_path / "out"], suite, ["general"])
+    header, cells = grid(table)
+    by_model = {line[0].text: line[2] for line in cells}
+    assert by_model["org/part"].text == "90.0 (n=3)" and not by_model["org/part"].bold
+    assert _row(table, "org/part").partial == {"ai2d": "n=3"}
+    assert "partial run" in render_markdown(table)
+
+
+def test_a_newer_limit_run_does_not_replace_a_full_run_by_default(suite, write_run, tmp_path):
+    _ai2d_run(write_run, "org/m", "20240101_000000", 0.5)
+    _ai2d_run(write_run, "org/m", "20240301_000000", 0.9, effective=3, limit=3)
+    largest = build_table([tmp_path / "out"], suite, ["general"])
+    assert _row(largest, "org/m").values["ai2d"] == pytest.approx(50.0)
+    (note,) = largest.replaced
+    assert "partial: n=3" in note
+    newest = build_table([tmp_path / "out"], suite, ["general"], prefer="newest")
+    assert _row(newest, "org/m").values["ai2d"] == pytest.approx(90.0)
+    assert _row(newest, "org/m").partial == {"ai2d": "n=3"}
+
+
+def test_model_names_with_markup_and_line_breaks_stay_one_escaped_row(suite, write_run, tmp_path):
+    hostile = 'evil\r| injected | row |\n<img src=x onerror="alert(1)">[/]oops'
+    _ai2d_run(write_run, hostile, "20240101_000000", 0.5)
+    markdown = render_markdown(build_table([tmp_path / "out"], suite, ["general"]))
+    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert len(table_lines) == 3  # header, rule and one row: the name split nothing
+    assert "\r" not in markdown and "<img" not in markdown and "&lt;img" in markdown
+    (row_line,) = [line for line in table_lines if "evil" in line]
+    assert row_line.count(" | ") == 6 - 1  # Model, date, 3 benchmarks, average
+
+
+def test_a_score_that_overflows_when_scaled_is_missing_not_inf(suite, write_run, tmp_path):
+    _ai2d_run(write_run, "org/m", "20240101_000000", 1e308)
+    table = build_table([tmp_path / "out"], suite, ["general"])
+    assert "ai2d" not in _row(table, "org/m").values
+    assert "inf" not in render_markdown(table)
