@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def rank_path(path: str | Path, rank: int, world_size: int) -> Path:
@@ -68,8 +69,9 @@ def failure_table(failures: list[dict[str, Any]]) -> Table:
     table.add_column("doc_id", justify="right")
     table.add_column("reason", overflow="fold")
     for failure in failures:
+        # Text cells, not markup: a reason quoting a path like "[/data/x.png]" is plain text.
         table.add_row(
-            str(failure.get("task")), str(failure.get("doc_id")), str(failure.get("reason"))
+            *(Text(str(failure.get(key))) for key in ("task", "doc_id", "reason")),
         )
     return table
 

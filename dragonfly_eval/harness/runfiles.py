@@ -244,10 +244,11 @@ def finish_run(run: Run, results_files: list[Path], console: Console) -> list[di
     say "No request failed." only for a run that wrote results (one that never started
     answered nothing)."""
     failures = read_failures(run.failure_log)
+    targets = [failures_file_for(results) for results in results_files]
+    for target in targets:
+        write_failures(failures, target)
     if failures or results_files:
         print_failures(failures, console)
-    for results in results_files:
-        target = failures_file_for(results)
-        write_failures(failures, target)
+    for target in targets:
         say(console, f"dragonfly-eval: failure report written to {target}")
     return failures

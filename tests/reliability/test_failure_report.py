@@ -102,3 +102,16 @@ def test_run_reports_documents_whose_visual_raised(tmp_path, cli_env):
     (failure,) = json.loads(report.read_text())["failures"]
     assert failure["task"] == "dragonfly_broken_chart" and failure["doc_id"] == 1
     assert "missing.png" in failure["reason"] and "FileNotFoundError" in failure["reason"]
+
+
+def test_a_reason_that_looks_like_markup_is_printed_as_text_and_the_json_written(tmp_path):
+    reason = "OSError: cannot identify image file [/data/x.png] [bold]"
+    run = _run_with_failures(tmp_path, [{"task": "t", "doc_id": 3, "reason": reason}])
+    results = tmp_path / "model" / "20250101_000000_results.json"
+    results.parent.mkdir()
+    results.write_text("{}")
+    out = StringIO()
+    finish_run(run, [results], Console(file=out, width=200))
+    assert reason in out.getvalue()
+    written = json.loads(results.with_name("20250101_000000_failures.json").read_text())
+    assert written["failures"][0]["reason"] == reason
