@@ -1,4 +1,4 @@
-"""Read the dragonfly_* task YAMLs without lmms-eval: which file defines a task, which dataset."""
+"""Read the dragonfly_* task YAMLs without lmms-eval: each task's config."""
 
 from __future__ import annotations
 
@@ -34,16 +34,3 @@ def task_configs(root: Path | None = None) -> dict[str, dict]:
             found[name] = config
     return found
 
-
-def dataset_of(task_name: str, root: Path | None = None) -> str | None:
-    """The `dataset_path` of a task (a hub id, or a builder such as "json"); None if unknown."""
-    dataset = task_configs(root).get(task_name, {}).get("dataset_path")
-    return dataset if isinstance(dataset, str) else None
-
-
-def tasks_using_dataset(dataset_id: str, root: Path | None = None) -> list[str]:
-    """The task names whose `dataset_path` is dataset_id (to name the task behind a load error)."""
-    configs = task_configs(root)
-    return sorted(
-        name for name, config in configs.items() if config.get("dataset_path") == dataset_id
-    )

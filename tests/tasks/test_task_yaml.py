@@ -165,4 +165,3 @@ def test_unreachable_dataset_error_names_the_dataset(tmp_path, offline_env):
     )
     assert out.returncode != 0
     assert "nobody/not-a-dataset" in out.stderr
-    assert catalog.dataset_of("dragonfly_unreachable", tmp_path) == "nobody/not-a-dataset"
