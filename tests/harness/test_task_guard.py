@@ -296,6 +296,7 @@ def test_lmms_eval_renders_templates_in_the_sandbox_under_run(monkeypatch, marke
 def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
     from dragonfly_eval.harness.cli import LMMS_EVAL, lmms_eval_command
     from dragonfly_eval.harness.cmdline import parse
+    from dragonfly_eval.harness.runfiles import Run, new_run_id, with_run_files
 
     def read(user: list[str]):
         return parse(lmms_eval_command(user, str(tmp_path), True)[len(LMMS_EVAL) :])
@@ -312,7 +313,7 @@ def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
         ["--model_a", "pretrained=x,resume_store=s"],
         ["--model_args=pretrained=x,resume_store=s"],
     ):
-        model_args = read(user).model_args.split(",")
+        model_args = read(with_run_files(user, Run(tmp_path, new_run_id()))).model_args.split(",")
         assert model_args[:2] == ["pretrained=x", "resume_store=s"], user  # the user's value wins
         assert [a for a in model_args if a.startswith("failure_report=")], user
 
