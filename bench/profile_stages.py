@@ -130,7 +130,8 @@ def profile_batch(
     device: torch.device,
     dtype: torch.dtype,
 ) -> dict[str, float]:
-    """Seconds per stage of one batch (`prompt` about each image), and its wall time ("wall")."""
+    """Seconds per stage of one batch (`prompt` about each image), its wall time ("wall") and
+    its number of requests ("requests")."""
     images = processor.image_processor
     on_device = images.resizes_on_device(device)
     clock = StageClock(device)
@@ -169,6 +170,7 @@ def profile_batch(
     covered = sum(seconds.get(stage, 0.0) for stage in (*CPU_STAGES, *DEVICE_STAGES))
     seconds["waiting"] = max(wall - covered, 0.0)  # launches, generation bookkeeping
     seconds["wall"] = wall
+    seconds["requests"] = len(files)
     return seconds
 
 

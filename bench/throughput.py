@@ -295,6 +295,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def suite_cost_inputs(
+    processor: DragonflyProcessor,
+    prompt: str,
+    batches: list[dict[str, float]],
+    samples_per_s: float,
+    new_tokens: int,
+) -> str:
+    """The per-request figures bench/suite_cost.py takes, from the profile: the share of the
+    device time spent on the image (preprocessing, tower, projector, the image block's part of
+    the prefill) and the decode time per token per sample."""
+    with_image = processor.layout([prompt], [1])["input_ids"].shape[1]
+    image_positions = with_image - processor.layout([prompt], [0])["input_ids"].shape[1]
+
+    def total(stage: str) -> float:
+        return sum(b.get(stage, 0.0) for b in batches)
+
+    image_stages = ("host-to-device copy", "device preprocessing", "vision tower")
+    image_s = sum(total(s) for s in (*image_stages, "projector/pooling"))
+    image_s += total("prefill") * image_positions / with_image
+    device_s = sum(total(s) for s in (*DEVICE_STAGES, "waiting"))
+    requests = sum(b["requests"] for b in batches)
+    decode_ms = total("decode") / max(new_tokens - 1, 1) / requests * 1e3
+    return (
+        f"suite_cost inputs: --samples-per-s {samples_per_s:.3f} --image-share "
+        f"{image_s / device_s:.3f} --decode-ms-per-token {decode_ms:.3f}"
+    )
+
+
 def profile(
     model: DragonflyForCausalLM,
     processor: DragonflyProcessor,
@@ -325,6 +353,7 @@ def profile(
         f"harness run: {device_s:.2f} s of device work (profiled) in its {harness_s:.2f} s wall "
         f"time: device busy about {harness_busy:.0%}"
     )
+    print(suite_cost_inputs(processor, prompt, batches, len(images) / harness_s, new_tokens))
     if device.type == "cuda":
         cost = gpu_path_cpu_cost(processor, files, device)
         print(
