@@ -36,6 +36,9 @@ from dragonfly_eval.modeling.zoom import (
 )
 
 NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
+# np.take's "clip" mode gives the same values for uint8 indices (always within the 256-entry
+# table) and skips the bounds checks of the default "raise": the lookup runs about 2x faster.
+TAKE_MODE = "clip"
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -148,7 +151,12 @@ class DragonflyImageProcessor:
             out = np.empty((n, 3, height, width), dtype=np.float32)
             for crop in range(n):
                 for channel in range(3):
-                    np.take(table[channel], source[crop, ..., channel], out=out[crop, channel])
+                    np.take(
+                        table[channel],
+                        source[crop, ..., channel],
+                        out=out[crop, channel],
+                        mode=TAKE_MODE,
+                    )
             return torch.from_numpy(out).to(dtype)
         table = self.lookup_table(crops.device)
         out = torch.empty((n, 3, height, width), dtype=torch.float32, device=crops.device)
@@ -175,7 +183,10 @@ class DragonflyImageProcessor:
             crops = cut_level(level, se)[lo:hi]
             for channel in range(3):
                 np.take(
-                    table[channel], crops[..., channel], out=out[start + lo : start + hi, channel]
+                    table[channel],
+                    crops[..., channel],
+                    out=out[start + lo : start + hi, channel],
+                    mode=TAKE_MODE,
                 )
 
         pool = self.resize_pool()
