@@ -6,7 +6,9 @@ the device path: zoom resizes, cutting, normalization), encoded (vision tower, t
 projector), and answered greedily (prefill, decode steps). On a GPU each device stage is timed
 with CUDA events on the stream (the span from its first launch to its last kernel's end, so gaps
 inside a stage count as busy: the busy fraction is an upper bound); on the CPU with the wall
-clock. "waiting" is the batch's wall time not covered by a device stage: the GPU idles there.
+clock. "waiting" is the batch's wall time not covered by a stage: the GPU idles there. The stages
+run one after the other (no prefetch overlap, no image or prefix cache: one question per image),
+so the profile shows the work a batch needs; throughput.py compares it with the harness's wall time.
 """
 
 from __future__ import annotations
