@@ -9,6 +9,11 @@ reference-style loop (batch 1, CLIP image processor per crop, `generate` per sam
 Without a GPU it runs a scaled-down config on the CPU and says so.
 
     python bench/throughput.py [--n-images 64] [--batch-size 32] [--n-reference 16] [--new-tokens 8]
+                               [--profile]
+
+`--profile` also runs the same images batch by batch through the stages of the harness's work
+(bench/profile_stages.py) and prints where the time goes, with the device busy fraction and, on
+a GPU, the CPU cost per image of the device preprocessing path.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import torch
 from common import synthetic_image
 from lmms_eval.api.instance import Instance
 from preprocess import ReferencePreprocessor
+from profile_stages import DEVICE_STAGES, encoded_images, gpu_path_cpu_cost, print_profile
+from profile_stages import profile_batch as run_profile_batch
 
 from dragonfly_eval.harness.model import Dragonfly
 from dragonfly_eval.modeling import DragonflyForCausalLM, chat_prompt
@@ -96,13 +103,27 @@ def bench_processor(config: DragonflyConfig) -> DragonflyProcessor:
 class Flops:
     """Floating-point operations of one sample (multiply-add = 2)."""
 
-    vision: float
+    tower: float
+    projector: float
     prefill: float
     decode: float
 
     @property
+    def vision(self) -> float:
+        return self.tower + self.projector
+
+    @property
     def total(self) -> float:
         return self.vision + self.prefill + self.decode
+
+    def per_stage(self) -> dict[str, float]:
+        """FLOPs by the profile's stage names."""
+        return {
+            "vision tower": self.tower,
+            "projector/pooling": self.projector,
+            "prefill": self.prefill,
+            "decode": self.decode,
+        }
 
 
 def count_flops(model: DragonflyForCausalLM, prompt_len: int, new_tokens: int) -> Flops:
@@ -114,9 +135,9 @@ def count_flops(model: DragonflyForCausalLM, prompt_len: int, new_tokens: int) -
     layers_run = v.num_hidden_layers - 1  # the last tower layer is skipped (hidden_states[-2])
     per_token = 2 * (4 * v.hidden_size**2 + 2 * v.hidden_size * v.intermediate_size)
     attention = 2 * 2 * tokens * v.hidden_size
-    vision = n_crops * tokens * layers_run * (per_token + attention)
-    vision += n_crops * tokens * 2 * 3 * v.patch_size**2 * v.hidden_size  # patch embedding
-    vision += 2 * sum(model.crop_token_counts()) * v.hidden_size * t.hidden_size  # projector
+    tower = n_crops * tokens * layers_run * (per_token + attention)
+    tower += n_crops * tokens * 2 * 3 * v.patch_size**2 * v.hidden_size  # patch embedding
+    projector = 2 * sum(model.crop_token_counts()) * v.hidden_size * t.hidden_size
     d, kv = t.hidden_size, t.num_key_value_heads * (t.hidden_size // t.num_attention_heads)
     layer_params = 2 * d * d + 2 * d * kv + 3 * d * t.intermediate_size
     head = 2 * d * t.vocab_size
@@ -128,7 +149,7 @@ def count_flops(model: DragonflyForCausalLM, prompt_len: int, new_tokens: int) -
     prefill += head
     decode = new_tokens * (2 * layer_params * t.num_hidden_layers + head)
     decode += sum(attn(1, prompt_len + i) for i in range(new_tokens))
-    return Flops(vision, prefill, decode)
+    return Flops(tower, projector, prefill, decode)
 
 
 def sync(device: torch.device) -> None:
@@ -190,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-reference", type=int, default=None, help="samples in the loop")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--cpu", action="store_true", help="scaled-down CPU run even with a GPU")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print the per-stage breakdown of a batch"
+    )
     args = parser.parse_args(argv)
 
     gpu = torch.cuda.is_available() and not args.cpu
@@ -257,14 +281,91 @@ def main(argv: list[str] | None = None) -> int:
         f"{flops.decode / 1e12:.3f} T; total {flops.total / 1e12:.2f} T"
     )
     print(f"answers: {len(answers)}, empty: {sum(1 for a in answers if not a)}")
+    busy_text = ""
+    if args.profile:
+        busy = profile(model, processor, images, warm, batch_size, args.new_tokens, flops, ours_s)
+        busy_text = f", device busy {busy:.0%} (profile, harness estimate)"
     speedup = rows[0][1] / rows[1][1]
     print(
         f"SUMMARY throughput [{'GPU' if gpu else 'CPU scaled-down'}]: harness {rows[0][1]:.3f} "
         f"samples/s ({rows[0][1] * flops.total / 1e12:.4g} TFLOP/s, peak {peak_ours:.1f} GiB), "
         f"reference loop {rows[1][1]:.3f} samples/s, {speedup:.2f}x; batch {batch_size}, "
-        f"{n_images} images, {args.new_tokens} new tokens, build {build_s:.1f} s"
+        f"{n_images} images, {args.new_tokens} new tokens, build {build_s:.1f} s{busy_text}"
     )
     return 0
+
+
+def suite_cost_inputs(
+    processor: DragonflyProcessor,
+    prompt: str,
+    batches: list[dict[str, float]],
+    samples_per_s: float,
+    new_tokens: int,
+) -> str:
+    """The per-request figures bench/suite_cost.py takes, from the profile: the share of the
+    device time spent on the image (preprocessing, tower, projector, the image block's part of
+    the prefill) and the decode time per token per sample."""
+    with_image = processor.layout([prompt], [1])["input_ids"].shape[1]
+    image_positions = with_image - processor.layout([prompt], [0])["input_ids"].shape[1]
+
+    def total(stage: str) -> float:
+        return sum(b.get(stage, 0.0) for b in batches)
+
+    image_stages = ("host-to-device copy", "device preprocessing", "vision tower")
+    image_s = sum(total(s) for s in (*image_stages, "projector/pooling"))
+    image_s += total("prefill") * image_positions / with_image
+    device_s = sum(total(s) for s in (*DEVICE_STAGES, "waiting"))
+    requests = sum(b["requests"] for b in batches)
+    decode_ms = total("decode") / max(new_tokens - 1, 1) / requests * 1e3
+    return (
+        f"suite_cost inputs: --samples-per-s {samples_per_s:.3f} --image-share "
+        f"{image_s / device_s:.3f} --decode-ms-per-token {decode_ms:.3f}"
+    )
+
+
+def profile(
+    model: DragonflyForCausalLM,
+    processor: DragonflyProcessor,
+    images: list,
+    warm: list,
+    batch_size: int,
+    new_tokens: int,
+    flops: Flops,
+    harness_s: float,
+) -> float:
+    """Profile the images batch by batch (after a warm-up batch), print the breakdown and return
+    the harness run's estimated device busy fraction: the device time the work needs (from the
+    profile) over the harness's wall time."""
+    device = model.device
+    dtype = model.vision_embed_tokens.weight.dtype
+    prompt = chat_prompt(QUESTION)
+
+    def batch(files: list[bytes]) -> dict[str, float]:
+        return run_profile_batch(model, processor, prompt, files, new_tokens, device, dtype)
+
+    batch(encoded_images(warm))
+    files = encoded_images(images)
+    batches = [batch(files[i : i + batch_size]) for i in range(0, len(files), batch_size)]
+    print_profile(batches, batch_size, flops.per_stage(), device.type == "cuda")
+    device_s = sum(b.get(stage, 0.0) for b in batches for stage in DEVICE_STAGES)
+    harness_busy = min(device_s / harness_s, 1.0)
+    print(
+        f"harness run: {device_s:.2f} s of device work (profiled) in its {harness_s:.2f} s wall "
+        f"time: device busy about {harness_busy:.0%}"
+    )
+    print(suite_cost_inputs(processor, prompt, batches, len(images) / harness_s, new_tokens))
+    if device.type == "cuda":
+        cost = gpu_path_cpu_cost(processor, files, device)
+        print(
+            f"CPU cost per image of the GPU path (JPEG decode + upload + launches): "
+            f"{cost * 1e3:.1f} ms (target <= 15 ms)"
+        )
+    else:
+        print(
+            "CPU cost per image of the GPU path: not measured (no CUDA device); on the CPU the "
+            "host and the 'device' are the same cores, so the busy figures say little"
+        )
+    return harness_busy
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 The reference ran the CLIP image processor on each crop separately. For these crops its resize and
 center crop are the identity (crops are already se x se), so what remains is rescale + normalize,
 which here is one table lookup from uint8 for all crops at once, on any device.
+
+Two paths give the same pixels. On the CPU, Pillow resizes the zoom levels (in threads) and the
+crops are normalized there. For an accelerator (the device path), the CPU only decodes the image
+and uploads its uint8 pixels once; the level resizes (`resize_bicubic`, Pillow's bytes), the
+cutting and the normalization run on the device. `device_resize` picks the path.
 """
 
 from __future__ import annotations
@@ -26,13 +31,18 @@ from dragonfly_eval.modeling.zoom import (
     to_rgb,
     zoom_crops,
     zoom_crops_many,
+    zoom_crops_tensor,
     zoom_levels,
 )
 
 NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
+# np.take's "clip" mode gives the same values for uint8 indices (always within the 256-entry
+# table) and skips the bounds checks of the default "raise": the lookup runs about 2x faster.
+TAKE_MODE = "clip"
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEVICE_RESIZE_CHOICES = ("auto", True, False)
 
 
 def wide_mode(mode: str) -> bool:
@@ -57,8 +67,18 @@ class DragonflyImageProcessor:
     # Level resizes run in this many threads (PIL frees the GIL): an image's three levels
     # overlap, and so do several images' (`crops_many`).
     resize_threads: int = field(default_factory=lambda: max(3, min(8, os.cpu_count() or 1)))
+    # Where the zoom levels are resized for `pixels_on` / `crops_on`: "auto" on the target
+    # device unless it is the CPU (Pillow is faster there); True or False force one path.
+    device_resize: str | bool = "auto"
     _luts: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.device_resize, bool) or self.device_resize == "auto"):
+            raise ValueError(
+                f"device_resize={self.device_resize!r} is not valid; choose from "
+                f"{DEVICE_RESIZE_CHOICES}"
+            )
 
     @classmethod
     def from_tower_folder(
@@ -131,7 +151,12 @@ class DragonflyImageProcessor:
             out = np.empty((n, 3, height, width), dtype=np.float32)
             for crop in range(n):
                 for channel in range(3):
-                    np.take(table[channel], source[crop, ..., channel], out=out[crop, channel])
+                    np.take(
+                        table[channel],
+                        source[crop, ..., channel],
+                        out=out[crop, channel],
+                        mode=TAKE_MODE,
+                    )
             return torch.from_numpy(out).to(dtype)
         table = self.lookup_table(crops.device)
         out = torch.empty((n, 3, height, width), dtype=torch.float32, device=crops.device)
@@ -158,7 +183,10 @@ class DragonflyImageProcessor:
             crops = cut_level(level, se)[lo:hi]
             for channel in range(3):
                 np.take(
-                    table[channel], crops[..., channel], out=out[start + lo : start + hi, channel]
+                    table[channel],
+                    crops[..., channel],
+                    out=out[start + lo : start + hi, channel],
+                    mode=TAKE_MODE,
                 )
 
         pool = self.resize_pool()
@@ -178,6 +206,60 @@ class DragonflyImageProcessor:
             job.result()
         return torch.from_numpy(out)
 
+    def resizes_on_device(self, device: torch.device | str) -> bool:
+        """Whether images bound for `device` take the device path (see `device_resize`)."""
+        if self.device_resize == "auto":
+            return torch.device(device).type != "cpu"
+        return bool(self.device_resize)
+
+    def crops_on(self, image: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:
+        """uint8 crops of one image on `device`: [n_crops, se, se, 3], the bytes of `crops`.
+
+        Device path: the RGB pixels are uploaded once and resized and cut there. Otherwise
+        Pillow cuts them on the CPU and the crops are uploaded.
+        """
+        device = torch.device(device)
+        if self.resizes_on_device(device):
+            return zoom_crops_tensor(upload_rgb(to_rgb(image), device), self.geometry, self.levels)
+        return to_device(torch.from_numpy(self.crops(image)), device)
+
+    def pixels_on(
+        self,
+        image: Image.Image,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Normalized pixels of one image on `device` in `dtype`: [n_crops, 3, se, se].
+
+        The same values whichever path `resizes_on_device` picks; on the CPU without the
+        device path this is `pixels` (levels and normalization overlapped).
+        """
+        device = torch.device(device)
+        if device.type == "cpu" and not self.resizes_on_device(device):
+            return self.pixels(image).to(dtype)
+        return self.normalize(self.crops_on(image, device), dtype)
+
     def __call__(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
-        """Normalized pixels per image, the reference's `image_patches` entries: [n_crops, 3, se, se]."""
-        return [self.pixels(im) for im in images]
+        """Normalized pixels per image, the reference's `image_patches` entries: [n_crops, 3, se, se]
+        (on the CPU, by the path `device_resize` picks for it)."""
+        return [self.pixels_on(im) for im in images]
+
+
+def upload_rgb(rgb: Image.Image, device: torch.device) -> torch.Tensor:
+    """An RGB image's uint8 pixels [H, W, 3] on `device`, copied from the PIL buffer once (through
+    pinned memory, without waiting, on CUDA)."""
+    array = np.asarray(rgb)  # [H, W, 3] uint8, read-only view of the PIL buffer
+    if device.type != "cuda":
+        return torch.from_numpy(array.copy()).to(device)
+    host = torch.empty(array.shape, dtype=torch.uint8, pin_memory=True)
+    host.numpy()[...] = array
+    return host.to(device, non_blocking=True)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device`; a CUDA copy goes through pinned memory without waiting."""
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)

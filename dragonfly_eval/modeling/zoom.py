@@ -11,7 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image
+
+from dragonfly_eval.modeling.resize import resize_bicubic
 
 Resolution = tuple[int, int]  # (width, height)
 
@@ -150,8 +153,9 @@ def resize_level(image: Image.Image, size: Resolution) -> np.ndarray:
     return np.asarray(resized)  # [H, W, 3] uint8, read-only view of the PIL buffer
 
 
-def cut_level(level: np.ndarray, se: int) -> np.ndarray:
-    """A level's se x se crops, row-major, as a view: [rows * cols, se, se, 3]."""
+def cut_level(level: np.ndarray | torch.Tensor, se: int) -> np.ndarray | torch.Tensor:
+    """A level's se x se crops, row-major: [rows * cols, se, se, 3] (a numpy view; a torch
+    level gives a tensor on its device)."""
     rows, cols = level.shape[0] // se, level.shape[1] // se
     # [rows, se, cols, se, 3] -> [rows, cols, se, se, 3]: row-major crops, no copy until stacked
     grid = level.reshape(rows, se, cols, se, 3).swapaxes(1, 2)
@@ -194,6 +198,25 @@ def zoom_crops_many(
     for (i, _, _), level in zip(jobs, resized, strict=True):
         per_image[i].append(level)
     return [_stack_levels(arrays, geometry.crop_size) for arrays in per_image]
+
+
+def zoom_crops_tensor(
+    pixels: torch.Tensor,
+    geometry: ZoomGeometry,
+    levels: tuple[str, ...] = ("low", "medium", "high"),
+) -> torch.Tensor:
+    """`zoom_crops` of RGB uint8 pixels [H, W, 3] on any device, with the same bytes: each level
+    resized by `resize_bicubic` (Pillow's bicubic in torch) where Pillow resizes, then cut.
+
+    Returns uint8 [n_crops, se, se, 3] on the pixels' device.
+    """
+    height, width, _ = pixels.shape
+    se = geometry.crop_size
+    resized = [
+        pixels if size == (width, height) else resize_bicubic(pixels, size)
+        for size in level_sizes(geometry, (width, height), levels)
+    ]  # each [h, w, 3] uint8
+    return torch.cat([cut_level(level, se) for level in resized])
 
 
 def _stack_levels(arrays: list[np.ndarray], se: int) -> np.ndarray:
