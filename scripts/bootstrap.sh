@@ -17,7 +17,7 @@ if [ "${BROWSER:-0}" = "1" ] && ! { command -v chromium && command -v chromedriv
     SUDO=""
     [ "$(id -u)" = "0" ] || SUDO=sudo
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -102,8 +102,8 @@ def _board(table: Table, extra: bool) -> str:
         lines.append(f"<tr{kind}>{''.join(parts)}</tr>")
     name = "extra" if extra else "headline"
     return (
-        f'<table class="board" id="{name}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>\n{chr(10).join(lines)}\n</tbody></table>"
+        f'<div class="scroll"><table class="board" id="{name}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>\n{chr(10).join(lines)}\n</tbody></table></div>"
     )
 
 
@@ -253,7 +253,9 @@ table.board tbody th { text-align: left; font-weight: 500; }
 table.board td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.board td:nth-child(2) { text-align: left; color: #57606a; }
 tr.published { background: #f7f4ff; }
-.source { display: block; font-size: 11px; color: #6e40c9; font-weight: 400; }
+.source { display: block; max-width: 24em; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; font-size: 11px; color: #6e40c9; font-weight: 400; }
+.scroll { overflow-x: auto; }
 td.best strong { color: #116329; }
 td.partial { background: #fff4d6; font-style: italic; }
 td.missing { color: #8c959f; }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -147,3 +148,16 @@ def test_cli_writes_the_page_and_keeps_markdown_the_default(tmp_path, suite_file
     page = Page(page_path.read_text(encoding="utf-8"))
     assert page.tables["headline"][1][0]["texts"][0] == "togethercomputer/Llama-3-8B-Dragonfly-v1"
     assert "ok_vqa_val2014" in page_path.read_text(encoding="utf-8")  # the other tasks note
+
+
+def test_the_committed_page_is_what_the_readme_command_writes(tmp_path, capsys):
+    repo = Path(__file__).resolve().parents[2]
+    written = tmp_path / "mini.html"
+    argv = ["leaderboard", str(repo / "leaderboards" / "mini_baseline"), "--suite", "mini,general"]
+    assert run_cli([*argv, "--html", str(written)]) == 0
+    # the chart's PNG bytes vary with matplotlib's version; everything else must match
+    chart = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
+    committed = (repo / "leaderboards" / "mini.html").read_text(encoding="utf-8")
+    assert chart.sub("", written.read_text(encoding="utf-8")) == chart.sub("", committed), (
+        "leaderboards/mini.html is out of date: regenerate it (README, 'dragonfly-eval leaderboard')"
+    )
