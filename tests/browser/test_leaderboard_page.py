@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 BASELINE = next((REPO / "leaderboards" / "mini_baseline").glob("*_results.json"))
 LIKELIHOOD_TASK = "dragonfly_mini_mc_ppl"
 LIKELIHOOD_COLUMN = "Mini multiple choice (likelihood)"
+LOSS_TASK = "dragonfly_mini_vqa_nll"
+LOSS_COLUMN = "Mini answer loss (nats x100)"
+HOSTILE = ["<img src=x onerror=alert(1)>", '"><script>document.title="owned"</script>']
 INSTALL = (
     "needs Debian's chromium and chromium-driver and the selenium package: "
     "`apt-get install -y chromium chromium-driver` and `pip install selenium` "
@@ -60,14 +63,17 @@ def browser() -> Iterator:
     driver.quit()
 
 
-def _variant(root: Path, model: str, likelihood: float, effective: int | None = None) -> None:
-    """A copy of the mini baseline run under another model name, with its own likelihood score."""
+def _variant(
+    root: Path, model: str, likelihood: float, loss: float = 6.6, effective: int | None = None
+) -> None:
+    """A copy of the mini baseline run under another model name, with its own scores."""
     payload = json.loads(BASELINE.read_text(encoding="utf-8"))
-    args = payload["config"]["model_args"].replace(
+    args = payload["config"]["model_args"]
+    payload["config"]["model_args"] = args.replace(
         "pretrained=dragonfly-tiny", f"pretrained={model}"
     )
-    payload["config"]["model_args"] = args
     payload["results"][LIKELIHOOD_TASK]["acc,none"] = likelihood
+    payload["results"][LOSS_TASK]["answer_nll,none"] = loss
     if effective is not None:
         payload["n-samples"][LIKELIHOOD_TASK]["effective"] = effective
     folder = root / model.replace("/", "__")
@@ -75,19 +81,25 @@ def _variant(root: Path, model: str, likelihood: float, effective: int | None = 
     (folder / BASELINE.name).write_text(json.dumps(payload), encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory) -> Path:
-    """The page `dragonfly-eval leaderboard --html` writes for the baseline and two variants."""
-    root = tmp_path_factory.mktemp("runs")
-    _variant(root, "org/strong", 0.6)
-    _variant(root, "org/partial", 0.4, effective=5)
+def _write_page(root: Path, *paths: Path) -> Path:
+    """The page `dragonfly-eval leaderboard --suite mini --html` writes for `paths`."""
     out = root / "board.html"
     parser = argparse.ArgumentParser(prog="dragonfly-eval")
     cli.register(parser.add_subparsers(dest="command", required=True))
-    argv = ["leaderboard", str(BASELINE.parent), str(root), "--suite", "mini", "--html", str(out)]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(
+        ["leaderboard", *map(str, paths), "--suite", "mini", "--html", str(out)]
+    )
     assert args.handler(args) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    """The page for the baseline (likelihood 20%, loss 661) and two variants."""
+    root = tmp_path_factory.mktemp("runs")
+    _variant(root / "runs", "org/strong", 0.6, loss=7.0)
+    _variant(root / "runs", "org/partial", 0.4, loss=5.0, effective=5)
+    return _write_page(root, BASELINE.parent, root / "runs")
 
 
 def _models(driver) -> list[str]:
@@ -124,6 +136,10 @@ def test_clicking_a_header_sorts_the_rows(browser, page, tmp_path):
     model.find_element(By.TAG_NAME, "button").click()  # Z to A
     assert _models(browser) == ["org/strong", "org/partial", "dragonfly-tiny"]
     assert column.get_attribute("aria-sort") == "none"
+    loss = _header(browser, LOSS_COLUMN)  # lower is better: the first click puts the lowest first
+    loss.find_element(By.TAG_NAME, "button").click()
+    assert loss.get_attribute("aria-sort") == "ascending"
+    assert _models(browser) == ["org/partial", "dragonfly-tiny", "org/strong"]  # 500, 661, 700
     shot = tmp_path / "leaderboard.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -159,3 +175,19 @@ def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
     assert "documents: 5 of 10" in tip
     chart = browser.find_element(By.CSS_SELECTOR, "figure.chart img")
     assert browser.execute_script("return arguments[0].naturalWidth", chart) > 0  # decoded
+
+
+def test_the_page_loads_cleanly_and_hostile_names_stay_text(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    for index, name in enumerate(HOSTILE):
+        _variant(tmp_path / "runs" / str(index), name, 0.1 * index)
+    browser.get(_write_page(tmp_path, tmp_path / "runs").as_uri())
+    assert sorted(_models(browser)) == sorted(HOSTILE)
+    assert browser.title == "dragonfly-eval leaderboard: mini"  # the injected script never ran
+    assert len(browser.find_elements(By.TAG_NAME, "img")) == 1  # the chart alone
+    assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
+    # no blocked request, no refused script (the policy admits the page's own by its hash)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    _header(browser, "Model").find_element(By.TAG_NAME, "button").click()
+    assert _models(browser) == sorted(HOSTILE, key=str.casefold)
