@@ -74,7 +74,7 @@ def render_html(table: Table) -> str:
 
 
 LEGEND = (
-    f"Click a column header to sort (again to reverse). Bold: best of its column. "
+    "Click a column header to sort (again to reverse). Bold: best of its column. "
     f"{PUBLISHED_MARK}: published numbers, with their source under the name. A shaded cell "
     "marked (n=...) comes from a partial run. Hover a cell for its run's date, model_args and "
     "document count."
