@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a leaderboard from lmms-eval results",
         description="One row per model (one run per task: see --prefer), headline scores per "
         "benchmark, published reference rows marked †. Markdown to stdout (or --output FILE); a "
-        "rich table at a terminal. Exit 0, or 2 when no input holds usable results.",
+        "rich table at a terminal; --html FILE also writes a static page. Exit 0, or 2 when no "
+        "input holds usable results.",
     )
     board.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="results file or folder")
     board.add_argument("--output", "-o", type=Path, metavar="FILE", help="write markdown here")

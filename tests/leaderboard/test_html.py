@@ -165,3 +165,13 @@ def test_the_committed_page_is_what_the_readme_command_writes(tmp_path, capsys):
     assert chart.sub("", written.read_text(encoding="utf-8")) == chart.sub("", committed), (
         "leaderboards/mini.html is out of date: regenerate it (README, 'dragonfly-eval leaderboard')"
     )
+
+
+def test_model_args_recorded_as_a_mapping_show_as_pairs(suite, write_run, tmp_path):
+    path = _ai2d(write_run, "org/m", 0.5)
+    payload = json.loads(path.read_text())
+    payload["config"]["model_args"] = {"pretrained": "org/m", "zoom": "full", "nested": {"a": 1}}
+    path.write_text(json.dumps(payload))
+    page = Page(render_html(build_table([tmp_path / "out"], suite, ["general"])))
+    tip = page.tables["headline"][1][2]["attrs"]["title"]
+    assert "model_args: pretrained=org/m,zoom=full,nested=..." in tip
