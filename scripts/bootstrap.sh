@@ -5,11 +5,20 @@
 #   TORCH_SPEC=...  the torch requirement (default torch==2.13.0, a CPU wheel; on a GPU machine
 #                   set it to the CUDA build you use, e.g. TORCH_SPEC="torch==2.9.1")
 #   EDITABLE=0      install a regular (non-editable) wheel instead
+#   BROWSER=1       also install Debian's chromium and chromium-driver (apt-get, as root or via
+#                   sudo) for the browser tests; without them those tests skip, saying so
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 PY="${PYTHON:-python3}"
+
+if [ "${BROWSER:-0}" = "1" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" = "0" ] || SUDO=sudo
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"

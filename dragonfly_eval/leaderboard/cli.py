@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from dragonfly_eval.leaderboard.html import write_html
 from dragonfly_eval.leaderboard.markdown import one_line, render_markdown
 from dragonfly_eval.leaderboard.plot import plot
 from dragonfly_eval.leaderboard.reference import (
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a leaderboard from lmms-eval results",
         description="One row per model (one run per task: see --prefer), headline scores per "
         "benchmark, published reference rows marked †. Markdown to stdout (or --output FILE); a "
-        "rich table at a terminal. Exit 0, or 2 when no input holds usable results.",
+        "rich table at a terminal; --html FILE also writes a static page. Exit 0, or 2 when no "
+        "input holds usable results.",
     )
     board.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="results file or folder")
     board.add_argument("--output", "-o", type=Path, metavar="FILE", help="write markdown here")
@@ -51,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     board.add_argument(
         "--plot", type=Path, metavar="FILE.png", help="also draw a grouped bar chart"
+    )
+    board.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML page (sortable tables, chart, per-cell tooltips)",
     )
     board.add_argument("--reference", type=Path, metavar="YAML", help="published numbers to show")
     board.add_argument("--no-reference", action="store_true", help="leave published rows out")
@@ -110,9 +118,11 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         args.output.write_text(render_markdown(table), encoding="utf-8")
     if args.plot:
         plot(table, args.plot)
+    if args.html:
+        write_html(table, args.html)
     if sys.stdout.isatty():
         print_leaderboard(table, Console())
-    elif args.output is None:
+    elif args.output is None and args.html is None:
         sys.stdout.write(render_markdown(table))
     else:
         print(leaderboard_summary(table))

@@ -31,7 +31,7 @@ def render_markdown(table: Table) -> str:
         parts.append(f"{ALTERNATES_TITLE}\n\n{_bullets(table.alternates)}")
     if table.other_tasks:
         rows = [
-            [Cell(t.model), Cell(t.task), Cell(t.date), Cell(_metrics_text(t.metrics))]
+            [Cell(t.model), Cell(t.task), Cell(t.date), Cell(metrics_text(t.metrics))]
             for t in table.other_tasks
         ]
         parts.append(
@@ -87,7 +87,8 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def _metrics_text(metrics: Mapping[str, float]) -> str:
+def metrics_text(metrics: Mapping[str, float]) -> str:
+    """A task's raw metrics on one line, e.g. "acc,none 0.5; f1,none 0.25"."""
     if not metrics:
         return "no numeric metrics"
     return "; ".join(f"{key} {value:.4g}" for key, value in metrics.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -17,12 +18,19 @@ from dragonfly_eval.leaderboard.table import Column, Row, Table  # noqa: E402
 
 def plot(table: Table, path: Path | str) -> Path:
     """Draw the headline scores as grouped bars into a PNG file; returns its path."""
-    fig = figure(table)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
+    path.write_bytes(png_bytes(table))
     return path
+
+
+def png_bytes(table: Table) -> bytes:
+    """The chart as PNG bytes (what `plot` writes, and what the HTML page embeds)."""
+    fig = figure(table)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def figure(table: Table) -> Figure:

@@ -89,6 +89,7 @@ class Run:
     subtasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     samples: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     limit: float | None = None
+    model_args: str = ""
 
     @property
     def date_label(self) -> str:
@@ -193,6 +194,7 @@ def read_run(path: Path) -> Run:
         subtasks=_subtasks(data.get("group_subtasks")),
         samples=_samples(data.get("n-samples")),
         limit=_number(config.get("limit")),
+        model_args=_model_args(config.get("model_args")),
     )
 
 
@@ -250,6 +252,15 @@ def model_name(data: Mapping[str, Any], path: Path) -> str:
     if isinstance(pretrained, str) and normalize_model(pretrained):
         return normalize_model(pretrained)
     return normalize_model(path.resolve().parent.name)
+
+
+def _model_args(raw: Any) -> str:
+    # lmms-eval records the --model_args string; a dict (Python API callers) shows as k=v pairs.
+    if isinstance(raw, dict):
+        return ",".join(
+            f"{k}={v if isinstance(v, str | int | float) else '...'}" for k, v in raw.items()
+        )
+    return raw if isinstance(raw, str) else ""
 
 
 def run_date(data: Mapping[str, Any], path: Path) -> datetime | None:

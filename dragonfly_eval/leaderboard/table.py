@@ -44,6 +44,7 @@ class Row:
     dates: tuple[str, ...] = ()
     source: str | None = None
     partial: Mapping[str, str] = field(default_factory=dict)
+    found: Mapping[str, Found] = field(default_factory=dict)  # the runs behind each value
 
     @property
     def published(self) -> bool:
@@ -284,6 +285,7 @@ def _headline_column(bench: Benchmark) -> Column:
 def _model_row(model: ModelResults, benchmarks: Sequence[Benchmark]) -> Row:
     values: dict[str, float] = {}
     partial: dict[str, str] = {}
+    behind: dict[str, Found] = {}
     dates: set[str] = set()
     for bench in benchmarks:
         chosen = benchmark_source(model, bench)
@@ -297,10 +299,11 @@ def _model_row(model: ModelResults, benchmarks: Sequence[Benchmark]) -> Row:
             if found is None:
                 continue
             values[key] = found.value
+            behind[key] = found
             if found.documents.partial:
                 partial[key] = found.documents.label
             dates.update(run.date_label for run in found.runs)
-    return Row(name=model.model, values=values, dates=tuple(sorted(dates)), partial=partial)
+    return Row(model.model, values, tuple(sorted(dates)), partial=partial, found=behind)
 
 
 def _reference_row(ref: ReferenceRow) -> Row:

@@ -1,0 +1,193 @@
+"""The HTML leaderboard in a real browser: headless Chromium sorts it, shows markers and tips.
+
+Needs Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`, or
+`BROWSER=1 bash scripts/bootstrap.sh`) and selenium (the test extra). Without them the tests
+skip saying so, except under CI (CI=true), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dragonfly_eval.leaderboard import cli
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINE = next((REPO / "leaderboards" / "mini_baseline").glob("*_results.json"))
+LIKELIHOOD_TASK = "dragonfly_mini_mc_ppl"
+LIKELIHOOD_COLUMN = "Mini multiple choice (likelihood)"
+LOSS_TASK = "dragonfly_mini_vqa_nll"
+LOSS_COLUMN = "Mini answer loss (nats x100)"
+HOSTILE = ["<img src=x onerror=alert(1)>", '"><script>document.title="owned"</script>']
+INSTALL = (
+    "needs Debian's chromium and chromium-driver and the selenium package: "
+    "`apt-get install -y chromium chromium-driver` and `pip install selenium` "
+    "(or `BROWSER=1 bash scripts/bootstrap.sh`)"
+)
+
+
+def _missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed"
+    for program in ("chromium", "chromedriver"):
+        if shutil.which(program) is None:
+            return f"{program} is not on PATH"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """A headless Chromium driven through chromedriver (both from Debian, same version)."""
+    missing = _missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: {INSTALL}")
+        pytest.skip(f"{missing}: {INSTALL}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    yield driver
+    driver.quit()
+
+
+def _variant(
+    root: Path, model: str, likelihood: float, loss: float = 6.6, effective: int | None = None
+) -> None:
+    """A copy of the mini baseline run under another model name, with its own scores."""
+    payload = json.loads(BASELINE.read_text(encoding="utf-8"))
+    args = payload["config"]["model_args"]
+    payload["config"]["model_args"] = args.replace(
+        "pretrained=dragonfly-tiny", f"pretrained={model}"
+    )
+    payload["results"][LIKELIHOOD_TASK]["acc,none"] = likelihood
+    payload["results"][LOSS_TASK]["answer_nll,none"] = loss
+    if effective is not None:
+        payload["n-samples"][LIKELIHOOD_TASK]["effective"] = effective
+    folder = root / model.replace("/", "__")
+    folder.mkdir(parents=True)
+    (folder / BASELINE.name).write_text(json.dumps(payload), encoding="utf-8")
+
+
+def _write_page(root: Path, *paths: Path) -> Path:
+    """The page `dragonfly-eval leaderboard --suite mini --html` writes for `paths`."""
+    out = root / "board.html"
+    parser = argparse.ArgumentParser(prog="dragonfly-eval")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(
+        ["leaderboard", *map(str, paths), "--suite", "mini", "--html", str(out)]
+    )
+    assert args.handler(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    """The page for the baseline (likelihood 20%, loss 661) and two variants."""
+    root = tmp_path_factory.mktemp("runs")
+    _variant(root / "runs", "org/strong", 0.6, loss=7.0)
+    _variant(root / "runs", "org/partial", 0.4, loss=5.0, effective=5)
+    return _write_page(root, BASELINE.parent, root / "runs")
+
+
+def _models(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "#headline tbody tr")
+    return [row.find_element(By.TAG_NAME, "th").text.splitlines()[0] for row in rows]
+
+
+def _header(driver, title: str):
+    from selenium.webdriver.common.by import By
+
+    for th in driver.find_elements(By.CSS_SELECTOR, "#headline thead th"):
+        if th.text.rstrip(" ▲▼") == title:
+            return th
+    raise AssertionError(f"no column {title!r}")
+
+
+def test_clicking_a_header_sorts_the_rows(browser, page, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page.as_uri())
+    assert browser.title == "dragonfly-eval leaderboard: mini"
+    assert _models(browser) == ["dragonfly-tiny", "org/partial", "org/strong"]  # name order
+    column = _header(browser, LIKELIHOOD_COLUMN)
+    column.find_element(By.TAG_NAME, "button").click()
+    assert column.get_attribute("aria-sort") == "descending"  # best first
+    assert _models(browser) == ["org/strong", "org/partial", "dragonfly-tiny"]  # 60, 40, 20
+    column.find_element(By.TAG_NAME, "button").click()
+    assert column.get_attribute("aria-sort") == "ascending"
+    assert _models(browser) == ["dragonfly-tiny", "org/partial", "org/strong"]
+    model = _header(browser, "Model")
+    model.find_element(By.TAG_NAME, "button").click()
+    model.find_element(By.TAG_NAME, "button").click()  # Z to A
+    assert _models(browser) == ["org/strong", "org/partial", "dragonfly-tiny"]
+    assert column.get_attribute("aria-sort") == "none"
+    loss = _header(browser, LOSS_COLUMN)  # lower is better: the first click puts the lowest first
+    loss.find_element(By.TAG_NAME, "button").click()
+    assert loss.get_attribute("aria-sort") == "ascending"
+    assert _models(browser) == ["org/partial", "dragonfly-tiny", "org/strong"]  # 500, 661, 700
+    shot = tmp_path / "leaderboard.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page.as_uri())
+    index = [
+        th.text.rstrip(" ▲▼") for th in browser.find_elements(By.CSS_SELECTOR, "#headline thead th")
+    ].index(LIKELIHOOD_COLUMN)
+    rows = {
+        name: row
+        for name, row in zip(
+            _models(browser),
+            browser.find_elements(By.CSS_SELECTOR, "#headline tbody tr"),
+            strict=True,
+        )
+    }
+    partial = rows["org/partial"].find_elements(By.CSS_SELECTOR, "th, td")[index]
+    assert partial.text == "40.0 (n=5)"
+    assert "partial" in partial.get_attribute("class").split()
+    # the marker shows: a shaded background that full cells do not have
+    full = rows["org/strong"].find_elements(By.CSS_SELECTOR, "th, td")[index]
+    assert partial.value_of_css_property("background-color") != full.value_of_css_property(
+        "background-color"
+    )
+    tip = partial.get_attribute("title")
+    assert "partial run (n=5)" in tip
+    assert f"{LIKELIHOOD_TASK}: run 2026-11-26 19:55:35 +08:00" in tip
+    assert "model_args: pretrained=org/partial,device=cpu,batch_size=4" in tip
+    assert "documents: 5 of 10" in tip
+    chart = browser.find_element(By.CSS_SELECTOR, "figure.chart img")
+    assert browser.execute_script("return arguments[0].naturalWidth", chart) > 0  # decoded
+
+
+def test_the_page_loads_cleanly_and_hostile_names_stay_text(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    for index, name in enumerate(HOSTILE):
+        _variant(tmp_path / "runs" / str(index), name, 0.1 * index)
+    browser.get(_write_page(tmp_path, tmp_path / "runs").as_uri())
+    assert sorted(_models(browser)) == sorted(HOSTILE)
+    assert browser.title == "dragonfly-eval leaderboard: mini"  # the injected script never ran
+    assert len(browser.find_elements(By.TAG_NAME, "img")) == 1  # the chart alone
+    assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
+    # no blocked request, no refused script (the policy admits the page's own by its hash)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    _header(browser, "Model").find_element(By.TAG_NAME, "button").click()
+    assert _models(browser) == sorted(HOSTILE, key=str.casefold)
