@@ -19,12 +19,17 @@ from dragonfly_eval.leaderboard.reference import (
     load_reference,
 )
 from dragonfly_eval.leaderboard.regress import (
+    DEFAULT_ALPHA,
+    DEFAULT_BOOTSTRAP,
     DEFAULT_TOLERANCE,
     RegressError,
+    Settings,
     compare,
+    drop_reason,
     failure_reason,
     render_report_markdown,
     report_grid,
+    report_notes,
     summary_line,
 )
 from dragonfly_eval.leaderboard.results import PREFER
@@ -67,10 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gate = subparsers.add_parser(
         "regress",
         help="fail when headline scores dropped against a baseline",
-        description="Compare headline scores benchmark by benchmark. Exit 0: no drop beyond the "
-        "tolerance; 1: a benchmark dropped beyond it or lost its score; 2: an input has no usable "
-        "results (missing path, malformed JSON, nothing in common), the sides ran on different "
-        "documents (--limit), or the tolerance is not a finite number >= 0.",
+        description="Compare headline scores benchmark by benchmark: on per-document scores "
+        "paired by doc_id when both sides have sample logs (--log_samples), with a 95%% "
+        "interval and a p-value, else on the aggregates. Exit 0: no significant drop beyond the "
+        "tolerance (a drop beyond it that is not significant is a 'possible drop' warning); 1: "
+        "a benchmark dropped significantly beyond it or lost its score; 2: an input has no "
+        "usable results (missing path, malformed JSON, nothing in common), the sides ran on "
+        "different documents or prompts, or an option is out of range.",
     )
     gate.add_argument("--baseline", type=Path, required=True, metavar="PATH")
     gate.add_argument("--current", type=Path, required=True, metavar="PATH")
@@ -88,6 +96,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--allow-partial",
         action="store_true",
         help="compare even when the two sides ran on different documents (--limit runs)",
+    )
+    gate.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"significance level of a drop (default {DEFAULT_ALPHA})",
+    )
+    gate.add_argument(
+        "--exact",
+        action="store_true",
+        help="compare the aggregate scores against the tolerance alone, without statistics "
+        "(a deterministic model: any drop beyond the tolerance fails)",
+    )
+    gate.add_argument(
+        "--bootstrap",
+        type=_iterations,
+        default=DEFAULT_BOOTSTRAP,
+        metavar="N",
+        help=f"resamples of the paired bootstrap for corpus-level metrics such as CIDEr "
+        f"(default {DEFAULT_BOOTSTRAP}; seeded)",
     )
     gate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     gate.set_defaults(handler=run_regress)
@@ -123,13 +151,16 @@ def run_regress(args: argparse.Namespace) -> int:
     """Handle `dragonfly-eval regress`; returns 0 (pass), 1 (regression) or 2 (unusable input)."""
     try:
         suite = load_suite(args.suite_file)
+        settings = Settings(
+            tolerance=args.tolerance, alpha=args.alpha, exact=args.exact, bootstrap=args.bootstrap
+        )
         report = compare(
             [args.baseline],
             [args.current],
             suite,
             _suite_names(args.suite) or ["all"],
-            args.tolerance,
-            args.allow_partial,
+            allow_partial=args.allow_partial,
+            settings=settings,
         )
     except (SuiteError, RegressError) as err:
         _error("regress", err)
@@ -139,10 +170,17 @@ def run_regress(args: argparse.Namespace) -> int:
     if sys.stdout.isatty():
         console = Console()
         for pair in report.pairs:
-            print_grid(console, *report_grid(pair), numeric_from=1)
+            print_grid(console, *report_grid(pair, report), numeric_from=1)
+            for note in [] if report.exact else report_notes(pair):
+                console.print(Text(one_line(note)))
         console.print(Text(one_line(summary_line(report))))
     else:
         sys.stdout.write(render_report_markdown(report))
+    for pair, cmp in report.possible_drops:
+        print(
+            one_line(f"dragonfly-eval regress: possible drop: {drop_reason(pair, cmp)}"),
+            file=sys.stderr,
+        )
     for pair, cmp in report.failures:
         reason = failure_reason(pair, cmp, report.tolerance)
         print(one_line(f"dragonfly-eval regress: {cmp.status}: {reason}"), file=sys.stderr)
@@ -158,6 +196,24 @@ def _tolerance(raw: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {raw!r}")
     return value
+
+
+def _alpha(raw: str) -> float:
+    """--alpha: a significance level strictly between 0 and 1."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, not {raw!r}")
+    return value
+
+
+def _iterations(raw: str) -> int:
+    """--bootstrap: at least 10 resamples."""
+    if not raw.isdigit() or int(raw) < 10:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 10, not {raw!r}")
+    return int(raw)
 
 
 def _suite_names(raw: str | None) -> list[str] | None:

@@ -52,7 +52,10 @@ def test_exit_0_when_nothing_dropped_beyond_the_tolerance(gate, capsys):
     assert "| AI2D | 60.50 | 60.00 | -0.50 | ok |" in out
     assert "| MME | 1400.00 | 1410.00 | +10.00 | improved |" in out
     assert "PASS: 3 benchmark score(s) compared" in out
-    assert err == ""
+    assert err == (
+        "dragonfly-eval regress: no benchmark has sample logs on both sides (lmms-eval "
+        "--log_samples): compared the aggregate scores against the tolerance, without intervals\n"
+    )
 
 
 def test_exit_1_names_the_benchmark_that_dropped(gate, capsys):
