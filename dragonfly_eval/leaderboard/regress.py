@@ -172,7 +172,8 @@ def compare(
             "no benchmark has a headline score in both the baseline and the current results"
         )
     report = RegressReport(reports, tolerance, tuple(warnings), settings.alpha, settings.exact)
-    if not settings.exact and not report.per_document:
+    notes = any(c.note for r in reports for c in r.comparisons)
+    if not settings.exact and not report.per_document and not notes:
         warnings.append(
             "no benchmark has sample logs on both sides (lmms-eval --log_samples): compared "
             "the aggregate scores against the tolerance, without intervals"
@@ -281,7 +282,7 @@ def _interval_texts(interval: Interval | None) -> list[str]:
         return [MISSING, MISSING, MISSING, "aggregate"]
     detectable = MISSING if interval.detectable is None else f"{interval.detectable:.2f}"
     return [
-        f"[{interval.low:+.2f}, {interval.high:+.2f}]",
+        f"{interval.low:+.2f} to {interval.high:+.2f}",
         _p_text(interval.p_value),
         detectable,
         f"{interval.test} ({interval.n})",
@@ -291,7 +292,7 @@ def _interval_texts(interval: Interval | None) -> list[str]:
 def _p_text(p: float) -> str:
     if not math.isfinite(p):
         return MISSING
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
 
 def _side(
@@ -399,12 +400,15 @@ def _per_document(
 ) -> tuple[Interval | None, str | None]:
     """The per-document comparison of one benchmark, or (None, why it is compared on the
     aggregates). Document sets or prompts that differ are added to `mismatches`."""
+    pairs = list(zip(score.tasks, base.runs, cur.runs, strict=True))
+    if not any(sample_log_path(run.path, task).exists() for task, *runs in pairs for run in runs):
+        return None, None  # no sample logs at all: the report says so once
     try:
         logs = [
             (_log("baseline", b_run, task), _log("current", c_run, task))
-            for task, b_run, c_run in zip(score.tasks, base.runs, cur.runs, strict=True)
+            for task, b_run, c_run in pairs
         ]
-        for task, b_run, c_run in zip(score.tasks, base.runs, cur.runs, strict=True):
+        for task, b_run, c_run in pairs:
             _check_prompts(label, task, b_run, c_run, mismatches)
         paired = [_pair_documents(label, b, c, mismatches) for b, c in logs]
         interval = _interval(score, base, logs, paired, settings)
@@ -500,21 +504,21 @@ def _interval(
 
 
 def _aggregation(metric: str, run: Run, log: SampleLog) -> str:
-    """ "mean" when lmms-eval averaged the per-document values (recorded in the results'
-    configs, or, when not recorded, when their mean is the reported score), else the name of
-    the aggregation function."""
+    """ "mean" when lmms-eval averaged the per-document values: recorded so in the results'
+    configs or, when not recorded, numbers whose mean is the reported score. Otherwise the
+    aggregation's name (a corpus-level metric)."""
     recorded = aggregation_name(_results_json(run.path), log.task, metric)
     if recorded is not None:
         return recorded
-    values = numeric_values(log, metric)
+    try:
+        values = numeric_values(log, metric)
+    except SampleLogError:
+        return "not recorded"
     reported = run.tasks.get(log.task, {}).get(metric)
     mean = sum(values.values()) / len(values)
     if reported is not None and math.isclose(mean, reported, rel_tol=1e-9, abs_tol=1e-12):
         return "mean"
-    raise _AggregateOnly(
-        f"{log.task}: the results do not say how '{metric}' was aggregated, and the mean of "
-        f"its per-document values ({mean:.6g}) is not the reported score ({reported})"
-    )
+    return "not recorded"
 
 
 def _statistic(

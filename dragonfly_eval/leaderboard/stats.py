@@ -115,20 +115,23 @@ def detectable_change(
 
     base, cur = np.asarray(baseline, dtype=float), np.asarray(current, dtype=float)
     std_a, std_b = float(base.std(ddof=1)), float(cur.std(ddof=1))
-    if float((cur - base).std(ddof=1)) == 0.0:
-        return None
+    if float((cur - base).std(ddof=1)) < 1e-12:
+        return None  # the documents moved together (or not at all): no spread to size from
     correlation = 0.0
     if std_a > 0 and std_b > 0:
         correlation = float(np.clip(np.corrcoef(base, cur)[0, 1], -1.0, 1.0))
-    result = power_analysis(
-        effect_size=1.0,
-        std_a=std_a,
-        std_b=std_b,
-        alpha=alpha,
-        power=POWER,
-        correlation=correlation,
-        current_n=len(base),
-    )
+    try:
+        result = power_analysis(
+            effect_size=1.0,
+            std_a=std_a,
+            std_b=std_b,
+            alpha=alpha,
+            power=POWER,
+            correlation=correlation,
+            current_n=len(base),
+        )
+    except (ZeroDivisionError, ValueError):  # rounding left no variance of the difference
+        return None
     return float(result["min_detectable_effect"])
 
 

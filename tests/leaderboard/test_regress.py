@@ -167,7 +167,7 @@ def test_several_models_are_matched_by_name(tmp_path, write_run, suite):
         ("org/b", "org/b"),
     ]
     assert [(p.current_model, c.benchmark.key) for p, c in report.failures] == [("org/b", "ai2d")]
-    assert report.warnings == ("baseline model org/only_base has no current run",)
+    assert report.warnings[0] == "baseline model org/only_base has no current run"
 
 
 def test_one_model_per_side_is_compared_whatever_its_name(tmp_path, write_run, suite):
