@@ -1,4 +1,4 @@
-"""The `leaderboard` and `regress` subcommands of `dragonfly-eval`."""
+"""The `leaderboard`, `regress`, `diff` and `ablate` subcommands of `dragonfly-eval`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from dragonfly_eval.leaderboard.ablate import (
+    AblateError,
+    build_ablation,
+    parse_zooms,
+    render_ablation_markdown,
+    run_ablation,
+)
+from dragonfly_eval.leaderboard.diff import DEFAULT_ROWS, DiffError, diff_runs, render_diff_markdown
+from dragonfly_eval.leaderboard.diff_html import render_diff_html
 from dragonfly_eval.leaderboard.markdown import one_line, render_markdown
 from dragonfly_eval.leaderboard.plot import plot
 from dragonfly_eval.leaderboard.reference import (
@@ -41,7 +50,7 @@ SUITE_HELP = "general|general_ext|caption|med|mini|all; comma-separated for seve
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `leaderboard` and `regress` subcommands to the dragonfly-eval parser."""
+    """Add the `leaderboard`, `regress`, `diff` and `ablate` subcommands to the parser."""
     board = subparsers.add_parser(
         "leaderboard",
         help="build a leaderboard from lmms-eval results",
@@ -119,6 +128,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     gate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     gate.set_defaults(handler=run_regress)
+    _register_diff(subparsers)
+    _register_ablate(subparsers)
+
+
+def _register_diff(subparsers: argparse._SubParsersAction) -> None:
+    diff = subparsers.add_parser(
+        "diff",
+        help="which documents changed between two runs (from their sample logs)",
+        description="Per task both runs logged (--log_samples): counts of gained, lost and "
+        "changed answers, and the documents, most impact first. Markdown to stdout; --html FILE "
+        "also writes a self-contained page. Exit 0, or 2 when a side has no sample logs or "
+        "the runs have no task in common.",
+    )
+    diff.add_argument("a", type=Path, metavar="A", help="results folder (or sample log) of run A")
+    diff.add_argument("b", type=Path, metavar="B", help="results folder (or sample log) of run B")
+    diff.add_argument("--tasks", metavar="TASKS", help="comma-separated tasks (default: all)")
+    diff.add_argument("--html", type=Path, metavar="FILE", help="also write an HTML page")
+    diff.add_argument(
+        "--max-rows",
+        type=_rows,
+        default=DEFAULT_ROWS,
+        metavar="N",
+        help=f"documents listed per task (default {DEFAULT_ROWS})",
+    )
+    diff.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
+    diff.set_defaults(handler=run_diff)
+
+
+def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
+    ablate = subparsers.add_parser(
+        "ablate",
+        help="run tasks once per zoom setting and print the ablation table",
+        description="Runs the tasks once per --zoom setting (like `dragonfly-eval run`, with "
+        "--log_samples) into OUTPUT_PATH/zoom_<setting>/, then prints a table: one row per "
+        "setting with its visual tokens per image, one column per benchmark (score and 95%% "
+        "interval), and per benchmark how many documents scored better only with full zoom. "
+        "Exit 0; 2 for bad options; a failed run's exit code.",
+    )
+    ablate.add_argument("--model_args", required=True, help="model_args without zoom=")
+    ablate.add_argument("--tasks", required=True, help="lmms-eval tasks, comma-separated")
+    ablate.add_argument(
+        "--zoom", required=True, help="zoom settings, comma-separated, e.g. low,low+medium,full"
+    )
+    ablate.add_argument("--output_path", type=Path, default=Path("ablation"))
+    ablate.add_argument("--limit", help="lmms-eval --limit for every run")
+    ablate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
+    ablate.set_defaults(handler=run_ablate)
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
@@ -185,6 +241,49 @@ def run_regress(args: argparse.Namespace) -> int:
         reason = failure_reason(pair, cmp, report.tolerance)
         print(one_line(f"dragonfly-eval regress: {cmp.status}: {reason}"), file=sys.stderr)
     return 1 if report.failures else 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """Handle `dragonfly-eval diff`; returns 0, or 2 when there is nothing to compare."""
+    try:
+        suite = load_suite(args.suite_file)
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+        report = diff_runs(args.a, args.b, tasks, suite)
+    except (SuiteError, DiffError) as err:
+        _error("diff", err)
+        return 2
+    for problem in report.problems:
+        print(one_line(f"dragonfly-eval diff: not compared: {problem}"), file=sys.stderr)
+    sys.stdout.write(render_diff_markdown(report, args.max_rows))
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(render_diff_html(report, args.max_rows), encoding="utf-8")
+    return 0
+
+
+def run_ablate(args: argparse.Namespace) -> int:
+    """Handle `dragonfly-eval ablate`; returns 0, 2 for bad options, or a failed run's code."""
+    try:
+        suite = load_suite(args.suite_file)
+        zooms = parse_zooms(args.zoom)
+        extra = ["--limit", args.limit] if args.limit else []
+        written = run_ablation(args.model_args, args.tasks, zooms, args.output_path, extra)
+        ablation = build_ablation(written, suite)
+    except SuiteError as err:
+        _error("ablate", err)
+        return 2
+    except AblateError as err:
+        _error("ablate", err)
+        return err.code
+    sys.stdout.write(render_ablation_markdown(ablation))
+    return 0
+
+
+def _rows(raw: str) -> int:
+    """--max-rows: a whole number >= 1."""
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {raw!r}")
+    return int(raw)
 
 
 def _tolerance(raw: str) -> float:
