@@ -236,7 +236,7 @@ def summary_line(report: RegressReport) -> str:
     failures = report.failures
     rule = f"by more than {report.tolerance:g} points"
     if not report.exact:
-        rule += f" and significantly (p < {report.alpha:g})"
+        rule += f" and significantly (alpha {report.alpha:g})"
     if not failures:
         line = f"PASS: {compared} benchmark score(s) compared, none dropped {rule}."
         drops = report.possible_drops
