@@ -146,6 +146,13 @@ def _register_diff(subparsers: argparse._SubParsersAction) -> None:
     diff.add_argument("--tasks", metavar="TASKS", help="comma-separated tasks (default: all)")
     diff.add_argument("--html", type=Path, metavar="FILE", help="also write an HTML page")
     diff.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="with --html: the folder the logged image paths (input_media) are relative to; "
+        "the page embeds each document's images as thumbnails",
+    )
+    diff.add_argument(
         "--max-rows",
         type=_rows,
         default=DEFAULT_ROWS,
@@ -245,6 +252,9 @@ def run_regress(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     """Handle `dragonfly-eval diff`; returns 0, or 2 when there is nothing to compare."""
+    if args.images is not None and (args.html is None or not args.images.is_dir()):
+        _error("diff", ValueError(f"--images needs --html and a folder; {args.images} is not one"))
+        return 2
     try:
         suite = load_suite(args.suite_file)
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
@@ -257,7 +267,8 @@ def run_diff(args: argparse.Namespace) -> int:
     sys.stdout.write(render_diff_markdown(report, args.max_rows))
     if args.html:
         args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(render_diff_html(report, args.max_rows), encoding="utf-8")
+        page = render_diff_html(report, args.max_rows, args.images)
+        args.html.write_text(page, encoding="utf-8")
     return 0
 
 

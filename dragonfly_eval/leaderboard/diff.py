@@ -44,6 +44,7 @@ class DocChange:
     answer_b: str
     score_a: float | None
     score_b: float | None
+    media: tuple[str, ...] = ()
 
     @property
     def impact(self) -> float:
@@ -128,7 +129,11 @@ def diff_task(a: SampleLog, b: SampleLog, headlines: Mapping[str, str] | None = 
             continue
         question = _question(rec_a)
         target = str(rec_a.get("target", ""))
-        changes.append(DocChange(doc, kind, question, target, answer_a, answer_b, score_a, score_b))
+        logged = rec_a.get("input_media")
+        media = tuple(m for m in logged if isinstance(m, str)) if isinstance(logged, list) else ()
+        changes.append(
+            DocChange(doc, kind, question, target, answer_a, answer_b, score_a, score_b, media)
+        )
     changes.sort(key=lambda c: (-c.impact, KINDS.index(c.kind), c.doc_id))
     only_a = len(set(a.records) - set(b.records))
     only_b = len(set(b.records) - set(a.records))

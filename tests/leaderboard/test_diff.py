@@ -146,3 +146,27 @@ def test_tasks_on_one_side_only_are_listed(tmp_path, write_run, suite_file, caps
     assert run_cli(["diff", str(a), str(b), "--suite-file", str(suite_file)]) == 0
     captured = capsys.readouterr()
     assert "dragonfly_mme: only in A" in captured.err and "dragonfly_mme: only in A" in captured.out
+
+
+def test_images_are_embedded_as_thumbnails_from_inside_the_folder_only(
+    tmp_path, write_run, suite_file
+):
+    from PIL import Image
+
+    images = tmp_path / "data"
+    (images / "images").mkdir(parents=True)
+    Image.new("RGB", (640, 480), "red").save(images / "images" / "doc0.png")
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "outside.png")
+    a = write_side(write_run, tmp_path / "a", "20240101_000000", ["B", "A"], [1, 0])
+    b = write_side(write_run, tmp_path / "b", "20240201_000000", ["A", "A"], [0, 0])
+    (log,) = (a / "org__m").glob("*_samples_*.jsonl")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    lines[0]["input_media"] = ["images/doc0.png", "../outside.png"]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    page = tmp_path / "diff.html"
+    argv = ["diff", str(a), str(b), "--html", str(page), "--images", str(images)]
+    assert run_cli([*argv, "--suite-file", str(suite_file)]) == 0
+    html = page.read_text()
+    assert html.count('src="data:image/png;base64,') == 1
+    assert '<span class="missing">../outside.png</span>' in html
+    assert "file:" not in html and "http" not in html
