@@ -27,7 +27,14 @@ from dragonfly_eval.leaderboard.samples import (
     read_sample_log,
     sample_log_path,
 )
-from dragonfly_eval.leaderboard.stats import Interval, paired_bootstrap, paired_means
+from dragonfly_eval.leaderboard.stats import (
+    DEFAULT_ALPHA,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_SEED,
+    Interval,
+    paired_bootstrap,
+    paired_means,
+)
 from dragonfly_eval.leaderboard.suite import Benchmark, Score, Suite
 from dragonfly_eval.leaderboard.table import (
     MISSING,
@@ -38,8 +45,6 @@ from dragonfly_eval.leaderboard.table import (
 )
 
 DEFAULT_TOLERANCE = 0.5
-DEFAULT_ALPHA = 0.05
-DEFAULT_BOOTSTRAP = 1000
 # Float noise must not turn a drop of exactly the tolerance into a failure.
 _EPSILON = 1e-9
 # the task's aggregation function for a corpus-level metric: (task, metric, include_path)
@@ -122,7 +127,7 @@ class Settings:
     alpha: float = DEFAULT_ALPHA
     exact: bool = False
     bootstrap: int = DEFAULT_BOOTSTRAP
-    seed: int = 1234
+    seed: int = DEFAULT_SEED
     aggregations: Aggregations | None = field(default=None, compare=False)
 
 
@@ -504,9 +509,9 @@ def _interval(
 
 
 def _aggregation(metric: str, run: Run, log: SampleLog) -> str:
-    """ "mean" when lmms-eval averaged the per-document values: recorded so in the results'
-    configs or, when not recorded, numbers whose mean is the reported score. Otherwise the
-    aggregation's name (a corpus-level metric)."""
+    """How lmms-eval aggregated a task's metric: "mean" when it averaged the per-document
+    values (recorded so in the results' configs or, when not recorded, numbers whose mean is
+    the reported score); otherwise the aggregation's name (a corpus-level metric)."""
     recorded = aggregation_name(_results_json(run.path), log.task, metric)
     if recorded is not None:
         return recorded
