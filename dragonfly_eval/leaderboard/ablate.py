@@ -116,7 +116,11 @@ def build_ablation(written: dict[str, list[Path]], suite: Suite) -> Ablation:
         if any(benchmark_source(m, b) is not None for m in models.values())
     )
     if not benchmarks:
-        raise AblateError("no run holds a headline score of a benchmark in the suite mapping")
+        folders = ", ".join(str(files[0].parent) for files in written.values() if files)
+        raise AblateError(
+            "no run holds a headline score of a benchmark in the suite mapping "
+            f"(dragonfly_eval/data/suite.yaml); the results are in {folders}"
+        )
     return Ablation(tuple(written), models, benchmarks)
 
 

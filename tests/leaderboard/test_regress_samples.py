@@ -257,3 +257,26 @@ def test_the_aggregation_of_a_corpus_metric_is_loaded_from_the_task_yaml():
     f1 = task_aggregation("dragonfly_mini_yesno", "pope_f1_score,none", None)
     assert callable(f1)
     assert task_aggregation("dragonfly_mini_yesno", "no_such_metric,none", None) is None
+
+
+def test_a_terminal_gets_the_interval_columns_and_the_notes(runs, suite_file, capsys, monkeypatch):
+    import sys
+
+    base = accuracy_scores()
+    base_path, cur_path = runs(base, flipped(base, lost=10, gained=6))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert run_cli(gate_argv(base_path, cur_path, suite_file, "--suite", "general")) == 0
+    out = capsys.readouterr().out
+    assert "possible drop" in out and "-2.78 to +1.17" in out and "PASS" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--alpha", "0"), ("--alpha", "1.5"), ("--bootstrap", "5")]
+)
+def test_out_of_range_statistics_options_exit_2(runs, suite_file, capsys, option, value):
+    base = accuracy_scores()
+    base_path, cur_path = runs(base, base)
+    with pytest.raises(SystemExit) as stop:
+        run_cli(gate_argv(base_path, cur_path, suite_file, option, value))
+    assert stop.value.code == 2
+    assert option in capsys.readouterr().err
