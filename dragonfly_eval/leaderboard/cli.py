@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "regress",
         help="fail when headline scores dropped against a baseline",
         description="Compare headline scores benchmark by benchmark: on per-document scores "
-        "paired by doc_id when both sides have sample logs (--log_samples), with a 95%% "
+        "paired by doc_id when both sides have sample logs (--log_samples), with a 95% "
         "interval and a p-value, else on the aggregates. Exit 0: no significant drop beyond the "
         "tolerance (a drop beyond it that is not significant is a 'possible drop' warning); 1: "
         "a benchmark dropped significantly beyond it or lost its score; 2: an input has no "
@@ -169,7 +169,7 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
         help="run tasks once per zoom setting and print the ablation table",
         description="Runs the tasks once per --zoom setting (like `dragonfly-eval run`, with "
         "--log_samples) into OUTPUT_PATH/zoom_<setting>/, then prints a table: one row per "
-        "setting with its visual tokens per image, one column per benchmark (score and 95%% "
+        "setting with its visual tokens per image, one column per benchmark (score and 95% "
         "interval), and per benchmark how many documents scored better only with full zoom. "
         "Exit 0; 2 for bad options; a failed run's exit code.",
     )
