@@ -193,6 +193,12 @@ def full_only_lines(ablation: Ablation) -> list[str]:
         except SampleLogError as err:
             lines.append(f"{bench.name}: no per-document comparison ({err})")
             continue
+        if gained is None:
+            lines.append(
+                f"{bench.name}: no per-document score to compare (a corpus-level metric); "
+                f"{paired} documents in both runs"
+            )
+            continue
         lines.append(
             f"{bench.name}: {gained} of {paired} documents scored better with zoom=full than "
             f"with zoom={low} (answered correctly only with the full zoom, for 0/1 metrics)"
@@ -200,13 +206,19 @@ def full_only_lines(ablation: Ablation) -> list[str]:
     return lines
 
 
-def _full_only(score: Score, low: Found, full: Found) -> tuple[int, int]:
-    gained = paired = 0
+def _full_only(score: Score, low: Found, full: Found) -> tuple[int | None, int]:
+    """Documents that scored better with full zoom, and documents paired; None for the first
+    when the metric has no per-document number (CIDEr, POPE F1)."""
+    gained: int | None = 0
+    paired = 0
     metric = score.metric.partition(",")[0]
     for task, low_run, full_run in zip(low.tasks, low.runs, full.runs, strict=True):
         a = read_sample_log(sample_log_path(low_run.path, task), task)
         b = read_sample_log(sample_log_path(full_run.path, task), task)
         diff = diff_task(a, b, {task: metric})
-        gained += diff.count("gained")
         paired += diff.paired
+        if diff.metric != metric:
+            gained = None
+        elif gained is not None:
+            gained += diff.count("gained")
     return gained, paired

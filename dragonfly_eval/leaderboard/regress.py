@@ -582,8 +582,14 @@ def task_aggregation(
 @functools.lru_cache(maxsize=4)
 def _task_index(include_path: str) -> dict[str, Any]:
     from lmms_eval.tasks import TaskManager
+    from loguru import logger
 
-    return TaskManager(verbosity="ERROR", include_path=include_path).task_index
+    # indexing lmms-eval's ~200 task folders logs a DEBUG line per odd YAML
+    logger.disable("lmms_eval")
+    try:
+        return TaskManager(verbosity="ERROR", include_path=include_path).task_index
+    finally:
+        logger.enable("lmms_eval")
 
 
 def _results_json(path: Path) -> dict[str, Any]:

@@ -133,3 +133,21 @@ def test_ablate_runs_the_mini_suite_once_per_zoom(tmp_path, offline_env):
     assert re.search(
         r"- Mini answer loss: \d of 4 documents scored better with zoom=full", done.stdout
     )
+
+
+def test_a_corpus_level_metric_gets_no_document_count(tmp_path, write_run, suite):
+    task, metric = "dragonfly_coco2017_cap_val", "coco_CIDEr,none"
+    written = {}
+    for zoom in ("low", "full"):
+        path = write_run(
+            "dragonfly-tiny", "20240101_000000", {task: {metric: 0.5}}, root=tmp_path / zoom
+        )
+        lines = sample_lines([0.0, 0.0])
+        for line in lines:
+            line["coco_CIDEr"] = {"answer": ["a"], "pred": zoom}
+        write_samples(path, task, lines)
+        written[zoom] = [path]
+    markdown = render_ablation_markdown(build_ablation(written, suite))
+    assert (
+        "- COCO: no per-document score to compare (a corpus-level metric); 2 documents" in markdown
+    )
