@@ -1,4 +1,4 @@
-"""`dragonfly-eval`: one command for people — run, leaderboard, regress, demo."""
+"""`dragonfly-eval`: one command for people — run, leaderboard, regress, diff, ablate, demo."""
 
 from __future__ import annotations
 

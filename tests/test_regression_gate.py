@@ -58,6 +58,7 @@ def test_regress_gate_passes_against_the_committed_baseline(demo_dir, offline_en
         str(demo_dir / "results"),
         "--suite",
         "mini",
+        "--exact",  # a deterministic model: any drop beyond the tolerance is real
         cwd=demo_dir,
         env=offline_env,
     )

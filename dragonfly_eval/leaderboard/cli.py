@@ -1,4 +1,4 @@
-"""The `leaderboard` and `regress` subcommands of `dragonfly-eval`."""
+"""The `leaderboard`, `regress`, `diff` and `ablate` subcommands of `dragonfly-eval`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from dragonfly_eval.leaderboard.ablate import (
+    AblateError,
+    build_ablation,
+    parse_zooms,
+    render_ablation_markdown,
+    run_ablation,
+)
+from dragonfly_eval.leaderboard.diff import DEFAULT_ROWS, DiffError, diff_runs, render_diff_markdown
+from dragonfly_eval.leaderboard.diff_html import render_diff_html
 from dragonfly_eval.leaderboard.html import write_html
 from dragonfly_eval.leaderboard.markdown import one_line, render_markdown
 from dragonfly_eval.leaderboard.plot import plot
@@ -20,12 +29,17 @@ from dragonfly_eval.leaderboard.reference import (
     load_reference,
 )
 from dragonfly_eval.leaderboard.regress import (
+    DEFAULT_ALPHA,
+    DEFAULT_BOOTSTRAP,
     DEFAULT_TOLERANCE,
     RegressError,
+    Settings,
     compare,
+    drop_reason,
     failure_reason,
     render_report_markdown,
     report_grid,
+    report_notes,
     summary_line,
 )
 from dragonfly_eval.leaderboard.results import PREFER
@@ -37,7 +51,7 @@ SUITE_HELP = "general|general_ext|caption|med|mini|all; comma-separated for seve
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `leaderboard` and `regress` subcommands to the dragonfly-eval parser."""
+    """Add the `leaderboard`, `regress`, `diff` and `ablate` subcommands to the parser."""
     board = subparsers.add_parser(
         "leaderboard",
         help="build a leaderboard from lmms-eval results",
@@ -75,10 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gate = subparsers.add_parser(
         "regress",
         help="fail when headline scores dropped against a baseline",
-        description="Compare headline scores benchmark by benchmark. Exit 0: no drop beyond the "
-        "tolerance; 1: a benchmark dropped beyond it or lost its score; 2: an input has no usable "
-        "results (missing path, malformed JSON, nothing in common), the sides ran on different "
-        "documents (--limit), or the tolerance is not a finite number >= 0.",
+        description="Compare headline scores benchmark by benchmark: on per-document scores "
+        "paired by doc_id when both sides have sample logs (--log_samples), with a 95% "
+        "interval and a p-value, else on the aggregates. Exit 0: no significant drop beyond the "
+        "tolerance (a drop beyond it that is not significant is a 'possible drop' warning); 1: "
+        "a benchmark dropped significantly beyond it or lost its score; 2: an input has no "
+        "usable results (missing path, malformed JSON, nothing in common), the sides ran on "
+        "different documents or prompts, or an option is out of range.",
     )
     gate.add_argument("--baseline", type=Path, required=True, metavar="PATH")
     gate.add_argument("--current", type=Path, required=True, metavar="PATH")
@@ -97,8 +114,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="compare even when the two sides ran on different documents (--limit runs)",
     )
+    gate.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULT_ALPHA,
+        help=f"significance level of a drop (default {DEFAULT_ALPHA})",
+    )
+    gate.add_argument(
+        "--exact",
+        action="store_true",
+        help="compare the aggregate scores against the tolerance alone, without statistics "
+        "(a deterministic model: any drop beyond the tolerance fails)",
+    )
+    gate.add_argument(
+        "--bootstrap",
+        type=_iterations,
+        default=DEFAULT_BOOTSTRAP,
+        metavar="N",
+        help=f"resamples of the paired bootstrap for corpus-level metrics such as CIDEr "
+        f"(default {DEFAULT_BOOTSTRAP}; seeded)",
+    )
     gate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     gate.set_defaults(handler=run_regress)
+    _register_diff(subparsers)
+    _register_ablate(subparsers)
+
+
+def _register_diff(subparsers: argparse._SubParsersAction) -> None:
+    diff = subparsers.add_parser(
+        "diff",
+        help="which documents changed between two runs (from their sample logs)",
+        description="Per task both runs logged (--log_samples): counts of gained, lost and "
+        "changed answers, and the documents, most impact first. Markdown to stdout; --html FILE "
+        "also writes a self-contained page. Exit 0, or 2 when a side has no sample logs or "
+        "the runs have no task in common.",
+    )
+    diff.add_argument("a", type=Path, metavar="A", help="results folder (or sample log) of run A")
+    diff.add_argument("b", type=Path, metavar="B", help="results folder (or sample log) of run B")
+    diff.add_argument("--tasks", metavar="TASKS", help="comma-separated tasks (default: all)")
+    diff.add_argument("--html", type=Path, metavar="FILE", help="also write an HTML page")
+    diff.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="with --html: the folder the logged image paths (input_media) are relative to; "
+        "the page embeds each document's images as thumbnails",
+    )
+    diff.add_argument(
+        "--max-rows",
+        type=_rows,
+        default=DEFAULT_ROWS,
+        metavar="N",
+        help=f"documents listed per task (default {DEFAULT_ROWS})",
+    )
+    diff.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
+    diff.set_defaults(handler=run_diff)
+
+
+def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
+    ablate = subparsers.add_parser(
+        "ablate",
+        help="run tasks once per zoom setting and print the ablation table",
+        description="Runs the tasks once per --zoom setting (like `dragonfly-eval run`, with "
+        "--log_samples) into OUTPUT_PATH/zoom_<setting>/, then prints a table: one row per "
+        "setting with its visual tokens per image, one column per benchmark (score and 95% "
+        "interval), and per benchmark how many documents scored better only with full zoom. "
+        "Exit 0; 2 for bad options; a failed run's exit code.",
+    )
+    ablate.add_argument("--model_args", required=True, help="model_args without zoom=")
+    ablate.add_argument("--tasks", required=True, help="lmms-eval tasks, comma-separated")
+    ablate.add_argument(
+        "--zoom", required=True, help="zoom settings, comma-separated, e.g. low,low+medium,full"
+    )
+    ablate.add_argument("--output_path", type=Path, default=Path("ablation"))
+    ablate.add_argument("--limit", help="lmms-eval --limit for every run")
+    ablate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
+    ablate.set_defaults(handler=run_ablate)
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
@@ -133,13 +224,16 @@ def run_regress(args: argparse.Namespace) -> int:
     """Handle `dragonfly-eval regress`; returns 0 (pass), 1 (regression) or 2 (unusable input)."""
     try:
         suite = load_suite(args.suite_file)
+        settings = Settings(
+            tolerance=args.tolerance, alpha=args.alpha, exact=args.exact, bootstrap=args.bootstrap
+        )
         report = compare(
             [args.baseline],
             [args.current],
             suite,
             _suite_names(args.suite) or ["all"],
-            args.tolerance,
-            args.allow_partial,
+            allow_partial=args.allow_partial,
+            settings=settings,
         )
     except (SuiteError, RegressError) as err:
         _error("regress", err)
@@ -149,14 +243,68 @@ def run_regress(args: argparse.Namespace) -> int:
     if sys.stdout.isatty():
         console = Console()
         for pair in report.pairs:
-            print_grid(console, *report_grid(pair), numeric_from=1)
+            print_grid(console, *report_grid(pair, report), numeric_from=1)
+            for note in [] if report.exact else report_notes(pair):
+                console.print(Text(one_line(note)))
         console.print(Text(one_line(summary_line(report))))
     else:
         sys.stdout.write(render_report_markdown(report))
+    for pair, cmp in report.possible_drops:
+        print(
+            one_line(f"dragonfly-eval regress: possible drop: {drop_reason(pair, cmp)}"),
+            file=sys.stderr,
+        )
     for pair, cmp in report.failures:
         reason = failure_reason(pair, cmp, report.tolerance)
         print(one_line(f"dragonfly-eval regress: {cmp.status}: {reason}"), file=sys.stderr)
     return 1 if report.failures else 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """Handle `dragonfly-eval diff`; returns 0, or 2 when there is nothing to compare."""
+    if args.images is not None and (args.html is None or not args.images.is_dir()):
+        _error("diff", ValueError(f"--images needs --html and a folder; {args.images} is not one"))
+        return 2
+    try:
+        suite = load_suite(args.suite_file)
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+        report = diff_runs(args.a, args.b, tasks, suite)
+    except (SuiteError, DiffError) as err:
+        _error("diff", err)
+        return 2
+    for problem in report.problems:
+        print(one_line(f"dragonfly-eval diff: not compared: {problem}"), file=sys.stderr)
+    sys.stdout.write(render_diff_markdown(report, args.max_rows))
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        page = render_diff_html(report, args.max_rows, args.images)
+        args.html.write_text(page, encoding="utf-8")
+    return 0
+
+
+def run_ablate(args: argparse.Namespace) -> int:
+    """Handle `dragonfly-eval ablate`; returns 0, 2 for bad options, or a failed run's code."""
+    try:
+        suite = load_suite(args.suite_file)
+        zooms = parse_zooms(args.zoom)
+        extra = ["--limit", args.limit] if args.limit else []
+        written = run_ablation(args.model_args, args.tasks, zooms, args.output_path, extra)
+        ablation = build_ablation(written, suite)
+    except SuiteError as err:
+        _error("ablate", err)
+        return 2
+    except AblateError as err:
+        _error("ablate", err)
+        return err.code
+    sys.stdout.write(render_ablation_markdown(ablation))
+    return 0
+
+
+def _rows(raw: str) -> int:
+    """--max-rows: a whole number >= 1."""
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {raw!r}")
+    return int(raw)
 
 
 def _tolerance(raw: str) -> float:
@@ -168,6 +316,24 @@ def _tolerance(raw: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {raw!r}")
     return value
+
+
+def _alpha(raw: str) -> float:
+    """--alpha: a significance level strictly between 0 and 1."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, not {raw!r}")
+    return value
+
+
+def _iterations(raw: str) -> int:
+    """--bootstrap: at least 10 resamples."""
+    if not raw.isdigit() or int(raw) < 10:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 10, not {raw!r}")
+    return int(raw)
 
 
 def _suite_names(raw: str | None) -> list[str] | None:

@@ -1,15 +1,41 @@
-"""The regression gate: headline scores of a current run against a baseline, benchmark by benchmark."""
+"""The regression gate: headline scores of a current run against a baseline, benchmark by benchmark.
+
+With sample logs (lmms-eval's --log_samples) on both sides, each benchmark is compared on its
+per-document scores, paired by doc_id: a delta with a 95% interval and a p-value (stats.py), and
+a drop fails only when it is beyond the tolerance and significant. Without them, or with
+`exact`, the headline aggregates are compared against the tolerance alone.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dragonfly_eval.leaderboard.markdown import escape, markdown_table
-from dragonfly_eval.leaderboard.results import ModelResults, load_runs, merge_runs
-from dragonfly_eval.leaderboard.suite import Benchmark, Suite
+from dragonfly_eval.leaderboard.results import ModelResults, Run, load_runs, merge_runs
+from dragonfly_eval.leaderboard.samples import (
+    SampleLog,
+    SampleLogError,
+    aggregation_name,
+    numeric_values,
+    prompt_settings,
+    read_sample_log,
+    sample_log_path,
+)
+from dragonfly_eval.leaderboard.stats import (
+    DEFAULT_ALPHA,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_SEED,
+    Interval,
+    paired_bootstrap,
+    paired_means,
+)
+from dragonfly_eval.leaderboard.suite import Benchmark, Score, Suite
 from dragonfly_eval.leaderboard.table import (
     MISSING,
     Cell,
@@ -21,6 +47,8 @@ from dragonfly_eval.leaderboard.table import (
 DEFAULT_TOLERANCE = 0.5
 # Float noise must not turn a drop of exactly the tolerance into a failure.
 _EPSILON = 1e-9
+# the task's aggregation function for a corpus-level metric: (task, metric, include_path)
+Aggregations = Callable[[str, str, str | None], Callable[[list[Any]], float] | None]
 
 
 class RegressError(ValueError):
@@ -29,16 +57,23 @@ class RegressError(ValueError):
 
 @dataclass(frozen=True)
 class Comparison:
-    """One benchmark of one model pair. Status: ok, improved, REGRESSION, MISSING or new."""
+    """One benchmark of one model pair. Status: ok, improved, possible drop, REGRESSION,
+    MISSING or new. `interval` is the per-document comparison (leaderboard units), when there
+    is one; `note` says why there is none."""
 
     benchmark: Benchmark
     baseline: float | None
     current: float | None
     status: str
+    interval: Interval | None = None
+    note: str | None = None
 
     @property
     def delta(self) -> float | None:
-        """Current minus baseline, in leaderboard units; None when either side is missing."""
+        """Current minus baseline, in leaderboard units (on the paired documents when compared
+        per document); None when either side is missing."""
+        if self.interval is not None:
+            return self.interval.delta
         if self.baseline is None or self.current is None:
             return None
         return self.current - self.baseline
@@ -65,11 +100,35 @@ class RegressReport:
     pairs: tuple[PairReport, ...]
     tolerance: float
     warnings: tuple[str, ...] = ()
+    alpha: float = DEFAULT_ALPHA
+    exact: bool = True
+
+    @property
+    def possible_drops(self) -> list[tuple[PairReport, Comparison]]:
+        """Drops beyond the tolerance that are not significant: warnings, not failures."""
+        return [(p, c) for p in self.pairs for c in p.comparisons if c.status == "possible drop"]
+
+    @property
+    def per_document(self) -> bool:
+        """Whether any benchmark was compared on per-document scores."""
+        return any(c.interval is not None for p in self.pairs for c in p.comparisons)
 
     @property
     def failures(self) -> list[tuple[PairReport, Comparison]]:
         """The failing benchmarks with the model pair each belongs to."""
         return [(p, c) for p in self.pairs for c in p.comparisons if c.failed]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the gate decides: `exact` compares aggregates against the tolerance alone."""
+
+    tolerance: float = DEFAULT_TOLERANCE
+    alpha: float = DEFAULT_ALPHA
+    exact: bool = False
+    bootstrap: int = DEFAULT_BOOTSTRAP
+    seed: int = DEFAULT_SEED
+    aggregations: Aggregations | None = field(default=None, compare=False)
 
 
 def compare(
@@ -79,6 +138,7 @@ def compare(
     suite_names: Sequence[str] = ("all",),
     tolerance: float = DEFAULT_TOLERANCE,
     allow_partial: bool = False,
+    settings: Settings | None = None,
 ) -> RegressReport:
     """Compare the headline scores of `current` against `baseline` (results files or folders).
 
@@ -86,10 +146,16 @@ def compare(
     matched by name, and models on one side only are reported as warnings. Raises RegressError
     when a side has no usable results, no benchmark has a score on both sides, the two sides
     scored a benchmark with different tasks, or (unless `allow_partial`) ran a benchmark on
-    different documents (a different --limit or dataset size).
+    different documents (a different --limit or dataset size, other doc_ids or doc_hashes, or
+    other prompt settings). `settings` (default: per-document statistics where sample logs
+    exist) overrides `tolerance` when given.
     """
+    settings = settings or Settings(tolerance=tolerance)
+    tolerance = settings.tolerance
     if not math.isfinite(tolerance) or tolerance < 0:
         raise RegressError(f"the tolerance must be a finite number >= 0, not {tolerance}")
+    if not 0 < settings.alpha < 1:
+        raise RegressError(f"alpha must be between 0 and 1, not {settings.alpha}")
     benchmarks = suite.select(list(suite_names))
     warnings: list[str] = []
     base_models = _side("baseline", baseline, benchmarks, warnings)
@@ -97,7 +163,7 @@ def compare(
     pairs = _pair_models(base_models, cur_models, warnings)
     mismatches: list[str] = []
     reports = tuple(
-        PairReport(b.model, c.model, _compare_pair(b, c, benchmarks, tolerance, mismatches))
+        PairReport(b.model, c.model, _compare_pair(b, c, benchmarks, settings, mismatches))
         for b, c in pairs
     )
     if mismatches and not allow_partial:
@@ -110,26 +176,45 @@ def compare(
         raise RegressError(
             "no benchmark has a headline score in both the baseline and the current results"
         )
-    return RegressReport(reports, tolerance, tuple(warnings))
+    report = RegressReport(reports, tolerance, tuple(warnings), settings.alpha, settings.exact)
+    notes = any(c.note for r in reports for c in r.comparisons)
+    if not settings.exact and not report.per_document and not notes:
+        warnings.append(
+            "no benchmark has sample logs on both sides (lmms-eval --log_samples): compared "
+            "the aggregate scores against the tolerance, without intervals"
+        )
+        report = RegressReport(reports, tolerance, tuple(warnings), settings.alpha, True)
+    return report
 
 
 def render_report_markdown(report: RegressReport) -> str:
-    """The comparison tables (one per model pair) and the summary line, as markdown."""
+    """The comparison tables (one per model pair), their notes and the summary line, as
+    markdown."""
     parts = []
     for pair in report.pairs:
         title = pair.current_model
         if pair.baseline_model != pair.current_model:
             title = f"{pair.current_model} (baseline: {pair.baseline_model})"
         parts.append(
-            f"**{escape(title)}**\n\n" + markdown_table(*report_grid(pair), numeric_from=1)
+            f"**{escape(title)}**\n\n" + markdown_table(*report_grid(pair, report), numeric_from=1)
         )
+        notes = [] if report.exact else report_notes(pair)
+        if notes:
+            parts.append("\n".join(f"- {escape(n)}" for n in notes))
     parts.append(escape(summary_line(report)))
     return "\n\n".join(parts) + "\n"
 
 
-def report_grid(pair: PairReport) -> tuple[list[str], list[list[Cell]]]:
-    """Header and cells of one pair's comparison table; failing rows in bold."""
+def report_grid(
+    pair: PairReport, report: RegressReport | None = None
+) -> tuple[list[str], list[list[Cell]]]:
+    """Header and cells of one pair's comparison table; failing rows in bold. Compared on
+    per-document scores, each row also shows its 95% interval, p-value, the smallest drop its
+    documents can detect and the test used."""
+    wide = report is not None and not report.exact
     header = ["Benchmark", "Baseline", "Current", "Delta", "Status"]
+    if wide:
+        header[4:4] = ["95% CI", "p", "Detectable drop", "Test (n)"]
     cells = []
     for cmp in pair.comparisons:
         texts = [
@@ -139,19 +224,32 @@ def report_grid(pair: PairReport) -> tuple[list[str], list[list[Cell]]]:
             MISSING if cmp.delta is None else f"{cmp.delta:+.2f}",
             cmp.status,
         ]
+        if wide:
+            texts[4:4] = _interval_texts(cmp.interval)
         cells.append([Cell(t, cmp.failed) for t in texts])
     return header, cells
+
+
+def report_notes(pair: PairReport) -> list[str]:
+    """Why some benchmarks of a pair were compared on their aggregates only."""
+    return [f"{c.benchmark.name}: {c.note}" for c in pair.comparisons if c.note]
 
 
 def summary_line(report: RegressReport) -> str:
     """One line saying whether the gate passed and, if not, which benchmarks failed."""
     compared = sum(c.delta is not None for p in report.pairs for c in p.comparisons)
     failures = report.failures
+    rule = f"by more than {report.tolerance:g} points"
+    if not report.exact:
+        rule += f" and significantly (alpha {report.alpha:g})"
     if not failures:
-        return (
-            f"PASS: {compared} benchmark score(s) compared, none dropped by more than "
-            f"{report.tolerance:g} points."
-        )
+        line = f"PASS: {compared} benchmark score(s) compared, none dropped {rule}."
+        drops = report.possible_drops
+        if drops:
+            line += f" {len(drops)} possible drop(s), not significant: " + "; ".join(
+                drop_reason(p, c) for p, c in drops
+            )
+        return line
     return f"FAIL: {len(failures)} of the compared benchmark scores failed: " + "; ".join(
         failure_reason(p, c, report.tolerance) for p, c in failures
     )
@@ -161,10 +259,45 @@ def failure_reason(pair: PairReport, cmp: Comparison, tolerance: float) -> str:
     """Why one benchmark failed, naming it and its model."""
     if cmp.status == "MISSING":
         return f"{cmp.benchmark.name} ({pair.current_model}) has no score in the current results"
-    return (
+    reason = (
         f"{cmp.benchmark.name} ({pair.current_model}) {_number(cmp.baseline)} -> "
-        f"{_number(cmp.current)} ({cmp.delta:+.2f}, tolerance {tolerance:g})"
+        f"{_number(cmp.current)} ({cmp.delta:+.2f}, tolerance {tolerance:g}"
     )
+    if cmp.interval is not None:
+        reason += f", {_interval_text(cmp.interval)}"
+    return reason + ")"
+
+
+def drop_reason(pair: PairReport, cmp: Comparison) -> str:
+    """A possible drop: the benchmark, its change and why it is not called a regression."""
+    assert cmp.interval is not None
+    return (
+        f"{cmp.benchmark.name} ({pair.current_model}) {cmp.delta:+.2f}, "
+        f"{_interval_text(cmp.interval)}"
+    )
+
+
+def _interval_text(interval: Interval) -> str:
+    bounds, p, _, _ = _interval_texts(interval)
+    return f"95% CI {bounds}, p={p}, {interval.test}"
+
+
+def _interval_texts(interval: Interval | None) -> list[str]:
+    if interval is None:
+        return [MISSING, MISSING, MISSING, "aggregate"]
+    detectable = MISSING if interval.detectable is None else f"{interval.detectable:.2f}"
+    return [
+        f"{interval.low:+.2f} to {interval.high:+.2f}",
+        _p_text(interval.p_value),
+        detectable,
+        f"{interval.test} ({interval.n})",
+    ]
+
+
+def _p_text(p: float) -> str:
+    if not math.isfinite(p):
+        return MISSING
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
 
 def _side(
@@ -214,12 +347,12 @@ def _compare_pair(
     base: ModelResults,
     cur: ModelResults,
     benchmarks: list[Benchmark],
-    tolerance: float,
+    settings: Settings,
     mismatches: list[str],
 ) -> tuple[Comparison, ...]:
     comparisons = []
     for bench in benchmarks:
-        b, c = _pair_scores(base, cur, bench)
+        score, b, c = _pair_scores(base, cur, bench)
         if b is None and c is None:
             continue
         if b is not None and c is not None and not b.documents.same_set(c.documents):
@@ -228,28 +361,247 @@ def _compare_pair(
             )
         b_value = None if b is None else b.value
         c_value = None if c is None else c.value
-        comparisons.append(
-            Comparison(bench, b_value, c_value, _status(bench, b_value, c_value, tolerance))
-        )
+        interval, note = None, None
+        if b is not None and c is not None and not settings.exact:
+            label = f"{bench.name} ({cur.model})"
+            interval, note = _per_document(label, score, b, c, settings, mismatches)
+        if interval is None:
+            status = _status(bench, b_value, c_value, settings.tolerance)
+        else:
+            status = _interval_status(bench, interval, settings)
+        comparisons.append(Comparison(bench, b_value, c_value, status, interval, note))
     return tuple(comparisons)
 
 
 def _pair_scores(
     base: ModelResults, cur: ModelResults, bench: Benchmark
-) -> tuple[Found | None, Found | None]:
-    """Both sides' scores from the first source both have, else each side's own first one;
-    RegressError when both sides have a score, but only from different tasks."""
+) -> tuple[Score, Found | None, Found | None]:
+    """The score compared and both sides' values: from the first source both have, else each
+    side's own first one; RegressError when both sides have a score, but from different tasks."""
     for source in bench.sources:
         b, c = score_value(base, source.headline), score_value(cur, source.headline)
         if b is not None and c is not None:
-            return b, c
+            return source.headline, b, c
     b_found, c_found = benchmark_source(base, bench), benchmark_source(cur, bench)
     if b_found is not None and c_found is not None:
         raise RegressError(
             f"{bench.name}: the baseline was scored by {'+'.join(b_found[1].tasks)} and the "
             f"current run by {'+'.join(c_found[1].tasks)}; different tasks are not comparable"
         )
-    return (b_found and b_found[1]), (c_found and c_found[1])
+    return bench.headline, (b_found and b_found[1]), (c_found and c_found[1])
+
+
+class _AggregateOnly(Exception):
+    """Why a benchmark is compared on its aggregate scores: the report's note."""
+
+
+def _per_document(
+    label: str,
+    score: Score,
+    base: Found,
+    cur: Found,
+    settings: Settings,
+    mismatches: list[str],
+) -> tuple[Interval | None, str | None]:
+    """The per-document comparison of one benchmark, or (None, why it is compared on the
+    aggregates). Document sets or prompts that differ are added to `mismatches`."""
+    pairs = list(zip(score.tasks, base.runs, cur.runs, strict=True))
+    if not any(sample_log_path(run.path, task).exists() for task, *runs in pairs for run in runs):
+        return None, None  # no sample logs at all: the report says so once
+    try:
+        logs = [
+            (_log("baseline", b_run, task), _log("current", c_run, task))
+            for task, b_run, c_run in pairs
+        ]
+        for task, b_run, c_run in pairs:
+            _check_prompts(label, task, b_run, c_run, mismatches)
+        paired = [_pair_documents(label, b, c, mismatches) for b, c in logs]
+        interval = _interval(score, base, logs, paired, settings)
+    except (_AggregateOnly, SampleLogError) as err:
+        return None, f"aggregate only: {err}"
+    return interval.scaled(score.scale), None
+
+
+def _log(side: str, run: Run, task: str) -> SampleLog:
+    path = sample_log_path(run.path, task)
+    if not path.exists():
+        raise _AggregateOnly(
+            f"the {side} has no sample log for {task} ({path.name} beside {run.path.name}; "
+            "run lmms-eval with --log_samples)"
+        )
+    return read_sample_log(path, task)
+
+
+def _check_prompts(label: str, task: str, base: Run, cur: Run, mismatches: list[str]) -> None:
+    b, c = prompt_settings(_results_json(base.path)), prompt_settings(_results_json(cur.path))
+    differ = [f"{key} {b[key]!r} vs {c[key]!r}" for key in b if b[key] != c[key]]
+    if differ:
+        mismatches.append(
+            f"{label}: {task} ran with different prompt settings: " + ", ".join(differ)
+        )
+
+
+def _pair_documents(
+    label: str, base: SampleLog, cur: SampleLog, mismatches: list[str]
+) -> list[int]:
+    """The doc_ids both logs have with the same doc_hash; the differences go to `mismatches`."""
+    only_base = sorted(set(base.records) - set(cur.records))
+    only_cur = sorted(set(cur.records) - set(base.records))
+    common = sorted(set(base.records) & set(cur.records))
+    rehashed = [
+        d for d in common if base.records[d].get("doc_hash") != cur.records[d].get("doc_hash")
+    ]
+    problems = []
+    if only_base or only_cur:
+        problems.append(
+            f"{len(only_base)} document(s) only in the baseline, {len(only_cur)} only in the "
+            f"current run (e.g. doc_id {(only_base or only_cur)[0]})"
+        )
+    if rehashed:
+        problems.append(
+            f"{len(rehashed)} document(s) with a different doc_hash (the dataset changed; e.g. "
+            f"doc_id {rehashed[0]})"
+        )
+    if problems:
+        mismatches.append(f"{label}: {base.task}: " + "; ".join(problems))
+    paired = [d for d in common if d not in set(rehashed)]
+    if len(paired) < 2:
+        raise _AggregateOnly(f"{base.task}: fewer than 2 documents in common")
+    return paired
+
+
+def _interval(
+    score: Score,
+    found: Found,
+    logs: list[tuple[SampleLog, SampleLog]],
+    paired: list[list[int]],
+    settings: Settings,
+) -> Interval:
+    """The test that fits the metric: a paired test of means for one task whose metric is a
+    mean of per-document numbers, else a paired bootstrap of the score."""
+    kinds = [
+        _aggregation(score.metric, run, log) for run, (log, _) in zip(found.runs, logs, strict=True)
+    ]
+    if len(logs) == 1 and kinds[0] == "mean":
+        (base, cur), docs = logs[0], paired[0]
+        b, c = numeric_values(base, score.metric), numeric_values(cur, score.metric)
+        return paired_means([b[d] for d in docs], [c[d] for d in docs], settings.alpha)
+    functions = [
+        _statistic(kind, log, score.metric, settings)
+        for kind, (log, _) in zip(kinds, logs, strict=True)
+    ]
+    base_values = [
+        _ordered(b, score.metric, docs, k)
+        for (b, _), docs, k in zip(logs, paired, kinds, strict=True)
+    ]
+    cur_values = [
+        _ordered(c, score.metric, docs, k)
+        for (_, c), docs, k in zip(logs, paired, kinds, strict=True)
+    ]
+
+    def statistic(tasks: list[list[Any]]) -> float:
+        # the headline: the mean of the tasks' aggregates (e.g. POPE's three splits)
+        return sum(f(v) for f, v in zip(functions, tasks, strict=True)) / len(tasks)
+
+    return paired_bootstrap(
+        base_values, cur_values, statistic, settings.alpha, settings.bootstrap, settings.seed
+    )
+
+
+def _aggregation(metric: str, run: Run, log: SampleLog) -> str:
+    """How lmms-eval aggregated a task's metric: "mean" when it averaged the per-document
+    values (recorded so in the results' configs or, when not recorded, numbers whose mean is
+    the reported score); otherwise the aggregation's name (a corpus-level metric)."""
+    recorded = aggregation_name(_results_json(run.path), log.task, metric)
+    if recorded is not None:
+        return recorded
+    try:
+        values = numeric_values(log, metric)
+    except SampleLogError:
+        return "not recorded"
+    reported = run.tasks.get(log.task, {}).get(metric)
+    mean = sum(values.values()) / len(values)
+    if reported is not None and math.isclose(mean, reported, rel_tol=1e-9, abs_tol=1e-12):
+        return "mean"
+    return "not recorded"
+
+
+def _statistic(
+    kind: str, log: SampleLog, metric: str, settings: Settings
+) -> Callable[[list[Any]], float]:
+    if kind == "mean":
+        return lambda values: sum(values) / len(values)
+    include = _include_path(log)
+    resolve = settings.aggregations or task_aggregation
+    function = resolve(log.task, metric, include)
+    if function is None:
+        raise _AggregateOnly(
+            f"{log.task}: '{metric.partition(',')[0]}' is a corpus-level metric ({kind}) whose "
+            "aggregation function could not be loaded from the task's YAML"
+        )
+    return lambda values: float(function(values))
+
+
+def _ordered(log: SampleLog, metric: str, docs: list[int], kind: str) -> list[Any]:
+    values = numeric_values(log, metric) if kind == "mean" else log.values(metric)
+    return [values[d] for d in docs]
+
+
+def _include_path(log: SampleLog) -> str | None:
+    """The --include_path of the run that wrote a sample log (where its task YAML lives)."""
+    results = log.path.parent / log.path.name.replace(f"_samples_{log.task}.jsonl", "_results.json")
+    if not results.exists():
+        return None
+    config = _results_json(results).get("config")
+    cli = config.get("resolved_cli_args") if isinstance(config, dict) else None
+    include = cli.get("include_path") if isinstance(cli, dict) else None
+    return include if isinstance(include, str) and Path(include).is_dir() else None
+
+
+def task_aggregation(
+    task: str, metric: str, include_path: str | None
+) -> Callable[[list[Any]], float] | None:
+    """The aggregation function lmms-eval used for a task's metric, loaded from the task's
+    YAML (`!function` resolved by lmms-eval's own loader); None when it cannot be found."""
+    from lmms_eval import utils
+
+    from dragonfly_eval.paths import task_yaml_dir
+
+    index = _task_index(include_path or str(task_yaml_dir()))
+    entry = index.get(task)
+    yaml_path = entry.get("yaml_path") if isinstance(entry, dict) else None
+    if not isinstance(yaml_path, str):
+        return None
+    config = utils.load_yaml_config(yaml_path, mode="full")
+    for item in config.get("metric_list") or ():
+        if item.get("metric") == metric.partition(",")[0] and callable(item.get("aggregation")):
+            return item["aggregation"]
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _task_index(include_path: str) -> dict[str, Any]:
+    from lmms_eval.tasks import TaskManager
+    from loguru import logger
+
+    # indexing lmms-eval's ~200 task folders logs a DEBUG line per odd YAML
+    logger.disable("lmms_eval")
+    try:
+        return TaskManager(verbosity="ERROR", include_path=include_path).task_index
+    finally:
+        logger.enable("lmms_eval")
+
+
+def _results_json(path: Path) -> dict[str, Any]:
+    info = path.stat()
+    return _read_results_json(path, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_results_json(path: Path, _mtime: int, _size: int) -> dict[str, Any]:
+    # read_run already checked this file (regular, under the size cap, valid JSON)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def _documents(found: Found) -> str:
@@ -268,6 +620,16 @@ def _status(bench: Benchmark, base: float | None, cur: float | None, tolerance: 
     if gain < -tolerance - _EPSILON:
         return "REGRESSION"
     return "improved" if gain > tolerance + _EPSILON else "ok"
+
+
+def _interval_status(bench: Benchmark, interval: Interval, settings: Settings) -> str:
+    gain = interval.delta if bench.higher_is_better else -interval.delta
+    significant = interval.p_value < settings.alpha
+    if gain < -settings.tolerance - _EPSILON:
+        return "REGRESSION" if significant else "possible drop"
+    if gain > settings.tolerance + _EPSILON and significant:
+        return "improved"
+    return "ok"
 
 
 def _number(value: float | None) -> str:

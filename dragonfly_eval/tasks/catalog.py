@@ -33,4 +33,3 @@ def task_configs(root: Path | None = None) -> dict[str, dict]:
         if isinstance(name, str):
             found[name] = config
     return found
-

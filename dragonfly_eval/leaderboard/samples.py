@@ -1,0 +1,179 @@
+"""Read lmms-eval sample logs (`<date>_samples_<task>.jsonl`, written with --log_samples).
+
+lmms-eval 0.7.3 writes one JSON line per document beside `<date>_results.json`: `doc_id`,
+`doc_hash` (a hash of the document), `target`, `input` (the prompt), `filtered_resps` (the
+answer after the task's filter) and each metric's per-document value under the metric's name
+(`"exact_match": 1.0`; a dict for corpus-level metrics such as CIDEr). Like results files, a
+sample log is untrusted: a regular file under a size cap, parsed line by line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_SAMPLES_BYTES = 512 * 2**20
+_DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
+_LOG_NAME = re.compile(r"^(\d{8}_\d{6})_samples_(.+)\.jsonl$")
+# the fields lmms-eval writes beside the metric values
+LOG_FIELDS = frozenset(
+    {
+        "doc_id",
+        "doc",
+        "doc_hash",
+        "target",
+        "arguments",
+        "input",
+        "input_media",
+        "resps",
+        "filtered_resps",
+        "token_counts",
+    }
+)
+# resolved_cli_args that change the prompt or the answer of every document
+PROMPT_ARGS = (
+    "system_instruction",
+    "apply_chat_template",
+    "fewshot_as_multiturn",
+    "num_fewshot",
+    "gen_kwargs",
+    "reasoning_tags",
+)
+
+
+class SampleLogError(ValueError):
+    """A sample log that cannot be read, or lacks what a comparison needs."""
+
+
+@dataclass(frozen=True)
+class SampleLog:
+    """One task's sample log: its lines by doc_id."""
+
+    path: Path
+    task: str
+    records: Mapping[int, Mapping[str, Any]]
+
+    def values(self, metric: str) -> dict[int, Any]:
+        """Each document's value of `metric` (a `name,filter` key or a bare name);
+        SampleLogError when a document lacks it."""
+        name = metric.partition(",")[0]
+        missing = [doc for doc, rec in self.records.items() if name not in rec]
+        if missing:
+            raise SampleLogError(
+                f"{self.path}: no per-document '{name}' value for {len(missing)} of "
+                f"{len(self.records)} documents (first: doc_id {missing[0]})"
+            )
+        return {doc: rec[name] for doc, rec in self.records.items()}
+
+    def metrics(self) -> list[str]:
+        """The metric names this log holds per document, in the order of its first line."""
+        first = next(iter(self.records.values()), {})
+        return [key for key in first if key not in LOG_FIELDS]
+
+
+def sample_log_path(results_file: Path, task: str) -> Path:
+    """Where lmms-eval writes `task`'s sample log for a results file (it may not exist)."""
+    match = _DATE_PREFIX.match(results_file.name)
+    prefix = match.group(1) if match else results_file.name.removesuffix("_results.json")
+    return results_file.parent / f"{prefix}_samples_{task}.jsonl"
+
+
+def find_sample_logs(path: Path) -> dict[str, Path]:
+    """The newest sample log of each task under a folder (or the one file given)."""
+    files = [path] if path.is_file() else sorted(path.rglob("*_samples_*.jsonl"))
+    found: dict[str, Path] = {}
+    for file in files:
+        match = _LOG_NAME.match(file.name)
+        if match is None:
+            continue
+        task = match.group(2)
+        if task not in found or file.name > found[task].name:
+            found[task] = file
+    return found
+
+
+def read_sample_log(path: Path, task: str) -> SampleLog:
+    """Parse one sample log; SampleLogError naming the file and line when it is unusable."""
+    records: dict[int, Mapping[str, Any]] = {}
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as err:
+            raise SampleLogError(f"{path}: line {number} is not JSON ({err})") from err
+        doc_id = record.get("doc_id") if isinstance(record, dict) else None
+        if isinstance(doc_id, bool) or not isinstance(doc_id, int):
+            raise SampleLogError(f"{path}: line {number} has no integer doc_id")
+        if doc_id in records:
+            raise SampleLogError(
+                f"{path}: doc_id {doc_id} appears twice (lmms-eval logs one unlabelled line per "
+                "filter for a task with several filters; such a log cannot be paired)"
+            )
+        records[doc_id] = record
+    if not records:
+        raise SampleLogError(f"{path}: no documents")
+    return SampleLog(path, task, records)
+
+
+def numeric_values(log: SampleLog, metric: str) -> dict[int, float]:
+    """Per-document values of a metric that is a number per document; SampleLogError when
+    a value is not a number or is NaN."""
+    values = log.values(metric)
+    bad = [d for d, v in values.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+    if bad:
+        raise SampleLogError(
+            f"{log.path}: '{metric.partition(',')[0]}' is not a number per document "
+            f"(doc_id {bad[0]}: a {type(values[bad[0]]).__name__})"
+        )
+    nan = [d for d, v in values.items() if not math.isfinite(v)]
+    if nan:
+        raise SampleLogError(
+            f"{log.path}: {len(nan)} document(s) have a NaN or infinite "
+            f"'{metric.partition(',')[0]}' (first: doc_id {nan[0]})"
+        )
+    return {d: float(v) for d, v in values.items()}
+
+
+def prompt_settings(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved_cli_args of a results document that shape every prompt or answer."""
+    config = results.get("config")
+    cli = config.get("resolved_cli_args") if isinstance(config, dict) else None
+    cli = cli if isinstance(cli, dict) else {}
+    return {key: cli.get(key) for key in PROMPT_ARGS}
+
+
+def aggregation_name(results: Mapping[str, Any], task: str, metric: str) -> str | None:
+    """How lmms-eval aggregated `metric` of `task` (from the results' `configs`): "mean",
+    a function's text such as "<function coco_cider at 0x...>", or None when not recorded."""
+    configs = results.get("configs")
+    config = configs.get(task) if isinstance(configs, dict) else None
+    entries = config.get("metric_list") if isinstance(config, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and entry.get("metric") == metric.partition(",")[0]:
+            value = entry.get("aggregation")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    # Same guards as results files: never open a FIFO or a device, never read past the cap.
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise SampleLogError(f"{path}: not a regular file")
+        if info.st_size > MAX_SAMPLES_BYTES:
+            raise SampleLogError(f"{path}: larger than {MAX_SAMPLES_BYTES // 2**20} MiB")
+        with open(path, encoding="utf-8") as handle:
+            yield from enumerate(handle, start=1)
+    except OSError as err:
+        raise SampleLogError(f"{path}: cannot read: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise SampleLogError(f"{path}: not UTF-8 text") from err
