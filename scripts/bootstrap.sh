@@ -6,14 +6,16 @@
 #                   set it to the CUDA build you use, e.g. TORCH_SPEC="torch==2.9.1")
 #   EDITABLE=0      install a regular (non-editable) wheel instead
 #   BROWSER=1       also install Debian's chromium and chromium-driver (apt-get, as root or via
-#                   sudo) for the browser tests; without them those tests skip, saying so
+#                   sudo) for the browser tests; without them those tests skip, saying so.
+#                   CI=true (as CI sets it) implies BROWSER=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 PY="${PYTHON:-python3}"
 
-if [ "${BROWSER:-0}" = "1" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+if { [ "${BROWSER:-0}" = "1" ] || [ "${CI:-}" = "true" ]; } \
+    && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
     SUDO=""
     [ "$(id -u)" = "0" ] || SUDO=sudo
     $SUDO apt-get update -q
