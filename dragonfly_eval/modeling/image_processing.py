@@ -7,17 +7,17 @@ which here is one table lookup from uint8 for all crops at once, on any device.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageMode
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.zoom import (
     ZoomGeometry,
     cut_level,
@@ -31,8 +31,8 @@ from dragonfly_eval.modeling.zoom import (
 
 NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_MEAN = tuple(OPENAI_CLIP_MEAN)
+CLIP_STD = tuple(OPENAI_CLIP_STD)
 
 
 def wide_mode(mode: str) -> bool:
@@ -61,20 +61,15 @@ class DragonflyImageProcessor:
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @classmethod
-    def from_tower_folder(
-        cls, folder: Path | None, geometry: ZoomGeometry, zoom: str
-    ) -> DragonflyImageProcessor:
-        """Mean/std from the tower's `preprocessor_config.json` when present, CLIP defaults otherwise."""
-        kwargs = {}
-        config_file = folder / "preprocessor_config.json" if folder is not None else None
-        if config_file is not None and config_file.is_file():
-            data = json.loads(config_file.read_text())
-            kwargs = {
-                "image_mean": tuple(data.get("image_mean", CLIP_MEAN)),
-                "image_std": tuple(data.get("image_std", CLIP_STD)),
-                "rescale_factor": float(data.get("rescale_factor", 1 / 255)),
-            }
-        return cls(geometry=geometry, zoom=zoom, **kwargs)
+    def from_config(cls, config: DragonflyConfig) -> DragonflyImageProcessor:
+        """The image processing a resolved DragonflyConfig defines (geometry, zoom, mean/std)."""
+        return cls(
+            geometry=config.geometry(),
+            zoom=config.zoom,
+            image_mean=tuple(config.image_mean),
+            image_std=tuple(config.image_std),
+            rescale_factor=config.rescale_factor,
+        )
 
     @property
     def levels(self) -> tuple[str, ...]:

@@ -8,52 +8,24 @@ checkpoint.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers import CLIPVisionConfig, GenerationConfig
+from transformers import GenerationConfig
 
-from dragonfly_eval.modeling.configuration import DragonflyConfig
-
-# The CLIP towers of the released checkpoints (facts from the public CLIP configs).
-KNOWN_TOWERS: dict[str, dict[str, Any]] = {
-    "openai/clip-vit-large-patch14-336": dict(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    ),
-    "openai/clip-vit-base-patch32": dict(
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        image_size=224,
-        patch_size=32,
-        projection_dim=512,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    ),
-}
-
-ConfigT = TypeVar("ConfigT")
+from dragonfly_eval.modeling.configuration import (
+    CheckpointError,
+    DragonflyConfig,
+    build_config,
+    read_json,
+)
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*/config.json", "*/preprocessor_config.json"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as Dragonfly; the message names the file and problem."""
 
 
 def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
@@ -76,14 +48,6 @@ def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
         ) from err
 
 
-def read_json(path: Path) -> Any:
-    """The JSON content of a checkpoint file; CheckpointError naming it when it is not JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
-
-
 def read_config(folder: Path) -> DragonflyConfig:
     """The checkpoint's DragonflyConfig with its vision tower resolved and its sizes checked."""
     config_file = folder / "config.json"
@@ -98,19 +62,19 @@ def read_config(folder: Path) -> DragonflyConfig:
         )
     if "text_config" not in data:
         raise CheckpointError(f"{config_file}: no text_config (the Llama settings)")
-    config = build_config(lambda: DragonflyConfig.from_dict(data), config_file)
-    if config.vision_config is None:
-        config.vision_config = resolve_vision_config(config.image_encoder, folder, config_file)
+    config = build_config(
+        lambda: DragonflyConfig.from_dict(data, name_or_path=str(folder)), config_file
+    )
     check_sizes(config, config_file)
+    check_settings(config, config_file)
     return config
 
 
-def build_config(make: Callable[[], ConfigT], config_file: Path) -> ConfigT:
-    """`make()`, with a config value transformers refuses reported as a CheckpointError."""
-    try:
-        return make()
-    except Exception as err:  # transformers validates field types with its own error classes
-        raise CheckpointError(f"{config_file}: {type(err).__name__}: {err}") from err
+def check_settings(config: DragonflyConfig, config_file: Path | str) -> None:
+    """Refuse settings that do not fit together (`DragonflyConfig.validate`)."""
+    problems = config.problems()
+    if problems:
+        raise CheckpointError(f"{config_file}: invalid Dragonfly config: " + "; ".join(problems))
 
 
 def check_sizes(config: DragonflyConfig, config_file: Path | str) -> None:
@@ -120,39 +84,6 @@ def check_sizes(config: DragonflyConfig, config_file: Path | str) -> None:
         raise CheckpointError(
             f"{config_file}: sizes must be positive integers, found {', '.join(invalid)}"
         )
-
-
-def tower_folder(image_encoder: str | None, checkpoint: Path) -> Path | None:
-    """The folder holding the tower's config files, if `image_encoder` names one."""
-    if not image_encoder or image_encoder in KNOWN_TOWERS:
-        return None
-    for candidate in (checkpoint / image_encoder, Path(image_encoder).expanduser()):
-        if (candidate / "config.json").is_file():
-            return candidate
-    return None
-
-
-def resolve_vision_config(
-    image_encoder: str | None, checkpoint: Path, config_file: Path
-) -> CLIPVisionConfig:
-    """Build the tower's config without downloading it: known id, relative path, or folder."""
-    if image_encoder in KNOWN_TOWERS:
-        return CLIPVisionConfig(**KNOWN_TOWERS[image_encoder])
-    folder = tower_folder(image_encoder, checkpoint)
-    if folder is None:
-        raise CheckpointError(
-            f"{config_file}: unknown image_encoder {image_encoder!r}; expected one of "
-            f"{sorted(KNOWN_TOWERS)}, a folder relative to the checkpoint, or a folder path "
-            "holding the tower's config.json"
-        )
-    tower_file = folder / "config.json"
-    data = read_json(tower_file)
-    if isinstance(data, dict) and data.get("model_type") == "clip":  # take the vision half
-        data = data.get("vision_config", {})
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{tower_file}: not a JSON object")
-    data.pop("model_type", None)
-    return build_config(lambda: CLIPVisionConfig(**data), tower_file)
 
 
 def weight_files(folder: Path, allow_pickle: bool = False) -> list[Path]:
@@ -388,7 +319,8 @@ def load_dragonfly(
     target = torch.device(device) if device is not None and device_map is None else None
     found = header_shapes(files)
     check_footprint(config, dtype, found, str(folder), free_memory(target, device_map))
-    config.zoom = zoom
+    if zoom is not None:
+        config.zoom = zoom
     for sub in (config.text_config, config.vision_config):
         sub._attn_implementation = attn_implementation
     with init_empty_weights():

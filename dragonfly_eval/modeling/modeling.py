@@ -13,12 +13,6 @@ from transformers import CLIPVisionModel, LlamaForCausalLM, PreTrainedModel
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.sequence import position_ids_from_mask
 from dragonfly_eval.modeling.vision import tower_features, v1_visual_tokens, v2_visual_tokens
-from dragonfly_eval.modeling.zoom import (
-    crop_token_counts,
-    crops_per_image,
-    default_zoom,
-    zoom_levels,
-)
 
 ImagePatches = torch.Tensor | Sequence[torch.Tensor]
 
@@ -60,46 +54,54 @@ class DragonflyForCausalLM(PreTrainedModel):
 
     def __init__(self, config: DragonflyConfig) -> None:
         super().__init__(config)
-        if config.vision_config is None:
-            raise ValueError("DragonflyConfig.vision_config must be resolved before building")
+        config.validate()
         self.image_encoder = CLIPVisionModel(config.vision_config)
         self.vision_embed_tokens = nn.Linear(
             config.vision_config.hidden_size, config.text_config.hidden_size
         )
         self.language_model = LlamaForCausalLM(config.text_config)
-        self.zoom = getattr(config, "zoom", None) or default_zoom(config.version)
-        zoom_levels(config.version, self.zoom)  # validates the setting early
-        self.vision_chunk_size = 64
 
     # --- visual tokens -------------------------------------------------------------------
     @property
+    def zoom(self) -> str:
+        """The zoom setting (`config.zoom`)."""
+        return self.config.zoom
+
+    @property
     def grid(self) -> int:
         """Patches per side of one crop in the tower (24 for ViT-L/14-336, 7 for ViT-B/32-224)."""
-        cfg = self.config.vision_config
-        return cfg.image_size // cfg.patch_size
+        return self.config.grid
 
     def crop_token_counts(self) -> list[int]:
         """Visual tokens of each kept crop of one image, in sequence order."""
-        return crop_token_counts(self.config.version, self.zoom, self.grid)
+        return self.config.crop_token_counts()
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Visual embeddings of whole images: [n_images, n_crops, 3, se, se] -> [n_images, T, D].
 
         All crops of all images go through the tower in one call (chunked to bound memory).
         """
+        cfg = self.config
         n_images, n_crops = pixels.shape[:2]
         tower_dtype = self.vision_embed_tokens.weight.dtype
         feats = tower_features(
             self.image_encoder,
             pixels.flatten(0, 1).to(tower_dtype),
-            chunk_size=self.vision_chunk_size,
+            chunk_size=cfg.vision_chunk_size,
+            feature_layer=cfg.vision_feature_layer,
         )  # [n_images * n_crops, 1+P, C]
         feats = feats.view(n_images, n_crops, *feats.shape[1:])  # [B, n_crops, 1+P, C]
-        if self.config.version == 2:
+        if cfg.version == 2:
             # Pooling commutes with the affine projector; pooling first projects 11x fewer tokens.
-            return self.vision_embed_tokens(v2_visual_tokens(feats))
+            return self.vision_embed_tokens(v2_visual_tokens(feats, kernel=cfg.pool_kernel))
         projected = self.vision_embed_tokens(feats)  # [B, n_crops, 1+P, D]
-        return v1_visual_tokens(projected, select=self.zoom == "select")
+        return v1_visual_tokens(
+            projected,
+            select=cfg.zoom == "select",
+            n_medium=cfg.level_crops()["medium"],
+            block=cfg.v1_block,
+            top_k=cfg.v1_top_k,
+        )
 
     def embed_inputs(
         self,
@@ -180,7 +182,7 @@ class DragonflyForCausalLM(PreTrainedModel):
 
     def crops_per_image(self) -> int:
         """Crops the processor cuts per image for this model's version and zoom."""
-        return crops_per_image(self.config.version, self.zoom)
+        return self.config.crops_per_image()
 
     # --- language model ------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Module:

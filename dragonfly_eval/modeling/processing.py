@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
-from dragonfly_eval.modeling.loading import read_config, resolve_checkpoint, tower_folder
+from dragonfly_eval.modeling.loading import read_config, resolve_checkpoint
 from dragonfly_eval.modeling.sequence import pad_batch, sample_layout
-from dragonfly_eval.modeling.zoom import (
-    crop_token_counts,
-    default_zoom,
-    geometry_for,
-)
 
-PLACEHOLDER_TOKEN = "<|reserved_special_token_0|>"
-SEPARATOR_TOKEN = "<|reserved_special_token_1|>"
 EOT_TOKEN = "<|eot_id|>"
 # Reference oddity: its processor (derived from Fuyu's) sizes `image_patches_indices` in generation
 # mode for 10 tokens to generate beyond the prompt, so that row is 10 entries (-1) longer than
@@ -48,13 +41,13 @@ class DragonflyProcessor:
         self,
         tokenizer: PreTrainedTokenizerBase,
         image_processor: DragonflyImageProcessor,
-        grid: int,
+        config: DragonflyConfig,
     ) -> None:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
-        self.grid = grid
-        self.placeholder_id = self._special_id(PLACEHOLDER_TOKEN)
-        self.separator_id = self._special_id(SEPARATOR_TOKEN)
+        self.config = config
+        self.placeholder_id = self._special_id(config.image_token)
+        self.separator_id = self._special_id(config.separator_token)
         self.eot_id = self._special_id(EOT_TOKEN)
         self.pad_id = tokenizer.eos_token_id
 
@@ -70,20 +63,17 @@ class DragonflyProcessor:
         folder = resolve_checkpoint(pretrained, revision=revision)
         config = read_config(folder)
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        return cls.for_config(config, tokenizer, tower_folder(config.image_encoder, folder), zoom)
+        return cls.for_config(config, tokenizer, zoom)
 
     @classmethod
     def for_config(
-        cls, config, tokenizer: PreTrainedTokenizerBase, tower: Path | None, zoom: str | None
+        cls, config: DragonflyConfig, tokenizer: PreTrainedTokenizerBase, zoom: str | None = None
     ) -> DragonflyProcessor:
         """A processor matching a resolved DragonflyConfig (version, crop size, zoom)."""
-        vision = config.vision_config
-        version = config.version
-        geometry = geometry_for(version, vision.image_size)
-        image_processor = DragonflyImageProcessor.from_tower_folder(
-            tower, geometry, zoom or default_zoom(version)
-        )
-        return cls(tokenizer, image_processor, vision.image_size // vision.patch_size)
+        if zoom is not None:
+            config = config.__class__.from_dict({**config.to_dict(), "zoom": zoom})
+        config.validate()
+        return cls(tokenizer, DragonflyImageProcessor.from_config(config), config)
 
     def _special_id(self, token: str) -> int:
         token_id = self.tokenizer.convert_tokens_to_ids(token)
@@ -93,15 +83,19 @@ class DragonflyProcessor:
 
     @property
     def version(self) -> int:
-        return self.image_processor.geometry.version
+        return self.config.version
 
     @property
     def zoom(self) -> str:
-        return self.image_processor.zoom
+        return self.config.zoom
+
+    @property
+    def grid(self) -> int:
+        return self.config.grid
 
     def crop_token_counts(self) -> list[int]:
         """Visual tokens of each kept crop of one image."""
-        return crop_token_counts(self.version, self.zoom, self.grid)
+        return self.config.crop_token_counts()
 
     def text_ids(self, prompt: str, max_length: int = 4096) -> list[int]:
         """The prompt's ids with special tokens (so it starts with <|begin_of_text|>), truncated

@@ -157,7 +157,7 @@ def build_tiny_processor(zoom: str | None = None):
     from dragonfly_eval.modeling.processing import DragonflyProcessor
 
     tokenizer = build_tiny_tokenizer()
-    return DragonflyProcessor.for_config(tiny_config(len(tokenizer)), tokenizer, None, zoom)
+    return DragonflyProcessor.for_config(tiny_config(len(tokenizer)), tokenizer, zoom)
 
 
 if __name__ == "__main__":
