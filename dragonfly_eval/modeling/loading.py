@@ -157,13 +157,17 @@ def inside_checkpoint(folder: Path, files: list[Path], named_by: Path) -> list[P
     return files
 
 
-def checkpoint_key(model_key: str) -> str:
-    """The released name of a parameter: the tower's keys carry `vision_model.` there."""
-    if model_key.startswith("image_encoder.") and not model_key.startswith(
-        "image_encoder.vision_model."
-    ):
-        return "image_encoder.vision_model." + model_key[len("image_encoder.") :]
-    return model_key
+# Released checkpoints name the tower's tensors `image_encoder.vision_model.*`; transformers 5's
+# CLIPVisionModel holds them without the `vision_model.` level (what save_pretrained writes).
+KEY_MAPPING = {r"^image_encoder\.vision_model\.": "image_encoder."}
+RELEASED_TOWER_PREFIX = "image_encoder.vision_model."
+
+
+def model_key(name: str) -> str:
+    """The model's name for a checkpoint tensor, in either naming."""
+    if name.startswith(RELEASED_TOWER_PREFIX):
+        return "image_encoder." + name[len(RELEASED_TOWER_PREFIX) :]
+    return name
 
 
 @contextmanager
@@ -178,21 +182,22 @@ def open_safetensors(file: Path) -> Iterator[Any]:
 
 
 def header_shapes(files: list[Path]) -> dict[str, tuple[tuple[int, ...], Path]]:
-    """Every tensor's shape and file, read from the safetensors headers (no tensor data)."""
+    """Every tensor's shape and file by its model name (`model_key`), read from the
+    safetensors headers (no tensor data)."""
     shapes: dict[str, tuple[tuple[int, ...], Path]] = {}
     for file in files:
         if file.suffix != ".safetensors":
             continue
         with open_safetensors(file) as handle:
             for key in handle.keys():
-                shapes[key] = (tuple(handle.get_slice(key).get_shape()), file)
+                shapes[model_key(key)] = (tuple(handle.get_slice(key).get_shape()), file)
     return shapes
 
 
 # Where the decoder layers of each stack sit in the released tensor names.
 LAYER_PREFIXES = {
     "text_config": "language_model.model.layers.",
-    "vision_config": "image_encoder.vision_model.encoder.layers.",
+    "vision_config": "image_encoder.encoder.layers.",
 }
 
 
@@ -325,16 +330,14 @@ def load_dragonfly(
         sub._attn_implementation = attn_implementation
     with init_empty_weights():
         model = DragonflyForCausalLM(config)
-    expected = {checkpoint_key(k): tuple(v.shape) for k, v in model.state_dict().items()}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     check_weights(expected, files, found)
-    by_checkpoint_name = {checkpoint_key(k): k for k in model.state_dict()}
     loaded = set()
     for key, tensor in read_tensors(files):
-        if key not in by_checkpoint_name:
+        key = model_key(key)
+        if key not in expected:
             continue  # e.g. the tower's unused position_ids buffer of older exports
-        set_module_tensor_to_device(
-            model, by_checkpoint_name[key], target or "cpu", value=tensor, dtype=dtype
-        )
+        set_module_tensor_to_device(model, key, target or "cpu", value=tensor, dtype=dtype)
         loaded.add(key)
     missing = sorted(set(expected) - loaded)
     if missing:
