@@ -8,7 +8,7 @@ checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -28,8 +28,20 @@ from dragonfly_eval.modeling.configuration import (
 HUB_PATTERNS = ["*.json", "*.safetensors", "*/config.json", "*/preprocessor_config.json"]
 
 
+# Checkpoints known by name (`dragonfly-tiny`): name -> a function returning their folder.
+NAMED_CHECKPOINTS: dict[str, Callable[[], Path]] = {}
+
+
+def register_checkpoint(name: str, folder: Callable[[], Path]) -> None:
+    """Make `name` resolve to the folder `folder()` returns (written on first use)."""
+    NAMED_CHECKPOINTS[name] = folder
+
+
 def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
-    """A local folder for a checkpoint folder or a hub id (downloaded once into the HF cache)."""
+    """A local folder for a named checkpoint, a checkpoint folder or a hub id (downloaded once
+    into the HF cache)."""
+    if name_or_path in NAMED_CHECKPOINTS:
+        return NAMED_CHECKPOINTS[name_or_path]()
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -276,88 +288,38 @@ def check_weights(
         raise CheckpointError(f"{where}: " + "; ".join(problems))
 
 
-def read_tensors(files: list[Path]):
-    """Yield (name, tensor) from the weight files, one tensor at a time."""
-    for file in files:
-        if file.suffix == ".safetensors":
-            with open_safetensors(file) as handle:
-                for key in handle.keys():
-                    yield key, handle.get_tensor(key)
-        else:
-            yield from torch.load(file, map_location="cpu", weights_only=True).items()
-
-
-def load_dragonfly(
-    pretrained: str,
-    *,
-    dtype: torch.dtype | str | None = None,
-    device: str | torch.device | None = None,
-    device_map: str | dict[str, Any] | None = None,
-    attn_implementation: str = "sdpa",
-    zoom: str | None = None,
-    allow_pickle: bool = False,
-    revision: str | None = None,
-    config: DragonflyConfig | None = None,
-    **unused: Any,
-):
-    """Build a DragonflyForCausalLM from a checkpoint: validated, then loaded tensor by tensor.
-
-    `device_map` ("auto" or a module->device dict) shards the model over several GPUs with
-    accelerate; otherwise the whole model goes to `device` (default CPU).
-    """
-    from accelerate import dispatch_model, infer_auto_device_map, init_empty_weights
-    from accelerate.utils import set_module_tensor_to_device
-
-    from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
-
-    if pretrained == "dragonfly-tiny":
-        from dragonfly_eval.modeling.tiny import build_tiny_model
-
-        return build_tiny_model(dtype=dtype, device=device, zoom=zoom)
-    folder = resolve_checkpoint(pretrained, revision=revision)
-    if config is None or getattr(config, "vision_config", None) is None:
-        config = read_config(folder)
-    else:
-        check_sizes(config, "the config passed to load_dragonfly")
+def preflight(
+    folder: Path,
+    config: DragonflyConfig,
+    dtype: torch.dtype,
+    device: str | torch.device | None,
+    device_map: Any,
+    allow_pickle: bool,
+    model_class: type,
+) -> list[Path]:
+    """The checkpoint's weight files, once everything that can be checked before loading holds:
+    sizes, memory, layer counts (from the config and the safetensors headers, nothing built),
+    then every tensor's name and shape against `model_class(config)` built on the meta device."""
+    check_sizes(config, folder / "config.json")
     files = weight_files(folder, allow_pickle=allow_pickle)
-    dtype = _as_dtype(dtype) or torch.float32
-    target = torch.device(device) if device is not None and device_map is None else None
     found = header_shapes(files)
+    target = torch.device(device) if device is not None and device_map is None else None
     check_footprint(config, dtype, found, str(folder), free_memory(target, device_map))
-    if zoom is not None:
-        config.zoom = zoom
-    for sub in (config.text_config, config.vision_config):
-        sub._attn_implementation = attn_implementation
-    with init_empty_weights():
-        model = DragonflyForCausalLM(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in model_class(config).state_dict().items()}
     check_weights(expected, files, found)
-    loaded = set()
-    for key, tensor in read_tensors(files):
-        key = model_key(key)
-        if key not in expected:
-            continue  # e.g. the tower's unused position_ids buffer of older exports
-        set_module_tensor_to_device(model, key, target or "cpu", value=tensor, dtype=dtype)
-        loaded.add(key)
-    missing = sorted(set(expected) - loaded)
-    if missing:
-        raise CheckpointError(f"{folder}: weights missing after loading: {missing[:5]}")
-    if device_map is not None:
-        if device_map == "auto":
-            device_map = infer_auto_device_map(
-                model, no_split_module_classes=model._no_split_modules, dtype=dtype
-            )
-        model = dispatch_model(model, device_map=device_map)
-    elif target is not None:
-        model.to(target)
-    generation_file = folder / "generation_config.json"
-    if generation_file.is_file():
-        model.language_model.generation_config = GenerationConfig.from_pretrained(str(folder))
-    model.eval()
-    return model
+    return files
 
 
-def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+def generation_config(folder: Path) -> GenerationConfig:
+    """The checkpoint's generation_config.json, or transformers' defaults without one."""
+    if (folder / "generation_config.json").is_file():
+        return GenerationConfig.from_pretrained(str(folder))
+    return GenerationConfig()
+
+
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """A torch dtype from a dtype, its name ("bfloat16", "bf16", ...), or None / "auto"."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +13,15 @@ from torch import nn
 from transformers import CLIPVisionModel, LlamaForCausalLM, PreTrainedModel
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.loading import (
+    KEY_MAPPING,
+    as_dtype,
+    check_settings,
+    generation_config,
+    preflight,
+    read_config,
+    resolve_checkpoint,
+)
 from dragonfly_eval.modeling.sequence import position_ids_from_mask
 from dragonfly_eval.modeling.vision import tower_features, v1_visual_tokens, v2_visual_tokens
 
@@ -60,6 +71,7 @@ class DragonflyForCausalLM(PreTrainedModel):
             config.vision_config.hidden_size, config.text_config.hidden_size
         )
         self.language_model = LlamaForCausalLM(config.text_config)
+        self.post_init()
 
     # --- visual tokens -------------------------------------------------------------------
     @property
@@ -142,7 +154,8 @@ class DragonflyForCausalLM(PreTrainedModel):
             if bool((indices[:, input_ids.shape[1] :] >= 0).any()):
                 raise ValueError("image_patches_indices points past the end of input_ids")
             indices = indices[:, : input_ids.shape[1]]
-        rows, cols = (indices >= 0).nonzero(as_tuple=True)
+        placeholders = indices >= 0
+        rows, cols = placeholders.nonzero(as_tuple=True)  # row-major, as masked_scatter fills
         flat_index = starts[rows] * per_image + indices[rows, cols]
         needed = torch.tensor(counts, device=embeds.device) * per_image
         if bool((indices.max(dim=1).values >= needed).any()) or rows.numel() != int(needed.sum()):
@@ -151,9 +164,8 @@ class DragonflyForCausalLM(PreTrainedModel):
                 f"must use the same zoom setting (model zoom={self.zoom!r}, {per_image} tokens "
                 f"per image, {int(needed.sum())} expected, {rows.numel()} placeholders given)"
             )
-        embeds = embeds.clone()
-        embeds[rows, cols] = visual.reshape(-1, visual.shape[-1])[flat_index].to(embeds.dtype)
-        return embeds
+        values = visual.reshape(-1, visual.shape[-1])[flat_index].to(embeds.dtype)
+        return embeds.masked_scatter(placeholders[..., None].to(embeds.device), values)
 
     def _stack_images(
         self, image_patches: ImagePatches, images_per_sample: Sequence[int] | None
@@ -290,8 +302,58 @@ class DragonflyForCausalLM(PreTrainedModel):
         return eos[0] if isinstance(eos, list) else eos
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str, *args: Any, **kwargs: Any):
-        """Load a released checkpoint (folder or hub id); see `loading.load_dragonfly`."""
-        from dragonfly_eval.modeling.loading import load_dragonfly
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: str | torch.device | None = None,
+        device_map: str | dict[str, Any] | None = None,
+        attn_implementation: str = "sdpa",
+        zoom: str | None = None,
+        allow_pickle: bool = False,
+        revision: str | None = None,
+        config: DragonflyConfig | None = None,
+        **kwargs: Any,
+    ) -> DragonflyForCausalLM:
+        """Load a checkpoint folder, hub id or named checkpoint (`dragonfly-tiny`): validated
+        before anything is built (`loading.preflight`), then loaded by transformers'
+        `PreTrainedModel.from_pretrained` (safetensors only unless `allow_pickle`, released
+        tensor names mapped by `loading.KEY_MAPPING`).
 
-        return load_dragonfly(str(pretrained_model_name_or_path), **kwargs)
+        `dtype` (default float32; `torch_dtype` is its deprecated name), `device` (the whole
+        model on one device, default CPU) or `device_map` ("auto" or a module->device dict,
+        sharded by accelerate), `zoom` (overrides `config.zoom`). Other keyword arguments go to
+        transformers, which refuses those it does not know (TypeError from the model's
+        constructor) rather than dropping them.
+        """
+        if "torch_dtype" in kwargs:
+            warnings.warn("torch_dtype is deprecated, use dtype", FutureWarning, stacklevel=2)
+            dtype = kwargs.pop("torch_dtype") if dtype is None else dtype
+        target = as_dtype(dtype) or torch.float32
+        folder = resolve_checkpoint(str(pretrained_model_name_or_path), revision=revision)
+        config = read_config(folder) if config is None else config
+        if zoom is not None:
+            config.zoom = zoom
+        check_settings(config, folder / "config.json")
+        files = preflight(folder, config, target, device, device_map, allow_pickle, cls)
+        config._attn_implementation = attn_implementation
+        if device_map is None and device is not None and torch.device(device).type != "cpu":
+            device_map = str(torch.device(device))
+        model = super().from_pretrained(
+            str(folder),
+            config=config,
+            dtype=target,
+            device_map=device_map,
+            use_safetensors=files[0].suffix == ".safetensors",
+            key_mapping=KEY_MAPPING,
+            attn_implementation=attn_implementation,
+            **kwargs,
+        )
+        model.language_model.generation_config = generation_config(folder)
+        return model.eval()
+
+
+def load_dragonfly(pretrained: str | Path, **kwargs: Any) -> DragonflyForCausalLM:
+    """`DragonflyForCausalLM.from_pretrained` under the name the harness has always called."""
+    return DragonflyForCausalLM.from_pretrained(pretrained, **kwargs)

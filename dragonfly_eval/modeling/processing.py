@@ -83,10 +83,6 @@ class DragonflyProcessor(ProcessorMixin):
     ) -> DragonflyProcessor:
         """The processor of a checkpoint folder or hub id: its saved processor files when it has
         them, else built from its config.json and tokenizer; `zoom` overrides the zoom."""
-        if pretrained == "dragonfly-tiny":
-            from dragonfly_eval.modeling.tiny import build_tiny_processor
-
-            return build_tiny_processor(zoom=zoom)
         folder = resolve_checkpoint(str(pretrained), revision=revision)
         if (folder / PROCESSOR_FILE).is_file():
             processor = super().from_pretrained(str(folder), **kwargs)

@@ -167,3 +167,14 @@ def test_save_pretrained_then_from_pretrained_reproduces_the_logits(
         expected = model(**inputs).logits
         found = again(**again_processor(text=[PROMPT], images=[noise_image(2)])).logits
     assert torch.equal(found, expected)
+
+
+def test_torch_dtype_is_honoured_with_its_deprecation(v2_checkpoint):
+    with pytest.warns(FutureWarning, match="torch_dtype is deprecated"):
+        model = DragonflyForCausalLM.from_pretrained(str(v2_checkpoint), torch_dtype=torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+def test_unknown_from_pretrained_arguments_are_refused(v2_checkpoint):
+    with pytest.raises(TypeError, match="nonsense"):
+        DragonflyForCausalLM.from_pretrained(str(v2_checkpoint), nonsense=1)
