@@ -28,6 +28,8 @@ from transformers import CLIPVisionConfig, LlamaConfig, PreTrainedTokenizerFast
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.loading import register_checkpoint
+from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
+from dragonfly_eval.modeling.processing import DragonflyProcessor
 
 TINY_NAME = "dragonfly-tiny"
 SEED = 20240603  # the Dragonfly paper's submission date
@@ -182,9 +184,6 @@ def tiny_checkpoint() -> Path:
 def write_tiny_checkpoint(folder: Path) -> None:
     """Draw the tiny model's weights from SEED on the CPU (float32) and save it with its
     tokenizer, processor and generation config as a checkpoint folder."""
-    from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
-    from dragonfly_eval.modeling.processing import DragonflyProcessor
-
     tokenizer = build_tiny_tokenizer()
     config = tiny_config(len(tokenizer))
     model = DragonflyForCausalLM(config)
@@ -207,15 +206,11 @@ def write_tiny_checkpoint(folder: Path) -> None:
 
 def build_tiny_model(dtype=None, device=None, zoom: str | None = None):
     """The tiny model, loaded from its checkpoint folder."""
-    from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
-
     return DragonflyForCausalLM.from_pretrained(TINY_NAME, dtype=dtype, device=device, zoom=zoom)
 
 
 def build_tiny_processor(zoom: str | None = None):
     """The processor of the tiny model, loaded from its checkpoint folder."""
-    from dragonfly_eval.modeling.processing import DragonflyProcessor
-
     return DragonflyProcessor.from_pretrained(TINY_NAME, zoom=zoom)
 
 
