@@ -243,6 +243,13 @@ class DragonflyConfig(PretrainedConfig):
         self.vision_chunk_size = vision_chunk_size
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> Any:
+        """transformers' `from_pretrained`, telling the config the folder it is read from (a
+        tower folder named relative to the checkpoint resolves against it), as AutoConfig does."""
+        kwargs.setdefault("name_or_path", str(pretrained_model_name_or_path))
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     def _drop_rope_scaling(self) -> None:
         # The released v2 config says `rope_scaling: null` at the top level: the model was
         # trained without Llama-3.1's rope scaling, whatever the text config inherited.

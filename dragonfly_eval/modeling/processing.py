@@ -79,15 +79,18 @@ class DragonflyProcessor(ProcessorMixin):
         pretrained: str | Path,
         zoom: str | None = None,
         revision: str | None = None,
+        config: DragonflyConfig | None = None,
         **kwargs: Any,
     ) -> DragonflyProcessor:
-        """The processor of a checkpoint folder or hub id: its saved processor files when it has
-        them, else built from its config.json and tokenizer; `zoom` overrides the zoom."""
+        """The processor of a checkpoint folder or hub id: built from `config` (e.g. the loaded
+        model's, so config.json is not read again) and the folder's tokenizer when given, else
+        from the folder's saved processor files, else from its config.json; `zoom` overrides
+        the zoom."""
         folder = resolve_checkpoint(str(pretrained), revision=revision)
-        if (folder / PROCESSOR_FILE).is_file():
+        if config is None and (folder / PROCESSOR_FILE).is_file():
             processor = super().from_pretrained(str(folder), **kwargs)
             return processor.with_zoom(zoom) if zoom else processor
-        config = read_config(folder)
+        config = read_config(folder) if config is None else config
         tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
         return cls.for_config(config, tokenizer, zoom)
 

@@ -44,6 +44,7 @@ def test_auto_config_of_a_released_folder_is_complete(checkpoint):
     assert config.version == (1 if tower["image_size"] == 224 else 2)
     assert config.zoom == ("select" if config.version == 1 else "full")
     assert settings(config) == settings(read_config(checkpoint))
+    assert settings(DragonflyConfig.from_pretrained(str(checkpoint))) == settings(config)
 
 
 def test_declared_version_is_honoured_over_the_tower_geometry(v2_checkpoint):
@@ -178,3 +179,19 @@ def test_torch_dtype_is_honoured_with_its_deprecation(v2_checkpoint):
 def test_unknown_from_pretrained_arguments_are_refused(v2_checkpoint):
     with pytest.raises(TypeError, match="nonsense"):
         DragonflyForCausalLM.from_pretrained(str(v2_checkpoint), nonsense=1)
+
+
+def test_the_processor_built_from_the_loaded_models_config_reads_no_config_file(
+    v1_checkpoint, load_pair, monkeypatch
+):
+    from dragonfly_eval.modeling import processing
+
+    model, reference = load_pair(v1_checkpoint, "low")
+
+    def refuse(folder):
+        raise AssertionError(f"{folder}/config.json was read again")
+
+    monkeypatch.setattr(processing, "read_config", refuse)
+    processor = DragonflyProcessor.from_pretrained(str(v1_checkpoint), config=model.config)
+    assert processor.zoom == model.zoom == "low"
+    assert processor.crop_token_counts() == reference.crop_token_counts()
