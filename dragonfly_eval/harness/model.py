@@ -46,7 +46,7 @@ from dragonfly_eval.harness.resume import (
 )
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor, chat_prompt
 from dragonfly_eval.modeling.image_processing import wide_mode
-from dragonfly_eval.modeling.modeling import load_dragonfly
+from dragonfly_eval.modeling.loading import load_dragonfly
 
 compat.apply()
 

@@ -335,3 +335,14 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype not in names:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(names)}")
     return names[dtype]
+
+
+def load_dragonfly(pretrained: str | Path, **kwargs: Any) -> Any:
+    """`DragonflyForCausalLM.from_pretrained`, under the name the harness has always imported.
+
+    The class is looked up in transformers' causal-LM registry (`dragonfly_eval.modeling`
+    registers it), not imported: the model sits above this module.
+    """
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    return MODEL_FOR_CAUSAL_LM_MAPPING[DragonflyConfig].from_pretrained(pretrained, **kwargs)

@@ -352,8 +352,3 @@ class DragonflyForCausalLM(PreTrainedModel):
         )
         model.language_model.generation_config = generation_config(folder)
         return model.eval()
-
-
-def load_dragonfly(pretrained: str | Path, **kwargs: Any) -> DragonflyForCausalLM:
-    """`DragonflyForCausalLM.from_pretrained` under the name the harness has always called."""
-    return DragonflyForCausalLM.from_pretrained(pretrained, **kwargs)
