@@ -144,6 +144,24 @@ def tower_normalization(folder: Path | None) -> dict[str, Any]:
     return {k: data[k] for k in ("image_mean", "image_std", "rescale_factor") if k in data}
 
 
+def resolve_tower(
+    vision_config: dict[str, Any] | CLIPVisionConfig | None,
+    image_encoder: str | None,
+    name_or_path: Any,
+) -> tuple[CLIPVisionConfig | None, dict[str, Any]]:
+    """The tower's config (as given, or resolved from `image_encoder` against the checkpoint
+    folder `name_or_path`) and, when resolved from a folder, its normalization settings."""
+    if isinstance(vision_config, dict):
+        data = {k: v for k, v in vision_config.items() if k != "model_type"}
+        return CLIPVisionConfig(**data), {}
+    if vision_config is not None or not image_encoder:
+        return vision_config, {}
+    folder = _folder(name_or_path)
+    config_file = folder / "config.json" if folder else "the config"
+    vision_config = resolve_vision_config(image_encoder, folder, config_file)
+    return vision_config, tower_normalization(tower_folder(image_encoder, folder))
+
+
 def infer_version(vision: CLIPVisionConfig) -> int:
     """The version of a released config that does not say it, from the tower's geometry:
     v1 towers (ViT-B/32 at 224 px) see 7x7 patches per crop, v2 towers (ViT-L/14-336) 24x24."""
@@ -207,16 +225,9 @@ class DragonflyConfig(PretrainedConfig):
         if "rope_scaling" in kwargs and kwargs["rope_scaling"] is None:
             del kwargs["rope_scaling"]
             self._drop_rope_scaling()
-        if isinstance(vision_config, dict):
-            vision_config = CLIPVisionConfig(
-                **{k: v for k, v in vision_config.items() if k != "model_type"}
-            )
-        folder = _folder(kwargs.get("name_or_path"))
-        normalization: dict[str, Any] = {}
-        if vision_config is None and image_encoder:
-            config_file = folder / "config.json" if folder else "the config"
-            vision_config = resolve_vision_config(image_encoder, folder, config_file)
-            normalization = tower_normalization(tower_folder(image_encoder, folder))
+        vision_config, normalization = resolve_tower(
+            vision_config, image_encoder, kwargs.get("name_or_path")
+        )
         self.vision_config = vision_config
         self.image_encoder = image_encoder
         if version is None and vision_config is not None:
