@@ -96,7 +96,7 @@ def build_model(config: DragonflyConfig, device: torch.device, dtype: torch.dtyp
 
 def bench_processor(config: DragonflyConfig) -> DragonflyProcessor:
     """The v2 image processing with the embedded tiny tokenizer (same special tokens)."""
-    return DragonflyProcessor.for_config(config, build_tiny_tokenizer(), None, None)
+    return DragonflyProcessor.for_config(config, build_tiny_tokenizer())
 
 
 @dataclass

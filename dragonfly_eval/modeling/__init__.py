@@ -1,12 +1,35 @@
-"""The Dragonfly model: config, zoom-in encoding, processor. Never imports lmms-eval."""
+"""The Dragonfly model: config, zoom-in encoding, processor. Never imports lmms-eval.
 
-from transformers import AutoConfig, AutoModelForCausalLM
+Importing the package registers the classes with transformers' Auto classes, so
+`AutoConfig`, `AutoModelForCausalLM`, `AutoImageProcessor` and `AutoProcessor` `from_pretrained`
+load Dragonfly checkpoint folders.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForCausalLM,
+    AutoProcessor,
+)
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
 from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
 from dragonfly_eval.modeling.processing import DragonflyProcessor, chat_prompt
+from dragonfly_eval.modeling.tiny import TINY_NAME  # registers the `dragonfly-tiny` name
 
 AutoConfig.register("dragonfly", DragonflyConfig, exist_ok=True)
 AutoModelForCausalLM.register(DragonflyConfig, DragonflyForCausalLM, exist_ok=True)
+AutoImageProcessor.register(
+    DragonflyConfig, image_processor_classes={"pil": DragonflyImageProcessor}, exist_ok=True
+)
+AutoProcessor.register(DragonflyConfig, DragonflyProcessor, exist_ok=True)
 
-__all__ = ["DragonflyConfig", "DragonflyForCausalLM", "DragonflyProcessor", "chat_prompt"]
+__all__ = [
+    "DragonflyConfig",
+    "DragonflyForCausalLM",
+    "DragonflyImageProcessor",
+    "DragonflyProcessor",
+    "TINY_NAME",
+    "chat_prompt",
+]

@@ -12,21 +12,25 @@ cutting and the normalization run on the device. `device_resize` picks the path.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageMode
+from transformers.image_processing_utils import BaseImageProcessor
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from dragonfly_eval.modeling import released
+from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.zoom import (
     ZoomGeometry,
     cut_level,
+    default_zoom,
     level_sizes,
+    make_geometry,
     resize_level,
     to_rgb,
     zoom_crops,
@@ -40,8 +44,8 @@ NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
 # table) and skips the bounds checks of the default "raise": the lookup runs about 2x faster.
 TAKE_MODE = "clip"
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_MEAN = tuple(OPENAI_CLIP_MEAN)
+CLIP_STD = tuple(OPENAI_CLIP_STD)
 DEVICE_RESIZE_CHOICES = ("auto", True, False)
 
 
@@ -55,46 +59,97 @@ def wide_mode(mode: str) -> bool:
     return int(ImageMode.getmode(mode).typestr[2:]) > 1  # typestr: numpy's, e.g. "<u2", "|u1"
 
 
-@dataclass
-class DragonflyImageProcessor:
-    """Cuts images into zoom-in crops (uint8) and normalizes them like CLIP's image processor."""
+def _default_threads() -> int:
+    return max(3, min(8, os.cpu_count() or 1))
 
-    geometry: ZoomGeometry
-    zoom: str
-    image_mean: tuple[float, float, float] = CLIP_MEAN
-    image_std: tuple[float, float, float] = CLIP_STD
-    rescale_factor: float = 1 / 255
-    # Level resizes run in this many threads (PIL frees the GIL): an image's three levels
-    # overlap, and so do several images' (`crops_many`).
-    resize_threads: int = field(default_factory=lambda: max(3, min(8, os.cpu_count() or 1)))
-    # Where the zoom levels are resized for `pixels_on` / `crops_on`: "auto" on the target
-    # device unless it is the CPU (Pillow is faster there); True or False force one path.
-    device_resize: str | bool = "auto"
-    _luts: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
-    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        if not (isinstance(self.device_resize, bool) or self.device_resize == "auto"):
-            raise ValueError(
-                f"device_resize={self.device_resize!r} is not valid; choose from "
-                f"{DEVICE_RESIZE_CHOICES}"
+class DragonflyImageProcessor(BaseImageProcessor):
+    """Cuts images into zoom-in crops (uint8) and normalizes them like CLIP's image processor.
+
+    An HF image processor: `save_pretrained` writes its settings (geometry, zoom, mean/std) to
+    preprocessor_config.json and `from_pretrained` reads them back. `resize_threads` (a runtime
+    setting, not saved): level resizes run in this many threads (PIL frees the GIL), so an
+    image's three levels overlap, and so do several images' (`crops_many`).
+    """
+
+    model_input_names = ["image_patches"]
+
+    def __init__(
+        self,
+        geometry: ZoomGeometry | None = None,
+        zoom: str | None = None,
+        image_mean: Sequence[float] = CLIP_MEAN,
+        image_std: Sequence[float] = CLIP_STD,
+        rescale_factor: float = released.RESCALE_FACTOR,
+        resize_threads: int | None = None,
+        device_resize: str | bool = "auto",
+        version: int | None = None,
+        crop_size: int | None = None,
+        medium_grids: Sequence[Sequence[int]] = released.MEDIUM_GRIDS,
+        high_grids: Sequence[Sequence[int]] | None = None,
+        high_scale: int = released.HIGH_SCALE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if geometry is None:  # read back from preprocessor_config.json
+            geometry = make_geometry(
+                version,
+                crop_size,
+                tuple(map(tuple, medium_grids)),
+                None if high_grids is None else tuple(map(tuple, high_grids)),
+                high_scale,
             )
+        self.geometry = geometry
+        self.zoom = zoom or default_zoom(geometry.version)
+        zoom_levels(geometry.version, self.zoom)  # refuses a zoom the version does not have
+        self.image_mean = tuple(image_mean)
+        self.image_std = tuple(image_std)
+        self.rescale_factor = float(rescale_factor)
+        self.resize_threads = _default_threads() if resize_threads is None else resize_threads
+        # Where the zoom levels are resized for `pixels_on` / `crops_on`: "auto" on the target
+        # device unless it is the CPU (Pillow is faster there); True or False force one path.
+        if not (isinstance(device_resize, bool) or device_resize == "auto"):
+            raise ValueError(
+                f"device_resize={device_resize!r} is not valid; choose from {DEVICE_RESIZE_CHOICES}"
+            )
+        self.device_resize = device_resize
+        self._luts: dict[str, torch.Tensor] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
-    def from_tower_folder(
-        cls, folder: Path | None, geometry: ZoomGeometry, zoom: str
+    def from_config(
+        cls, config: DragonflyConfig, zoom: str | None = None
     ) -> DragonflyImageProcessor:
-        """Mean/std from the tower's `preprocessor_config.json` when present, CLIP defaults otherwise."""
-        kwargs = {}
-        config_file = folder / "preprocessor_config.json" if folder is not None else None
-        if config_file is not None and config_file.is_file():
-            data = json.loads(config_file.read_text())
-            kwargs = {
-                "image_mean": tuple(data.get("image_mean", CLIP_MEAN)),
-                "image_std": tuple(data.get("image_std", CLIP_STD)),
-                "rescale_factor": float(data.get("rescale_factor", 1 / 255)),
-            }
-        return cls(geometry=geometry, zoom=zoom, **kwargs)
+        """The image processing a resolved DragonflyConfig defines (geometry, zoom, mean/std);
+        `zoom` overrides the config's."""
+        return cls(
+            geometry=config.geometry(),
+            zoom=zoom or config.zoom,
+            image_mean=config.image_mean,
+            image_std=config.image_std,
+            rescale_factor=config.rescale_factor,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The saved settings: geometry as layouts in crops, zoom, normalization."""
+        se = self.geometry.crop_size
+        high = self.geometry.high_candidates
+
+        def grids(resolutions):
+            return [[w // se, h // se] for w, h in resolutions]
+
+        return {
+            "image_processor_type": type(self).__name__,
+            "version": self.geometry.version,
+            "crop_size": se,
+            "medium_grids": grids(self.geometry.medium_candidates),
+            "high_grids": None if high is None else grids(high),
+            "high_scale": self.geometry.high_scale,
+            "zoom": self.zoom,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+            "rescale_factor": self.rescale_factor,
+        }
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -124,7 +179,9 @@ class DragonflyImageProcessor:
         """[3, 256] float32: the normalized value of each uint8 level per channel.
 
         Computed in the same float steps as the CLIP image processor (rescale in float64, cast to
-        float32, then (x - mean) / std in float32), so pixels match it bit for bit.
+        float32, then (x - mean) / std in float32), so pixels match it bit for bit. Kept rather
+        than transformers' `normalize`: one gather per value gives those exact bits on any device,
+        where recomputing the arithmetic on an accelerator can round differently.
         """
         key = str(device)
         if key not in self._luts:

@@ -8,56 +8,40 @@ checkpoint.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers import CLIPVisionConfig, GenerationConfig
+from transformers import GenerationConfig
 
-from dragonfly_eval.modeling.configuration import DragonflyConfig
-
-# The CLIP towers of the released checkpoints (facts from the public CLIP configs).
-KNOWN_TOWERS: dict[str, dict[str, Any]] = {
-    "openai/clip-vit-large-patch14-336": dict(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    ),
-    "openai/clip-vit-base-patch32": dict(
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        image_size=224,
-        patch_size=32,
-        projection_dim=512,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    ),
-}
-
-ConfigT = TypeVar("ConfigT")
+from dragonfly_eval.modeling.configuration import (
+    CheckpointError,
+    DragonflyConfig,
+    build_config,
+    read_json,
+)
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*/config.json", "*/preprocessor_config.json"]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as Dragonfly; the message names the file and problem."""
+# Checkpoints known by name (`dragonfly-tiny`): name -> a function returning their folder.
+NAMED_CHECKPOINTS: dict[str, Callable[[], Path]] = {}
+
+
+def register_checkpoint(name: str, folder: Callable[[], Path]) -> None:
+    """Make `name` resolve to the folder `folder()` returns (written on first use)."""
+    NAMED_CHECKPOINTS[name] = folder
 
 
 def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
-    """A local folder for a checkpoint folder or a hub id (downloaded once into the HF cache)."""
+    """A local folder for a named checkpoint, a checkpoint folder or a hub id (downloaded once
+    into the HF cache)."""
+    if name_or_path in NAMED_CHECKPOINTS:
+        return NAMED_CHECKPOINTS[name_or_path]()
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -76,14 +60,6 @@ def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
         ) from err
 
 
-def read_json(path: Path) -> Any:
-    """The JSON content of a checkpoint file; CheckpointError naming it when it is not JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
-
-
 def read_config(folder: Path) -> DragonflyConfig:
     """The checkpoint's DragonflyConfig with its vision tower resolved and its sizes checked."""
     config_file = folder / "config.json"
@@ -98,19 +74,19 @@ def read_config(folder: Path) -> DragonflyConfig:
         )
     if "text_config" not in data:
         raise CheckpointError(f"{config_file}: no text_config (the Llama settings)")
-    config = build_config(lambda: DragonflyConfig.from_dict(data), config_file)
-    if config.vision_config is None:
-        config.vision_config = resolve_vision_config(config.image_encoder, folder, config_file)
+    config = build_config(
+        lambda: DragonflyConfig.from_dict(data, name_or_path=str(folder)), config_file
+    )
     check_sizes(config, config_file)
+    check_settings(config, config_file)
     return config
 
 
-def build_config(make: Callable[[], ConfigT], config_file: Path) -> ConfigT:
-    """`make()`, with a config value transformers refuses reported as a CheckpointError."""
-    try:
-        return make()
-    except Exception as err:  # transformers validates field types with its own error classes
-        raise CheckpointError(f"{config_file}: {type(err).__name__}: {err}") from err
+def check_settings(config: DragonflyConfig, config_file: Path | str) -> None:
+    """Refuse settings that do not fit together (`DragonflyConfig.validate`)."""
+    problems = config.problems()
+    if problems:
+        raise CheckpointError(f"{config_file}: invalid Dragonfly config: " + "; ".join(problems))
 
 
 def check_sizes(config: DragonflyConfig, config_file: Path | str) -> None:
@@ -120,39 +96,6 @@ def check_sizes(config: DragonflyConfig, config_file: Path | str) -> None:
         raise CheckpointError(
             f"{config_file}: sizes must be positive integers, found {', '.join(invalid)}"
         )
-
-
-def tower_folder(image_encoder: str | None, checkpoint: Path) -> Path | None:
-    """The folder holding the tower's config files, if `image_encoder` names one."""
-    if not image_encoder or image_encoder in KNOWN_TOWERS:
-        return None
-    for candidate in (checkpoint / image_encoder, Path(image_encoder).expanduser()):
-        if (candidate / "config.json").is_file():
-            return candidate
-    return None
-
-
-def resolve_vision_config(
-    image_encoder: str | None, checkpoint: Path, config_file: Path
-) -> CLIPVisionConfig:
-    """Build the tower's config without downloading it: known id, relative path, or folder."""
-    if image_encoder in KNOWN_TOWERS:
-        return CLIPVisionConfig(**KNOWN_TOWERS[image_encoder])
-    folder = tower_folder(image_encoder, checkpoint)
-    if folder is None:
-        raise CheckpointError(
-            f"{config_file}: unknown image_encoder {image_encoder!r}; expected one of "
-            f"{sorted(KNOWN_TOWERS)}, a folder relative to the checkpoint, or a folder path "
-            "holding the tower's config.json"
-        )
-    tower_file = folder / "config.json"
-    data = read_json(tower_file)
-    if isinstance(data, dict) and data.get("model_type") == "clip":  # take the vision half
-        data = data.get("vision_config", {})
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{tower_file}: not a JSON object")
-    data.pop("model_type", None)
-    return build_config(lambda: CLIPVisionConfig(**data), tower_file)
 
 
 def weight_files(folder: Path, allow_pickle: bool = False) -> list[Path]:
@@ -226,13 +169,17 @@ def inside_checkpoint(folder: Path, files: list[Path], named_by: Path) -> list[P
     return files
 
 
-def checkpoint_key(model_key: str) -> str:
-    """The released name of a parameter: the tower's keys carry `vision_model.` there."""
-    if model_key.startswith("image_encoder.") and not model_key.startswith(
-        "image_encoder.vision_model."
-    ):
-        return "image_encoder.vision_model." + model_key[len("image_encoder.") :]
-    return model_key
+# Released checkpoints name the tower's tensors `image_encoder.vision_model.*`; transformers 5's
+# CLIPVisionModel holds them without the `vision_model.` level (what save_pretrained writes).
+KEY_MAPPING = {r"^image_encoder\.vision_model\.": "image_encoder."}
+RELEASED_TOWER_PREFIX = "image_encoder.vision_model."
+
+
+def model_key(name: str) -> str:
+    """The model's name for a checkpoint tensor, in either naming."""
+    if name.startswith(RELEASED_TOWER_PREFIX):
+        return "image_encoder." + name[len(RELEASED_TOWER_PREFIX) :]
+    return name
 
 
 @contextmanager
@@ -247,21 +194,22 @@ def open_safetensors(file: Path) -> Iterator[Any]:
 
 
 def header_shapes(files: list[Path]) -> dict[str, tuple[tuple[int, ...], Path]]:
-    """Every tensor's shape and file, read from the safetensors headers (no tensor data)."""
+    """Every tensor's shape and file by its model name (`model_key`), read from the
+    safetensors headers (no tensor data)."""
     shapes: dict[str, tuple[tuple[int, ...], Path]] = {}
     for file in files:
         if file.suffix != ".safetensors":
             continue
         with open_safetensors(file) as handle:
             for key in handle.keys():
-                shapes[key] = (tuple(handle.get_slice(key).get_shape()), file)
+                shapes[model_key(key)] = (tuple(handle.get_slice(key).get_shape()), file)
     return shapes
 
 
 # Where the decoder layers of each stack sit in the released tensor names.
 LAYER_PREFIXES = {
     "text_config": "language_model.model.layers.",
-    "vision_config": "image_encoder.vision_model.encoder.layers.",
+    "vision_config": "image_encoder.encoder.layers.",
 }
 
 
@@ -340,89 +288,38 @@ def check_weights(
         raise CheckpointError(f"{where}: " + "; ".join(problems))
 
 
-def read_tensors(files: list[Path]):
-    """Yield (name, tensor) from the weight files, one tensor at a time."""
-    for file in files:
-        if file.suffix == ".safetensors":
-            with open_safetensors(file) as handle:
-                for key in handle.keys():
-                    yield key, handle.get_tensor(key)
-        else:
-            yield from torch.load(file, map_location="cpu", weights_only=True).items()
-
-
-def load_dragonfly(
-    pretrained: str,
-    *,
-    dtype: torch.dtype | str | None = None,
-    device: str | torch.device | None = None,
-    device_map: str | dict[str, Any] | None = None,
-    attn_implementation: str = "sdpa",
-    zoom: str | None = None,
-    allow_pickle: bool = False,
-    revision: str | None = None,
-    config: DragonflyConfig | None = None,
-    **unused: Any,
-):
-    """Build a DragonflyForCausalLM from a checkpoint: validated, then loaded tensor by tensor.
-
-    `device_map` ("auto" or a module->device dict) shards the model over several GPUs with
-    accelerate; otherwise the whole model goes to `device` (default CPU).
-    """
-    from accelerate import dispatch_model, infer_auto_device_map, init_empty_weights
-    from accelerate.utils import set_module_tensor_to_device
-
-    from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
-
-    if pretrained == "dragonfly-tiny":
-        from dragonfly_eval.modeling.tiny import build_tiny_model
-
-        return build_tiny_model(dtype=dtype, device=device, zoom=zoom)
-    folder = resolve_checkpoint(pretrained, revision=revision)
-    if config is None or getattr(config, "vision_config", None) is None:
-        config = read_config(folder)
-    else:
-        check_sizes(config, "the config passed to load_dragonfly")
+def preflight(
+    folder: Path,
+    config: DragonflyConfig,
+    dtype: torch.dtype,
+    device: str | torch.device | None,
+    device_map: Any,
+    allow_pickle: bool,
+    model_class: type,
+) -> list[Path]:
+    """The checkpoint's weight files, once everything that can be checked before loading holds:
+    sizes, memory, layer counts (from the config and the safetensors headers, nothing built),
+    then every tensor's name and shape against `model_class(config)` built on the meta device."""
+    check_sizes(config, folder / "config.json")
     files = weight_files(folder, allow_pickle=allow_pickle)
-    dtype = _as_dtype(dtype) or torch.float32
-    target = torch.device(device) if device is not None and device_map is None else None
     found = header_shapes(files)
+    target = torch.device(device) if device is not None and device_map is None else None
     check_footprint(config, dtype, found, str(folder), free_memory(target, device_map))
-    config.zoom = zoom
-    for sub in (config.text_config, config.vision_config):
-        sub._attn_implementation = attn_implementation
-    with init_empty_weights():
-        model = DragonflyForCausalLM(config)
-    expected = {checkpoint_key(k): tuple(v.shape) for k, v in model.state_dict().items()}
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in model_class(config).state_dict().items()}
     check_weights(expected, files, found)
-    by_checkpoint_name = {checkpoint_key(k): k for k in model.state_dict()}
-    loaded = set()
-    for key, tensor in read_tensors(files):
-        if key not in by_checkpoint_name:
-            continue  # e.g. the tower's unused position_ids buffer of older exports
-        set_module_tensor_to_device(
-            model, by_checkpoint_name[key], target or "cpu", value=tensor, dtype=dtype
-        )
-        loaded.add(key)
-    missing = sorted(set(expected) - loaded)
-    if missing:
-        raise CheckpointError(f"{folder}: weights missing after loading: {missing[:5]}")
-    if device_map is not None:
-        if device_map == "auto":
-            device_map = infer_auto_device_map(
-                model, no_split_module_classes=model._no_split_modules, dtype=dtype
-            )
-        model = dispatch_model(model, device_map=device_map)
-    elif target is not None:
-        model.to(target)
-    generation_file = folder / "generation_config.json"
-    if generation_file.is_file():
-        model.language_model.generation_config = GenerationConfig.from_pretrained(str(folder))
-    model.eval()
-    return model
+    return files
 
 
-def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+def generation_config(folder: Path) -> GenerationConfig:
+    """The checkpoint's generation_config.json, or transformers' defaults without one."""
+    if (folder / "generation_config.json").is_file():
+        return GenerationConfig.from_pretrained(str(folder))
+    return GenerationConfig()
+
+
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """A torch dtype from a dtype, its name ("bfloat16", "bf16", ...), or None / "auto"."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
@@ -438,3 +335,14 @@ def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype not in names:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(names)}")
     return names[dtype]
+
+
+def load_dragonfly(pretrained: str | Path, **kwargs: Any) -> Any:
+    """`DragonflyForCausalLM.from_pretrained`, under the name the harness has always imported.
+
+    The class is looked up in transformers' causal-LM registry (`dragonfly_eval.modeling`
+    registers it), not imported: the model sits above this module.
+    """
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    return MODEL_FOR_CAUSAL_LM_MAPPING[DragonflyConfig].from_pretrained(pretrained, **kwargs)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,14 +13,17 @@ from torch import nn
 from transformers import CLIPVisionModel, LlamaForCausalLM, PreTrainedModel
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.loading import (
+    KEY_MAPPING,
+    as_dtype,
+    check_settings,
+    generation_config,
+    preflight,
+    read_config,
+    resolve_checkpoint,
+)
 from dragonfly_eval.modeling.sequence import position_ids_from_mask
 from dragonfly_eval.modeling.vision import tower_features, v1_visual_tokens, v2_visual_tokens
-from dragonfly_eval.modeling.zoom import (
-    crop_token_counts,
-    crops_per_image,
-    default_zoom,
-    zoom_levels,
-)
 
 ImagePatches = torch.Tensor | Sequence[torch.Tensor]
 
@@ -60,46 +65,55 @@ class DragonflyForCausalLM(PreTrainedModel):
 
     def __init__(self, config: DragonflyConfig) -> None:
         super().__init__(config)
-        if config.vision_config is None:
-            raise ValueError("DragonflyConfig.vision_config must be resolved before building")
+        config.validate()
         self.image_encoder = CLIPVisionModel(config.vision_config)
         self.vision_embed_tokens = nn.Linear(
             config.vision_config.hidden_size, config.text_config.hidden_size
         )
         self.language_model = LlamaForCausalLM(config.text_config)
-        self.zoom = getattr(config, "zoom", None) or default_zoom(config.version)
-        zoom_levels(config.version, self.zoom)  # validates the setting early
-        self.vision_chunk_size = 64
+        self.post_init()
 
     # --- visual tokens -------------------------------------------------------------------
     @property
+    def zoom(self) -> str:
+        """The zoom setting (`config.zoom`)."""
+        return self.config.zoom
+
+    @property
     def grid(self) -> int:
         """Patches per side of one crop in the tower (24 for ViT-L/14-336, 7 for ViT-B/32-224)."""
-        cfg = self.config.vision_config
-        return cfg.image_size // cfg.patch_size
+        return self.config.grid
 
     def crop_token_counts(self) -> list[int]:
         """Visual tokens of each kept crop of one image, in sequence order."""
-        return crop_token_counts(self.config.version, self.zoom, self.grid)
+        return self.config.crop_token_counts()
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Visual embeddings of whole images: [n_images, n_crops, 3, se, se] -> [n_images, T, D].
 
         All crops of all images go through the tower in one call (chunked to bound memory).
         """
+        cfg = self.config
         n_images, n_crops = pixels.shape[:2]
         tower_dtype = self.vision_embed_tokens.weight.dtype
         feats = tower_features(
             self.image_encoder,
             pixels.flatten(0, 1).to(tower_dtype),
-            chunk_size=self.vision_chunk_size,
+            chunk_size=cfg.vision_chunk_size,
+            feature_layer=cfg.vision_feature_layer,
         )  # [n_images * n_crops, 1+P, C]
         feats = feats.view(n_images, n_crops, *feats.shape[1:])  # [B, n_crops, 1+P, C]
-        if self.config.version == 2:
+        if cfg.version == 2:
             # Pooling commutes with the affine projector; pooling first projects 11x fewer tokens.
-            return self.vision_embed_tokens(v2_visual_tokens(feats))
+            return self.vision_embed_tokens(v2_visual_tokens(feats, kernel=cfg.pool_kernel))
         projected = self.vision_embed_tokens(feats)  # [B, n_crops, 1+P, D]
-        return v1_visual_tokens(projected, select=self.zoom == "select")
+        return v1_visual_tokens(
+            projected,
+            select=cfg.zoom == "select",
+            n_medium=cfg.level_crops()["medium"],
+            block=cfg.v1_block,
+            top_k=cfg.v1_top_k,
+        )
 
     def embed_inputs(
         self,
@@ -140,7 +154,8 @@ class DragonflyForCausalLM(PreTrainedModel):
             if bool((indices[:, input_ids.shape[1] :] >= 0).any()):
                 raise ValueError("image_patches_indices points past the end of input_ids")
             indices = indices[:, : input_ids.shape[1]]
-        rows, cols = (indices >= 0).nonzero(as_tuple=True)
+        placeholders = indices >= 0
+        rows, cols = placeholders.nonzero(as_tuple=True)  # row-major, as masked_scatter fills
         flat_index = starts[rows] * per_image + indices[rows, cols]
         needed = torch.tensor(counts, device=embeds.device) * per_image
         if bool((indices.max(dim=1).values >= needed).any()) or rows.numel() != int(needed.sum()):
@@ -149,9 +164,8 @@ class DragonflyForCausalLM(PreTrainedModel):
                 f"must use the same zoom setting (model zoom={self.zoom!r}, {per_image} tokens "
                 f"per image, {int(needed.sum())} expected, {rows.numel()} placeholders given)"
             )
-        embeds = embeds.clone()
-        embeds[rows, cols] = visual.reshape(-1, visual.shape[-1])[flat_index].to(embeds.dtype)
-        return embeds
+        values = visual.reshape(-1, visual.shape[-1])[flat_index].to(embeds.dtype)
+        return embeds.masked_scatter(placeholders[..., None].to(embeds.device), values)
 
     def _stack_images(
         self, image_patches: ImagePatches, images_per_sample: Sequence[int] | None
@@ -180,7 +194,7 @@ class DragonflyForCausalLM(PreTrainedModel):
 
     def crops_per_image(self) -> int:
         """Crops the processor cuts per image for this model's version and zoom."""
-        return crops_per_image(self.config.version, self.zoom)
+        return self.config.crops_per_image()
 
     # --- language model ------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Module:
@@ -288,8 +302,53 @@ class DragonflyForCausalLM(PreTrainedModel):
         return eos[0] if isinstance(eos, list) else eos
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str, *args: Any, **kwargs: Any):
-        """Load a released checkpoint (folder or hub id); see `loading.load_dragonfly`."""
-        from dragonfly_eval.modeling.loading import load_dragonfly
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: str | torch.device | None = None,
+        device_map: str | dict[str, Any] | None = None,
+        attn_implementation: str = "sdpa",
+        zoom: str | None = None,
+        allow_pickle: bool = False,
+        revision: str | None = None,
+        config: DragonflyConfig | None = None,
+        **kwargs: Any,
+    ) -> DragonflyForCausalLM:
+        """Load a checkpoint folder, hub id or named checkpoint (`dragonfly-tiny`): validated
+        before anything is built (`loading.preflight`), then loaded by transformers'
+        `PreTrainedModel.from_pretrained` (safetensors only unless `allow_pickle`, released
+        tensor names mapped by `loading.KEY_MAPPING`).
 
-        return load_dragonfly(str(pretrained_model_name_or_path), **kwargs)
+        `dtype` (default float32; `torch_dtype` is its deprecated name), `device` (the whole
+        model on one device, default CPU) or `device_map` ("auto" or a module->device dict,
+        sharded by accelerate), `zoom` (overrides `config.zoom`). Other keyword arguments go to
+        transformers, which refuses those it does not know (TypeError from the model's
+        constructor) rather than dropping them.
+        """
+        if "torch_dtype" in kwargs:
+            warnings.warn("torch_dtype is deprecated, use dtype", FutureWarning, stacklevel=2)
+            dtype = kwargs.pop("torch_dtype") if dtype is None else dtype
+        target = as_dtype(dtype) or torch.float32
+        folder = resolve_checkpoint(str(pretrained_model_name_or_path), revision=revision)
+        config = read_config(folder) if config is None else config
+        if zoom is not None:
+            config.zoom = zoom
+        check_settings(config, folder / "config.json")
+        files = preflight(folder, config, target, device, device_map, allow_pickle, cls)
+        config._attn_implementation = attn_implementation
+        if device_map is None and device is not None and torch.device(device).type != "cpu":
+            device_map = str(torch.device(device))
+        model = super().from_pretrained(
+            str(folder),
+            config=config,
+            dtype=target,
+            device_map=device_map,
+            use_safetensors=files[0].suffix == ".safetensors",
+            key_mapping=KEY_MAPPING,
+            attn_implementation=attn_implementation,
+            **kwargs,
+        )
+        model.language_model.generation_config = generation_config(folder)
+        return model.eval()

@@ -8,19 +8,16 @@ from typing import Any
 
 import torch
 from PIL import Image
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, ProcessorMixin
 
+from dragonfly_eval.modeling import released
+from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
-from dragonfly_eval.modeling.loading import read_config, resolve_checkpoint, tower_folder
+from dragonfly_eval.modeling.loading import read_config, resolve_checkpoint
 from dragonfly_eval.modeling.sequence import pad_batch, sample_layout
-from dragonfly_eval.modeling.zoom import (
-    crop_token_counts,
-    default_zoom,
-    geometry_for,
-)
+from dragonfly_eval.modeling.zoom import crop_token_counts
 
-PLACEHOLDER_TOKEN = "<|reserved_special_token_0|>"
-SEPARATOR_TOKEN = "<|reserved_special_token_1|>"
+PROCESSOR_FILE = "processor_config.json"
 EOT_TOKEN = "<|eot_id|>"
 # Reference oddity: its processor (derived from Fuyu's) sizes `image_patches_indices` in generation
 # mode for 10 tokens to generate beyond the prompt, so that row is 10 entries (-1) longer than
@@ -41,49 +38,91 @@ def chat_prompt(question: str) -> str:
     )
 
 
-class DragonflyProcessor:
-    """Tokenizer + zoom-in image processor, laid out the way the released checkpoints expect."""
+class DragonflyProcessor(ProcessorMixin):
+    """Tokenizer + zoom-in image processor, laid out the way the released checkpoints expect.
+
+    An HF processor: `save_pretrained` writes the tokenizer, preprocessor_config.json (the image
+    processor) and processor_config.json (the token layout below), and `from_pretrained` /
+    `AutoProcessor.from_pretrained` read them back. A released-format folder has none of these,
+    so there the processor is built from the checkpoint's config (`for_config`).
+
+    The token layout settings come from the DragonflyConfig: `image_token` and
+    `separator_token`, `patch_grid` (tower patches per crop side), `pool_kernel` and
+    `v1_top_k`.
+    """
 
     def __init__(
         self,
-        tokenizer: PreTrainedTokenizerBase,
         image_processor: DragonflyImageProcessor,
-        grid: int,
+        tokenizer: PreTrainedTokenizerBase,
+        image_token: str = released.IMAGE_TOKEN,
+        separator_token: str = released.SEPARATOR_TOKEN,
+        patch_grid: int = 24,
+        pool_kernel: int = released.POOL_KERNEL,
+        v1_top_k: int = released.V1_TOP_K,
+        **kwargs: Any,
     ) -> None:
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-        self.grid = grid
-        self.placeholder_id = self._special_id(PLACEHOLDER_TOKEN)
-        self.separator_id = self._special_id(SEPARATOR_TOKEN)
+        self.image_token = image_token
+        self.separator_token = separator_token
+        self.patch_grid = patch_grid
+        self.pool_kernel = pool_kernel
+        self.v1_top_k = v1_top_k
+        super().__init__(image_processor, tokenizer, **kwargs)
+        self.placeholder_id = self._special_id(image_token)
+        self.separator_id = self._special_id(separator_token)
         self.eot_id = self._special_id(EOT_TOKEN)
         self.pad_id = tokenizer.eos_token_id
 
     @classmethod
     def from_pretrained(
-        cls, pretrained: str, zoom: str | None = None, revision: str | None = None
+        cls,
+        pretrained: str | Path,
+        zoom: str | None = None,
+        revision: str | None = None,
+        config: DragonflyConfig | None = None,
+        **kwargs: Any,
     ) -> DragonflyProcessor:
-        """Tokenizer and CLIP image preprocessing of a checkpoint folder or hub id."""
-        if pretrained == "dragonfly-tiny":
-            from dragonfly_eval.modeling.tiny import build_tiny_processor
-
-            return build_tiny_processor(zoom=zoom)
-        folder = resolve_checkpoint(pretrained, revision=revision)
-        config = read_config(folder)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        return cls.for_config(config, tokenizer, tower_folder(config.image_encoder, folder), zoom)
+        """The processor of a checkpoint folder or hub id: built from `config` (e.g. the loaded
+        model's, so config.json is not read again) and the folder's tokenizer when given, else
+        from the folder's saved processor files, else from its config.json; `zoom` overrides
+        the zoom."""
+        folder = resolve_checkpoint(str(pretrained), revision=revision)
+        if config is None and (folder / PROCESSOR_FILE).is_file():
+            processor = super().from_pretrained(str(folder), **kwargs)
+            return processor.with_zoom(zoom) if zoom else processor
+        config = read_config(folder) if config is None else config
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+        return cls.for_config(config, tokenizer, zoom)
 
     @classmethod
     def for_config(
-        cls, config, tokenizer: PreTrainedTokenizerBase, tower: Path | None, zoom: str | None
+        cls, config: DragonflyConfig, tokenizer: PreTrainedTokenizerBase, zoom: str | None = None
     ) -> DragonflyProcessor:
-        """A processor matching a resolved DragonflyConfig (version, crop size, zoom)."""
-        vision = config.vision_config
-        version = config.version
-        geometry = geometry_for(version, vision.image_size)
-        image_processor = DragonflyImageProcessor.from_tower_folder(
-            tower, geometry, zoom or default_zoom(version)
+        """The processor a resolved DragonflyConfig defines (version, geometry, zoom, tokens)."""
+        config.validate()
+        return cls(
+            DragonflyImageProcessor.from_config(config, zoom),
+            tokenizer,
+            image_token=config.image_token,
+            separator_token=config.separator_token,
+            patch_grid=config.grid,
+            pool_kernel=config.pool_kernel,
+            v1_top_k=config.v1_top_k,
         )
-        return cls(tokenizer, image_processor, vision.image_size // vision.patch_size)
+
+    def with_zoom(self, zoom: str) -> DragonflyProcessor:
+        """This processor with another zoom setting (the tokenizer is shared)."""
+        images = self.image_processor.to_dict()
+        images.pop("image_processor_type")
+        return type(self)(
+            DragonflyImageProcessor(**{**images, "zoom": zoom}),
+            self.tokenizer,
+            image_token=self.image_token,
+            separator_token=self.separator_token,
+            patch_grid=self.patch_grid,
+            pool_kernel=self.pool_kernel,
+            v1_top_k=self.v1_top_k,
+        )
 
     def _special_id(self, token: str) -> int:
         token_id = self.tokenizer.convert_tokens_to_ids(token)
@@ -99,9 +138,20 @@ class DragonflyProcessor:
     def zoom(self) -> str:
         return self.image_processor.zoom
 
+    @property
+    def grid(self) -> int:
+        return self.patch_grid
+
     def crop_token_counts(self) -> list[int]:
         """Visual tokens of each kept crop of one image."""
-        return crop_token_counts(self.version, self.zoom, self.grid)
+        return crop_token_counts(
+            self.version,
+            self.zoom,
+            self.patch_grid,
+            self.image_processor.geometry,
+            self.pool_kernel,
+            self.v1_top_k,
+        )
 
     def text_ids(self, prompt: str, max_length: int = 4096) -> list[int]:
         """The prompt's ids with special tokens (so it starts with <|begin_of_text|>), truncated

@@ -1,23 +1,39 @@
-"""`dragonfly-tiny`: an embedded Dragonfly with random weights, for demos and offline CI runs.
+"""`dragonfly-tiny`: a Dragonfly with random weights, for demos and offline CI runs.
 
 The real zoom geometry (v2: 41 crops of 336 px, 577 tokens per crop, 2098 positions per image) with
 small widths, its weights drawn from a fixed seed, and a small byte-level BPE tokenizer with the
 Llama-3 special tokens shipped in the package: no download, no shared files. Its answers are
 meaningless; its outputs are exactly reproducible, which is what a regression gate needs.
 
+It is data: on first use a checkpoint folder (config, safetensors weights, tokenizer, processor,
+generation config) is written once into the cache (`tiny_checkpoint`), named by a hash of
+everything that decides its contents, and from then on `dragonfly-tiny` is loaded like any other
+checkpoint folder.
+
 Regenerate the shipped tokenizer with `python -m dragonfly_eval.modeling.tiny`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import CLIPVisionConfig, LlamaConfig, PreTrainedTokenizerFast
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.loading import register_checkpoint
+from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
+from dragonfly_eval.modeling.processing import DragonflyProcessor
 
+TINY_NAME = "dragonfly-tiny"
 SEED = 20240603  # the Dragonfly paper's submission date
+FORMAT = 1  # bump when write_tiny_checkpoint changes what it writes
 SPECIAL_TOKENS = [
     "<|begin_of_text|>",
     "<|end_of_text|>",
@@ -121,17 +137,55 @@ def tiny_config(vocab_size: int) -> DragonflyConfig:
     )
 
 
-@torch.no_grad()
-def build_tiny_model(dtype=None, device=None, zoom: str | None = None):
-    """The embedded model: same weights on every machine, drawn from SEED on the CPU."""
-    from dragonfly_eval.modeling.loading import _as_dtype
-    from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
+def cache_root() -> Path:
+    """Where dragonfly-eval keeps generated files: `$XDG_CACHE_HOME/dragonfly-eval`."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dragonfly-eval"
 
+
+def tiny_digest() -> str:
+    """A hash of everything that decides the tiny checkpoint's files: format, seed, tokenizer,
+    config, and the transformers version (which names and orders the parameters drawn)."""
+    tokenizer = build_tiny_tokenizer()
+    parts = [
+        str(FORMAT),
+        str(SEED),
+        hashlib.sha256(tokenizer_path().read_bytes()).hexdigest(),
+        json.dumps(tiny_config(len(tokenizer)).to_dict(), sort_keys=True, default=str),
+        transformers.__version__,
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def tiny_checkpoint() -> Path:
+    """The tiny checkpoint folder, written on first use.
+
+    Written into a private temporary folder beside the target and renamed into place, so a
+    process never sees a half-written folder and two processes racing both end up loading the
+    same complete one (the loser of the rename discards its copy).
+    """
+    folder = cache_root() / f"{TINY_NAME}-{tiny_digest()}"
+    if (folder / "config.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        write_tiny_checkpoint(scratch)
+        os.rename(scratch, folder)
+    except OSError:
+        if not (folder / "config.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+@torch.no_grad()
+def write_tiny_checkpoint(folder: Path) -> None:
+    """Draw the tiny model's weights from SEED on the CPU (float32) and save it with its
+    tokenizer, processor and generation config as a checkpoint folder."""
     tokenizer = build_tiny_tokenizer()
     config = tiny_config(len(tokenizer))
-    config.zoom = zoom
-    for sub in (config.text_config, config.vision_config):
-        sub._attn_implementation = "sdpa"
     model = DragonflyForCausalLM(config)
     generator = torch.Generator().manual_seed(SEED)
     for name, param in sorted(model.named_parameters()):
@@ -142,22 +196,25 @@ def build_tiny_model(dtype=None, device=None, zoom: str | None = None):
         else:
             param.copy_(torch.randn(param.shape, generator=generator) / param.shape[-1] ** 0.5)
     eot = tokenizer.convert_tokens_to_ids("<|eot_id|>")
-    model.language_model.generation_config.eos_token_id = [tokenizer.eos_token_id, eot]
-    model.language_model.generation_config.pad_token_id = tokenizer.eos_token_id
-    target = _as_dtype(dtype) or torch.float32
-    for param in model.parameters():  # parameters only: the rotary buffers stay float32
-        param.data = param.data.to(target)
-    if device is not None:
-        model.to(device)
-    return model.eval()
+    generation = model.language_model.generation_config
+    generation.eos_token_id = [tokenizer.eos_token_id, eot]
+    generation.pad_token_id = tokenizer.eos_token_id
+    model.save_pretrained(folder)
+    generation.save_pretrained(folder)
+    DragonflyProcessor.for_config(config, tokenizer).save_pretrained(folder)
+
+
+def build_tiny_model(dtype=None, device=None, zoom: str | None = None):
+    """The tiny model, loaded from its checkpoint folder."""
+    return DragonflyForCausalLM.from_pretrained(TINY_NAME, dtype=dtype, device=device, zoom=zoom)
 
 
 def build_tiny_processor(zoom: str | None = None):
-    """The processor of the embedded model."""
-    from dragonfly_eval.modeling.processing import DragonflyProcessor
+    """The processor of the tiny model, loaded from its checkpoint folder."""
+    return DragonflyProcessor.from_pretrained(TINY_NAME, zoom=zoom)
 
-    tokenizer = build_tiny_tokenizer()
-    return DragonflyProcessor.for_config(tiny_config(len(tokenizer)), tokenizer, None, zoom)
+
+register_checkpoint(TINY_NAME, tiny_checkpoint)
 
 
 if __name__ == "__main__":

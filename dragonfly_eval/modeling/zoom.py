@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dragonfly_eval.modeling import released
 from dragonfly_eval.modeling.resize import resize_bicubic
 
 Resolution = tuple[int, int]  # (width, height)
-
-ZOOM_V2 = ("full", "low+medium", "low")
-ZOOM_V1 = ("select", "full", "low+medium", "low")
+Grid = tuple[int, int]  # (columns, rows) of crops
 
 
 @dataclass(frozen=True)
@@ -37,45 +36,49 @@ class ZoomGeometry:
         return ("low", "medium", "high")
 
 
-def v2_geometry(crop_size: int = 336) -> ZoomGeometry:
+def make_geometry(
+    version: int,
+    crop_size: int,
+    medium_grids: tuple[Grid, ...] = released.MEDIUM_GRIDS,
+    high_grids: tuple[Grid, ...] | None = None,
+    high_scale: int = released.HIGH_SCALE,
+) -> ZoomGeometry:
+    """A zoom geometry from candidate layouts in crops ((columns, rows)); `high_grids` None
+    means the high level is `high_scale` times the chosen medium resolution."""
+    se = crop_size
+
+    def resolutions(grids):
+        return tuple((int(cols) * se, int(rows) * se) for cols, rows in grids)
+
+    return ZoomGeometry(
+        version=version,
+        crop_size=se,
+        medium_candidates=resolutions(medium_grids),
+        high_candidates=None if high_grids is None else resolutions(high_grids),
+        high_scale=high_scale,
+    )
+
+
+def v2_geometry(crop_size: int = released.CROP_SIZE[2]) -> ZoomGeometry:
     """v2: medium among 2x2 / 1x4 / 4x1 crops, high at three times the medium resolution (36 crops)."""
-    se = crop_size
-    return ZoomGeometry(
-        version=2,
-        crop_size=se,
-        medium_candidates=((2 * se, 2 * se), (se, 4 * se), (4 * se, se)),
-        high_candidates=None,
-    )
+    return make_geometry(2, crop_size)
 
 
-def v1_geometry(crop_size: int = 224) -> ZoomGeometry:
+def v1_geometry(crop_size: int = released.CROP_SIZE[1]) -> ZoomGeometry:
     """v1: medium as in v2, high among six layouts of 24 crops each."""
-    se = crop_size
-    return ZoomGeometry(
-        version=1,
-        crop_size=se,
-        medium_candidates=((2 * se, 2 * se), (se, 4 * se), (4 * se, se)),
-        high_candidates=(
-            (6 * se, 4 * se),
-            (4 * se, 6 * se),
-            (3 * se, 8 * se),
-            (8 * se, 3 * se),
-            (2 * se, 12 * se),
-            (12 * se, 2 * se),
-        ),
-    )
+    return make_geometry(1, crop_size, high_grids=released.V1_HIGH_GRIDS)
 
 
 def geometry_for(version: int, crop_size: int | None = None) -> ZoomGeometry:
-    """The zoom geometry of a Dragonfly version (its tower's crop size by default)."""
+    """The released zoom geometry of a Dragonfly version (its tower's crop size by default)."""
     if version == 1:
-        return v1_geometry(crop_size or 224)
-    return v2_geometry(crop_size or 336)
+        return v1_geometry(crop_size or released.CROP_SIZE[1])
+    return v2_geometry(crop_size or released.CROP_SIZE[2])
 
 
-def crops_per_image(version: int, zoom: str) -> int:
+def crops_per_image(version: int, zoom: str, geometry: ZoomGeometry | None = None) -> int:
     """Crops cut per image for a version and zoom setting (before v1's selection)."""
-    counts = crops_per_level(geometry_for(version))
+    counts = crops_per_level(geometry or geometry_for(version))
     return sum(counts[level] for level in zoom_levels(version, zoom))
 
 
@@ -235,7 +238,7 @@ def _count(level: np.ndarray, se: int) -> int:
 
 def zoom_levels(version: int, zoom: str) -> tuple[str, ...]:
     """The levels a zoom setting cuts. v1's `select` cuts all three and keeps 12 high crops later."""
-    valid = ZOOM_V1 if version == 1 else ZOOM_V2
+    valid = released.ZOOMS.get(version, ())
     if zoom not in valid:
         raise ValueError(
             f"zoom={zoom!r} is not valid for Dragonfly v{version}; choose from {valid}"
@@ -250,23 +253,31 @@ def zoom_levels(version: int, zoom: str) -> tuple[str, ...]:
 
 def default_zoom(version: int) -> str:
     """What the released checkpoints were trained with: v1 selects, v2 keeps everything."""
-    return "select" if version == 1 else "full"
+    return released.DEFAULT_ZOOM[version]
 
 
-def crop_token_counts(version: int, zoom: str, grid: int) -> list[int]:
+def crop_token_counts(
+    version: int,
+    zoom: str,
+    grid: int,
+    geometry: ZoomGeometry | None = None,
+    pool_kernel: int = released.POOL_KERNEL,
+    top_k: int = released.V1_TOP_K,
+) -> list[int]:
     """Visual tokens of each crop the LLM sees, in sequence order (a grid x grid tower).
 
-    v2: the low crop keeps CLS + grid^2 tokens, every other crop CLS + (grid/4)^2.
-    v1: every kept crop keeps CLS + grid^2; `select` keeps 1 + 4 + 12 crops.
+    v2: the low crop keeps CLS + grid^2 tokens, every other crop CLS + (grid/pool_kernel)^2.
+    v1: every kept crop keeps CLS + grid^2; `select` keeps the low and medium crops and
+    `top_k` high crops per medium crop (1 + 4 + 12 as released).
     """
-    counts = crops_per_level(geometry_for(version))
+    counts = crops_per_level(geometry or geometry_for(version))
     levels = zoom_levels(version, zoom)
     full = 1 + grid * grid
     if version == 1:
-        n_high = counts["high"] // 2 if zoom == "select" else counts["high"]
+        n_high = counts["medium"] * top_k if zoom == "select" else counts["high"]
         n_crops = sum(counts[name] for name in levels if name != "high")
         n_crops += n_high if "high" in levels else 0
         return [full] * n_crops
-    pooled = 1 + (grid // 4) ** 2
+    pooled = 1 + (grid // pool_kernel) ** 2
     n_rest = sum(counts[name] for name in levels if name != "low")
     return [full] + [pooled] * n_rest

@@ -9,7 +9,6 @@ CUDA are in tests/gpu/test_gpu_device_path.py.
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pytest
@@ -45,7 +44,15 @@ def _one_torch_thread():
 
 def forced(processor: DragonflyImageProcessor, device_resize: bool = True):
     """A copy of `processor` with the device path switched on or off (own caches and pool)."""
-    return dataclasses.replace(processor, device_resize=device_resize, _luts={}, _pool=None)
+    return DragonflyImageProcessor(
+        geometry=processor.geometry,
+        zoom=processor.zoom,
+        image_mean=processor.image_mean,
+        image_std=processor.image_std,
+        rescale_factor=processor.rescale_factor,
+        resize_threads=processor.resize_threads,
+        device_resize=device_resize,
+    )
 
 
 def counting(calls: list, resize):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import CLIPImageProcessor
+from transformers import CLIPImageProcessor, CLIPVisionConfig
 
+from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.image_processing import CLIP_MEAN, CLIP_STD, DragonflyImageProcessor
 from dragonfly_eval.modeling.zoom import v1_geometry, v2_geometry
 
@@ -64,21 +65,25 @@ def test_pixels_equal_clip_image_processor_per_crop(v2_images):
         torch.testing.assert_close(pixels[i], expected, atol=1e-5, rtol=0)
 
 
+def tower_config(folder) -> DragonflyConfig:
+    """A v2 config whose tower folder is `folder`."""
+    CLIPVisionConfig(image_size=336, patch_size=14).save_pretrained(folder)
+    return DragonflyConfig(image_encoder=str(folder))
+
+
 def test_mean_and_std_come_from_the_tower_preprocessor_config(tmp_path):
     (tmp_path / "preprocessor_config.json").write_text(
         json.dumps({"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.5, 1.0]})
     )
-    images = DragonflyImageProcessor.from_tower_folder(tmp_path, v2_geometry(), "full")
+    images = DragonflyImageProcessor.from_config(tower_config(tmp_path))
     pixels = images.normalize(torch.full((1, 2, 2, 3), 255, dtype=torch.uint8))
     torch.testing.assert_close(pixels[0, :, 0, 0], torch.tensor([2.0, 1.0, 0.5]))
 
 
 def test_clip_defaults_without_a_preprocessor_config(tmp_path):
-    images = DragonflyImageProcessor.from_tower_folder(tmp_path, v2_geometry(), "full")
+    images = DragonflyImageProcessor.from_config(tower_config(tmp_path))
     assert (images.image_mean, images.image_std) == (CLIP_MEAN, CLIP_STD)
-    assert DragonflyImageProcessor.from_tower_folder(None, v2_geometry(), "full").image_std == (
-        CLIP_STD
-    )
+    assert CLIP_STD == (0.26862954, 0.26130258, 0.27577711)
 
 
 @pytest.mark.parametrize(

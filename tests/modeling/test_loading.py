@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import PreTrainedModel
 
 from dragonfly_eval import DragonflyForCausalLM, DragonflyProcessor
 from dragonfly_eval.modeling import loading
@@ -28,12 +29,13 @@ def broken(tmp_path, v2_checkpoint) -> Path:
 
 @pytest.fixture
 def no_weight_reads(monkeypatch):
-    """Fail the test if any tensor is read: errors must come before the weights load."""
+    """Fail the test if the weights start loading (transformers' `from_pretrained`, which
+    reads every tensor): errors must come before."""
 
-    def refuse(files):
-        raise AssertionError(f"weights were read from {files} before the error")
+    def refuse(cls, *args, **kwargs):
+        raise AssertionError(f"weights were loaded from {args[:1]} before the error")
 
-    monkeypatch.setattr(loading, "read_tensors", refuse)
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(refuse))
 
 
 def edit_config(folder: Path, **changes) -> None:

@@ -1,0 +1,41 @@
+"""Commands that never touch the model start without importing torch or transformers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+CHECK = """
+import sys
+from dragonfly_eval.cli import main
+try:
+    main({argv!r})
+except SystemExit as done:
+    assert done.code in (0, None), done.code
+heavy = sorted(m for m in ("torch", "transformers", "lmms_eval") if m in sys.modules)
+assert not heavy, heavy
+"""
+
+
+@pytest.mark.parametrize(
+    "argv", [["leaderboard", "--help"], ["regress", "--help"]], ids=["leaderboard", "regress"]
+)
+def test_model_free_commands_never_import_torch(argv):
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK.format(argv=argv)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage:" in out.stdout
+
+
+def test_the_package_exports_its_classes_lazily():
+    code = (
+        "import sys, dragonfly_eval; assert 'torch' not in sys.modules; "
+        "from dragonfly_eval import DragonflyConfig; assert 'torch' in sys.modules; "
+        "print(DragonflyConfig.model_type)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "dragonfly"
