@@ -21,7 +21,6 @@ from dragonfly_eval.leaderboard.results import ModelResults, load_runs, merge_ru
 from dragonfly_eval.leaderboard.samples import SampleLogError, read_sample_log, sample_log_path
 from dragonfly_eval.leaderboard.suite import Benchmark, Score, Suite
 from dragonfly_eval.leaderboard.table import MISSING, Cell, Found, benchmark_source
-from dragonfly_eval.modeling.released import ZOOMS
 
 # Visual positions per image (README, "model_args"): (v1, v2); v2 has no `select`.
 VISUAL_TOKENS = {
@@ -54,7 +53,7 @@ class Ablation:
 def parse_zooms(raw: str) -> list[str]:
     """The --zoom list: known settings, each once, at least two."""
     zooms = [z.strip() for z in raw.split(",") if z.strip()]
-    known = list(dict.fromkeys(ZOOMS[2] + ZOOMS[1]))
+    known = list(VISUAL_TOKENS)  # every zoom setting of v1 and v2
     unknown = [z for z in zooms if z not in known]
     if unknown:
         raise AblateError(
