@@ -2,9 +2,9 @@
 
 Off: every request encodes its image and prefills its whole image prefix. On: each distinct image
 is encoded once and the KV cache of its image prefix (2098 positions) is shared by all questions
-on it (model_args image_cache and prefix_cache). Answers must be identical.
+on it (engine settings image_cache and prefix_cache). Answers must be identical.
 
-    python bench/reuse.py [--batch-size 8] [--repeats 1]
+    python bench/reuse.py [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import time
 
 import torch
 from common import synthetic_image
-from lmms_eval.api.instance import Instance
 
-from dragonfly_eval.harness.model import Dragonfly
+from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSettings
+from dragonfly_eval.modeling import DragonflyProcessor
+from dragonfly_eval.modeling.loading import load_dragonfly
 
 QUESTIONS = [
     "Is there a red circle in the image? Please answer yes or no.",
@@ -27,28 +28,32 @@ QUESTIONS = [
     "What is the value of the tallest bar? Answer with a single word.",
 ]
 SIZES = [(640, 480), (1024, 768), (500, 1200), (2500, 1700)]
-GEN_KWARGS = {"until": ["\n\n"], "max_new_tokens": 8, "temperature": 0}
+SETTINGS = GenSettings(max_new_tokens=8, until=("\n\n",))
 
 
-def build_requests(n_images: int = 4) -> tuple[list[Instance], dict]:
-    """len(QUESTIONS) generate_until requests per image, interleaved, and their task_dict."""
+def build_requests(n_images: int = 4) -> list[GenRequest]:
+    """len(QUESTIONS) generation requests per image, interleaved."""
     images = [synthetic_image(w, h, seed=i) for i, (w, h) in enumerate(SIZES[:n_images])]
-    docs, requests = {}, []
-    for q, question in enumerate(QUESTIONS):
-        for i, image in enumerate(images):
-            doc_id = q * len(images) + i
-            docs[doc_id] = {"image": image}
-            args = (question, GEN_KWARGS, lambda doc: [doc["image"]], doc_id, "bench", "test")
-            meta = {"task": "bench", "doc_id": doc_id, "repeats": 1}
-            requests.append(Instance("generate_until", args, idx=0, metadata=meta))
-    return requests, {"bench": {"test": docs}}
+    return [
+        GenRequest(question, [image], SETTINGS, "bench", q * len(images) + i)
+        for q, question in enumerate(QUESTIONS)
+        for i, image in enumerate(images)
+    ]
 
 
-def timed_run(model: Dragonfly, requests: list[Instance]) -> tuple[float, list[str]]:
-    """Seconds and answers of one generate_until call over all requests."""
+def timed_run(engine: Engine, requests: list[GenRequest]) -> tuple[float, list[str]]:
+    """Seconds and answers of one generate call over all requests."""
     start = time.perf_counter()
-    answers = model.generate_until(requests)
+    answers = engine.generate(requests)
     return time.perf_counter() - start, answers
+
+
+def tiny_engine(batch_size: int, reuse: bool) -> Engine:
+    """The embedded tiny model on the CPU, with image and prefix reuse on or off."""
+    model = load_dragonfly("dragonfly-tiny", dtype="float32", device=torch.device("cpu"))
+    processor = DragonflyProcessor.from_pretrained("dragonfly-tiny")
+    settings = EngineSettings(batch_size=batch_size, image_cache=reuse, prefix_cache=reuse)
+    return Engine(model, processor, settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,17 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
 
-    requests, task_dict = build_requests()
-    common = {"pretrained": "dragonfly-tiny", "device": "cpu", "batch_size": args.batch_size}
-    off = Dragonfly(**common, image_cache=False, prefix_cache=False)
-    on = Dragonfly(**common, image_cache=True, prefix_cache=True)
-    for model in (off, on):
-        model.task_dict = task_dict
-        model.generate_until(requests[:1])  # warm-up (first-call allocations, thread start)
-        if model.prefix is not None:
-            model.prefix.store.clear()
-            model.prefix.prefills = 0
-        model.image_cache.clear()
+    requests = build_requests()
+    off = tiny_engine(args.batch_size, reuse=False)
+    on = tiny_engine(args.batch_size, reuse=True)
+    for engine in (off, on):
+        engine.generate(requests[:1])  # warm-up (first-call allocations, thread start)
+        for store in (engine.caches.embeddings, engine.caches.prefixes):
+            if store is not None:
+                store.clear()
+        engine.caches.prefills = 0
 
     off_s, off_answers = timed_run(off, requests)
     on_s, on_answers = timed_run(on, requests)
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reuse off: {off_s:.2f} s ({off_s / len(requests) * 1e3:.0f} ms/request)")
     print(
         f"reuse on:  {on_s:.2f} s ({on_s / len(requests) * 1e3:.0f} ms/request), "
-        f"{on.prefix.prefills} image prefixes prefilled"
+        f"{on.caches.prefills} image prefixes prefilled"
     )
     print(
         f"SUMMARY reuse: off {off_s:.2f} s, on {on_s:.2f} s, {off_s / on_s:.2f}x faster, "

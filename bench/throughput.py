@@ -2,7 +2,7 @@
 
 The full-size Dragonfly v2 architecture (Llama-3.1-8B, CLIP ViT-L/14-336) with random bf16 weights
 built directly on the GPU (no download), N synthetic images of varied sizes, one short question
-each, a fixed number of new tokens. Measured through the lmms-eval class `Dragonfly` (request
+each, a fixed number of new tokens. Measured through the engine (`dragonfly_eval.engine.Engine`: request
 preparation, threaded preprocessing, prefetch, batched vision and generation) and through a
 reference-style loop (batch 1, CLIP image processor per crop, `generate` per sample).
 
@@ -24,12 +24,11 @@ from dataclasses import dataclass
 
 import torch
 from common import synthetic_image
-from lmms_eval.api.instance import Instance
 from preprocess import ReferencePreprocessor
 from profile_stages import DEVICE_STAGES, encoded_images, gpu_path_cpu_cost, print_profile
 from profile_stages import profile_batch as run_profile_batch
 
-from dragonfly_eval.harness.model import Dragonfly
+from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSettings
 from dragonfly_eval.modeling import DragonflyForCausalLM, chat_prompt
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.processing import DragonflyProcessor
@@ -157,24 +156,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def harness_run(harness: Dragonfly, images, new_tokens: int) -> tuple[float, list[str]]:
-    """Seconds for all images through `generate_until` (one question per image)."""
-    gen_kwargs = {"until": [], "max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
-    docs = {i: {"image": im} for i, im in enumerate(images)}
-    harness.task_dict = {"bench": {"test": docs}}
-    requests = [
-        Instance(
-            "generate_until",
-            (QUESTION, gen_kwargs, lambda doc: [doc["image"]], i, "bench", "test"),
-            idx=0,
-            metadata={"task": "bench", "doc_id": i, "repeats": 1},
-        )
-        for i in range(len(images))
-    ]
-    sync(harness.device)
+def harness_run(engine: Engine, images, new_tokens: int) -> tuple[float, list[str]]:
+    """Seconds for all images through the engine's `generate` (one question per image)."""
+    settings = GenSettings(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    requests = [GenRequest(QUESTION, [im], settings, "bench", i) for i, im in enumerate(images)]
+    sync(engine.input_device)
     start = time.perf_counter()
-    answers = harness.generate_until(requests)
-    sync(harness.device)
+    answers = engine.generate(requests)
+    sync(engine.input_device)
     return time.perf_counter() - start, answers
 
 
@@ -238,14 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model built in {build_s:.1f} s: {n_params / 1e6:,.0f} M parameters on {device}")
 
-    harness = Dragonfly.from_built(
-        model,
-        processor,
-        name="bench-random",
-        device=str(device),
-        dtype="bfloat16" if gpu else "float32",
-        batch_size=batch_size,
-    )
+    harness = Engine(model, processor, EngineSettings(batch_size=batch_size))
     images = [synthetic_image(*SIZES[i % len(SIZES)], seed=1000 + i) for i in range(n_images)]
     warm = [synthetic_image(*SIZES[i % len(SIZES)], seed=i) for i in range(min(batch_size, 4))]
     harness_run(harness, warm, args.new_tokens)

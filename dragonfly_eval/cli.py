@@ -8,15 +8,15 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered by its own module."""
-    from dragonfly_eval.harness import cli as harness_cli
     from dragonfly_eval.leaderboard import cli as leaderboard_cli
+    from dragonfly_eval.runner import cli as runner_cli
 
     parser = argparse.ArgumentParser(
         prog="dragonfly-eval",
         description="Evaluate Dragonfly vision-language models with lmms-eval.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    harness_cli.register(sub)
+    runner_cli.register(sub)
     leaderboard_cli.register(sub)
     return parser
 

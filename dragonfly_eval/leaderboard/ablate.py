@@ -82,7 +82,7 @@ def run_ablation(
 ) -> dict[str, list[Path]]:
     """Run the tasks once per zoom setting; returns each setting's results files. Stops at the
     first run that fails (AblateError with its exit code)."""
-    from dragonfly_eval.harness import cli as runner  # the project's `run` machinery
+    from dragonfly_eval.runner import cli as runner  # the project's `run` machinery
 
     commands = {
         zoom: ["--model_args", with_zoom(model_args, zoom), "--tasks", tasks, "--log_samples"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import CLIPVisionModel, LlamaForCausalLM, PreTrainedModel
+from transformers import CLIPVisionModel, DynamicCache, LlamaForCausalLM, PreTrainedModel
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.loading import (
@@ -244,7 +244,12 @@ class DragonflyForCausalLM(PreTrainedModel):
         visual_embeds: torch.Tensor | None = None,
         **generate_kwargs: Any,
     ) -> torch.Tensor:
-        """Generate with transformers' generation utilities; returns prompt ids + new ids."""
+        """Generate with transformers' generation utilities; returns prompt ids + new ids.
+
+        `generate_kwargs` go to `generate` as they are: `stop_strings` (with `tokenizer`) end a
+        row during generation; the language model's forward takes `logits_to_keep`, so
+        transformers projects only the last position onto the vocabulary at each step.
+        """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         embeds = self.embed_inputs(
@@ -274,8 +279,12 @@ class DragonflyForCausalLM(PreTrainedModel):
 
         Returns per sample the summed log-probability (float32), whether every marked token was
         the argmax (greedy), and the number of marked tokens. With `cache` (the KV cache of a
-        prefix), `input_ids` are the tokens after it and `attention_mask` covers both.
+        prefix), `input_ids` are the tokens after it and `attention_mask` covers both. Logits
+        are computed only at the positions that predict a marked token (`logits_to_keep`).
         """
+        marked = continuation_mask.to(input_ids.device).bool()
+        predicting = torch.zeros_like(marked)
+        predicting[:, :-1] = marked[:, 1:]  # position t predicts token t+1
         out = self(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -284,15 +293,58 @@ class DragonflyForCausalLM(PreTrainedModel):
             images_per_sample=images_per_sample,
             visual_embeds=visual_embeds,
             use_cache=False,
+            logits_to_keep=predicting,
             **cache_kwargs(cache),
         )
-        logits = out.logits[:, :-1].float()  # position t predicts token t+1
-        targets = input_ids[:, 1:].to(logits.device)
-        marked = continuation_mask[:, 1:].to(logits.device).bool()
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
-        total = (logprobs * marked).sum(dim=1)
-        greedy = ((logits.argmax(dim=-1) == targets) | ~marked).all(dim=1)
-        return total, greedy, marked.sum(dim=1)
+        logits = out.logits.reshape(-1, out.logits.shape[-1]).float()  # [N marked, V]
+        targets = input_ids[:, 1:][marked[:, 1:]].to(logits.device)  # [N], row-major as logits
+        rows = predicting.nonzero(as_tuple=True)[0].to(logits.device)  # sample of each
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
+        batch = input_ids.shape[0]
+        total = torch.zeros(batch, device=logits.device).index_add_(0, rows, logprobs)
+        misses = torch.zeros(batch, device=logits.device).index_add_(
+            0, rows, (logits.argmax(dim=-1) != targets).float()
+        )
+        return total, misses == 0, marked[:, 1:].sum(dim=1).to(logits.device)
+
+    # --- image-prefix KV caches (layout private to the model) ----------------------------
+    @torch.no_grad()
+    def prefill_image_prefixes(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_patches_indices: torch.Tensor,
+        visual_embeds: torch.Tensor,
+    ) -> list[torch.Tensor]:
+        """Keys and values of image-only samples (one image each, no text, no padding), one
+        self-contained tensor per sample, to store and later pass to `image_prefix_cache`."""
+        n = input_ids.shape[0]
+        out = self(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            image_patches_indices=image_patches_indices,
+            visual_embeds=visual_embeds,
+            images_per_sample=[1] * n,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        layers = output_cache(out).layers
+        keys = torch.stack([layer.keys for layer in layers], dim=1)  # [n, L, H, P, d]
+        values = torch.stack([layer.values for layer in layers], dim=1)
+        return list(torch.stack([keys, values], dim=2).unbind(0))  # n x [L, 2, H, P, d]
+
+    @staticmethod
+    def image_prefix_length(entry: torch.Tensor) -> int:
+        """Positions covered by one `prefill_image_prefixes` entry."""
+        return entry.shape[-2]
+
+    def image_prefix_cache(self, entries: Sequence[torch.Tensor]) -> DynamicCache:
+        """A fresh KV cache whose row i starts with the prefix `entries[i]` (the entries stay
+        intact: the cache grows by concatenation into new tensors). Pass it as `cache`, with
+        the ids after the prefix and an attention mask over prefix and text."""
+        stacked = torch.stack(list(entries))  # [B, L, 2, H, P, d]
+        layers = [(stacked[:, i, 0], stacked[:, i, 1]) for i in range(stacked.shape[1])]
+        return DynamicCache(ddp_cache_data=layers, config=self.config.text_config)
 
     def _pad_token_id(self) -> int | None:
         gen = self.language_model.generation_config

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from dragonfly_eval.harness.batching import (
+from dragonfly_eval.engine.batching import (
     LRUTensorCache,
     gen_kwargs_key,
     image_digest,

@@ -13,7 +13,7 @@ import pytest
 import torch
 from harness_kit import Requests, noise_image
 
-from dragonfly_eval.harness.batching import LRUTensorCache, owned
+from dragonfly_eval.engine.batching import LRUTensorCache, owned
 from dragonfly_eval.harness.model import Dragonfly
 
 CACHE_MB = 1
@@ -82,17 +82,17 @@ def assert_within_bound(cache: LRUTensorCache, seen: list[tuple[int, int]]) -> N
 
 def test_prefix_cache_holds_no_more_than_its_bound(tiny_harness, kit, monkeypatch):
     harness = tiny_harness()
-    seen = record_held(monkeypatch, harness.prefix.store)
+    seen = record_held(monkeypatch, harness.engine.caches.prefixes)
     run_distinct_images(harness, kit)
-    assert harness.prefix.prefills == BATCHES * BATCH_SIZE
-    assert_within_bound(harness.prefix.store, seen)
+    assert harness.engine.caches.prefills == BATCHES * BATCH_SIZE
+    assert_within_bound(harness.engine.caches.prefixes, seen)
 
 
 def test_image_embedding_cache_holds_no_more_than_its_bound(tiny_harness, kit, monkeypatch):
     harness = tiny_harness(prefix_cache=False)
-    seen = record_held(monkeypatch, harness.image_cache)
+    seen = record_held(monkeypatch, harness.engine.caches.embeddings)
     run_distinct_images(harness, kit)
-    assert_within_bound(harness.image_cache, seen)
+    assert_within_bound(harness.engine.caches.embeddings, seen)
 
 
 def test_owned_copies_slices_and_keeps_whole_tensors():

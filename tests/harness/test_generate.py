@@ -3,7 +3,7 @@
 import pytest
 from harness_kit import Requests, noise_image
 
-from dragonfly_eval.harness.batching import image_digest
+from dragonfly_eval.engine.batching import image_digest
 from dragonfly_eval.modeling import chat_prompt
 
 # Spec: one v2 image block = 577 + 40 * 37 visual embeddings plus the separators = 2098 positions.
@@ -74,7 +74,7 @@ def test_multi_image_documents_get_one_block_per_image_in_order(
         assert image_positions == V2_POSITIONS_PER_IMAGE * call["images_per_sample"][row]
     # Visual embeddings are stacked per request, each request's images in document order.
     cached = {
-        name: v2_harness_direct.image_cache.get(image_digest(im))
+        name: v2_harness_direct.engine.caches.embeddings.get(image_digest(im))
         for name, im in {"a": a, "b": b}.items()
     }
     expected = [cached[name] for name in "ab" + "a" + "ba"]
@@ -146,3 +146,13 @@ def test_beam_search_and_sampling_run(v2_harness_direct, kit, spy_generate):
     assert beams["num_beams"] == 2 and beams["do_sample"] is False
     assert sampled["do_sample"] is True
     assert (sampled["temperature"], sampled["top_p"]) == (0.8, 0.9)
+
+
+def test_unknown_gen_kwargs_are_warned_about_once_per_task(v2_harness, kit, log_lines):
+    doc = kit.doc([])
+    reqs = [kit.gen("Hello", doc, image_aspect_ratio="pad", repetition_penalty=1.2)] * 2
+    kit.attach(v2_harness).generate_until(reqs)
+    warned = [line for line in log_lines if line.startswith("WARNING") and "gen_kwargs" in line]
+    assert len(warned) == 2
+    assert "image_aspect_ratio='pad'" in warned[0] and "repetition_penalty=1.2" in warned[1]
+    assert all(f"task={kit.task}" in line for line in warned)

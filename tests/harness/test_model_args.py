@@ -22,7 +22,11 @@ def test_a_missing_checkpoint_names_the_path(tmp_path):
 
 @pytest.mark.parametrize(
     ("model_args", "error"),
-    [("batch_size=0", "batch_size"), ("image_cache=maybe", "maybe")],
+    [
+        ("batch_size=0", "batch_size"),
+        ("image_cache=maybe", "maybe"),
+        ("max_batch_size=8", "max_batch_size=8 is not supported"),  # refused, not ignored
+    ],
 )
 def test_bad_values_are_rejected(v2_checkpoint, model_args, error):
     with pytest.raises(ValueError, match=error):
@@ -36,7 +40,7 @@ def test_model_args_win_over_lmms_eval_flags(v2_checkpoint):
         {"batch_size": 1, "device": None},
     )
     assert harness.batch_size == 4
-    assert harness.reuse is False
+    assert harness.engine.settings.image_cache is False
     assert harness.device.type in ("cpu", "cuda")
 
 

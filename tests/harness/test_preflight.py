@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from dragonfly_eval.cli import main
-from dragonfly_eval.harness import cli, preflight
-from dragonfly_eval.harness.preflight import (
+from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.runner import cli, preflight
+from dragonfly_eval.runner.preflight import (
     cached_index,
     is_judged,
     needs_hub_token,
@@ -16,7 +17,6 @@ from dragonfly_eval.harness.preflight import (
     task_problems,
     uses_pycocoevalcap,
 )
-from dragonfly_eval.paths import task_yaml_dir
 
 JUDGE_ENV = {
     "OPENAI_API_URL": "http://localhost:8000/v1",

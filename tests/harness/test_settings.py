@@ -1,12 +1,12 @@
 import pytest
 
-from dragonfly_eval.harness.model import (
+from dragonfly_eval.engine.requests import (
     DEFAULT_MAX_NEW_TOKENS,
     as_bool,
     cut_at_stop,
     generation_settings,
-    valid_model_args,
 )
+from dragonfly_eval.harness.model import valid_model_args
 
 
 def test_greedy_settings_and_stop_strings():

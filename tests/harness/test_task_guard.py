@@ -219,7 +219,7 @@ def test_an_included_yaml_is_checked(tmp_path, marker, capsys, no_lmms_eval):
 
 
 def test_an_include_cycle_is_followed_once(tmp_path):
-    from dragonfly_eval.harness.taskcheck import check_task_folder
+    from dragonfly_eval.runner.taskcheck import check_task_folder
 
     task(tmp_path, "include: b.yaml\n", "a.yaml")
     task(tmp_path, "include: a.yaml\ndoc_to_text: !function os.system\n", "b.yaml")
@@ -228,7 +228,7 @@ def test_an_include_cycle_is_followed_once(tmp_path):
 
 
 def test_the_shipped_tasks_and_built_in_task_names_pass(tmp_path):
-    from dragonfly_eval.harness.cli import LMMS_EVAL, lmms_eval_command, unsafe_task_code
+    from dragonfly_eval.runner.cli import LMMS_EVAL, lmms_eval_command, unsafe_task_code
 
     cmd = lmms_eval_command(["--tasks", "mme,pope,dragonfly_mini"], str(tmp_path), False)
     assert unsafe_task_code(cmd[len(LMMS_EVAL) :]) == []
@@ -237,7 +237,7 @@ def test_the_shipped_tasks_and_built_in_task_names_pass(tmp_path):
 
 
 def test_lmms_eval_templates_pass_the_template_check():
-    from dragonfly_eval.harness.taskcheck import read_yaml, template_problem
+    from dragonfly_eval.runner.taskcheck import read_yaml, template_problem
 
     builtin = Path(lmms_eval.__file__).parent / "tasks"
     files = [p for p in builtin.rglob("*.yaml") if "{{" in p.read_text(errors="replace")]
@@ -271,7 +271,7 @@ def test_lmms_eval_templates_pass_the_template_check():
     ],
 )
 def test_templates_the_sandbox_forbids_are_refused(template):
-    from dragonfly_eval.harness.taskcheck import template_problem
+    from dragonfly_eval.runner.taskcheck import template_problem
 
     assert "sandbox forbids" in template_problem(template)
 
@@ -279,7 +279,7 @@ def test_templates_the_sandbox_forbids_are_refused(template):
 def test_lmms_eval_renders_templates_in_the_sandbox_under_run(monkeypatch, marker):
     from jinja2.exceptions import SecurityError
 
-    from dragonfly_eval.harness.lmms_main import sandbox_templates
+    from dragonfly_eval.runner.lmms_main import sandbox_templates
 
     computed = "{{ lipsum[g]['os'].system('touch " + str(marker) + "') }}"  # key from the doc
     monkeypatch.setattr(lmms_eval.utils, "env", lmms_eval.utils.env)
@@ -294,9 +294,9 @@ def test_lmms_eval_renders_templates_in_the_sandbox_under_run(monkeypatch, marke
 
 
 def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
-    from dragonfly_eval.harness.cli import LMMS_EVAL, lmms_eval_command
-    from dragonfly_eval.harness.cmdline import parse
-    from dragonfly_eval.harness.runfiles import Run, new_run_id, with_run_files
+    from dragonfly_eval.runner.cli import LMMS_EVAL, lmms_eval_command
+    from dragonfly_eval.runner.cmdline import parse
+    from dragonfly_eval.runner.runfiles import Run, new_run_id, with_run_files
 
     def read(user: list[str]):
         return parse(lmms_eval_command(user, str(tmp_path), True)[len(LMMS_EVAL) :])
@@ -319,8 +319,8 @@ def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
 
 
 def test_a_config_file_s_model_is_kept(tmp_path):
-    from dragonfly_eval.harness.cli import LMMS_EVAL, lmms_eval_command, uses_dragonfly
-    from dragonfly_eval.harness.cmdline import evaluations
+    from dragonfly_eval.runner.cli import LMMS_EVAL, lmms_eval_command, uses_dragonfly
+    from dragonfly_eval.runner.cmdline import evaluations
 
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump({"model": "llava", "model_args": "pretrained=y"}))
@@ -331,7 +331,7 @@ def test_a_config_file_s_model_is_kept(tmp_path):
 
 
 def test_a_command_line_lmms_eval_rejects_is_left_to_lmms_eval(tmp_path):
-    from dragonfly_eval.harness.taskcheck import check_command
+    from dragonfly_eval.runner.taskcheck import check_command
 
     assert check_command(["--tasks", "mme", "--no_such_option", "1"]) == []
     assert check_command(["--limit", "not-a-number"]) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.harness import cli as harness_cli
+from dragonfly_eval.runner import cli as harness_cli
 from dragonfly_eval.leaderboard.ablate import (
     AblateError,
     build_ablation,

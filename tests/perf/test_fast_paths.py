@@ -142,8 +142,8 @@ def test_fast_paths_give_plain_answers(images, plain, model_args):
     assert answers == plain_answers
     assert [s[1] for s in scores] == [s[1] for s in plain_scores]
     assert np.allclose([s[0] for s in scores], [s[0] for s in plain_scores], atol=1e-4, rtol=0)
-    if model.prefix is not None and model.prefix.store.max_bytes > 0:
-        assert model.prefix.prefills == len(images)  # once per image, for both request types
+    if model.engine.caches.prefixes is not None and model.engine.caches.prefixes.max_bytes > 0:
+        assert model.engine.caches.prefills == len(images)  # once per image, for both request types
 
 
 def test_prefix_store_stays_within_budget(images):
@@ -151,5 +151,7 @@ def test_prefix_store_stays_within_budget(images):
     gen, _, task_dict = _requests(images)
     model.task_dict = task_dict
     model.generate_until(gen[: len(images)])
-    assert 0 < model.prefix.store.bytes <= 3 * 2**20
-    assert len(model.prefix.store) == 2  # one tiny prefix is ~1.07 MB: the oldest was evicted
+    assert 0 < model.engine.caches.prefixes.bytes <= 3 * 2**20
+    assert (
+        len(model.engine.caches.prefixes) == 2
+    )  # one tiny prefix is ~1.07 MB: the oldest was evicted

@@ -8,8 +8,8 @@ from reliability_helpers import results_file, run_cli
 from rich.console import Console
 
 from dragonfly_eval.harness.model import Dragonfly
-from dragonfly_eval.harness.runfiles import Run, finish_run, new_run_id
 from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.runner.runfiles import Run, finish_run, new_run_id
 
 
 def _visual(doc):

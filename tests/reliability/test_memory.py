@@ -65,16 +65,18 @@ def test_resident_memory_stays_flat_over_hundreds_of_distinct_images():
     start = process.memory_info().rss
     for k in range(1, 5):
         _run_chunk(model, k * CHUNK)
-        assert model.prefix.store.bytes <= CACHE_MB * 2**20
+        assert model.engine.caches.prefixes.bytes <= CACHE_MB * 2**20
         growth_mb = (process.memory_info().rss - start) / 2**20
         assert growth_mb < GROWTH_BOUND_MB, f"grew {growth_mb:.0f} MB after {k * CHUNK} images"
-    assert model.prefix.prefills == 5 * CHUNK  # every image was distinct: no hidden reuse
+    assert model.engine.caches.prefills == 5 * CHUNK  # every image was distinct: no hidden reuse
 
 
 def test_image_embedding_cache_stays_within_its_budget():
     model = _model(prefix_cache=False)
     _run_chunk(model, 0)
-    one = model.image_cache.bytes / len(model.image_cache)
+    one = model.engine.caches.embeddings.bytes / len(model.engine.caches.embeddings)
     _run_chunk(model, CHUNK)
-    assert model.image_cache.bytes <= CACHE_MB * 2**20
-    assert len(model.image_cache) == int(CACHE_MB * 2**20 // one)  # full, and no fuller
+    assert model.engine.caches.embeddings.bytes <= CACHE_MB * 2**20
+    assert len(model.engine.caches.embeddings) == int(
+        CACHE_MB * 2**20 // one
+    )  # full, and no fuller

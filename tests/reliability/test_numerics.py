@@ -5,8 +5,8 @@ from lmms_eval.api.instance import Instance
 from loguru import logger
 from PIL import Image
 
+from dragonfly_eval.engine.numerics import NonFiniteWatch, float32_model
 from dragonfly_eval.harness.model import Dragonfly
-from dragonfly_eval.harness.numerics import NonFiniteWatch, float32_model
 
 N_DOCS = 4
 
@@ -107,7 +107,7 @@ def test_nan_logits_are_redone_in_float32_and_logged_with_doc_ids(kind, images):
         handle.remove()
 
     assert answers == expected
-    assert model.nonfinite_retries == N_DOCS // 2  # every batch of two was redone once
+    assert model.engine.nonfinite_retries == N_DOCS // 2  # every batch of two was redone once
     assert model.model.dtype == torch.bfloat16
     log = "".join(messages)
     assert all(f"t doc_id={i}" in log for i in range(N_DOCS))

@@ -23,7 +23,7 @@ from dragonfly_eval.harness.resume import (
     checkpoint_identity,
     request_key,
 )
-from dragonfly_eval.harness.runfiles import (
+from dragonfly_eval.runner.runfiles import (
     LATEST,
     RESUME_STORE,
     RUNS_DIR,
@@ -98,7 +98,7 @@ def test_harness_takes_stored_answers_without_running_the_model(tmp_path, monkey
     def must_not_run(*args, **kw):
         raise AssertionError("the model ran for a stored answer")
 
-    monkeypatch.setattr(again, "_generate_live", must_not_run)
+    monkeypatch.setattr(again.engine, "generate", must_not_run)
     assert again.generate_until(_requests(again, 4)) == answers
 
 

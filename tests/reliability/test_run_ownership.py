@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from reliability_helpers import run_command
 
-from dragonfly_eval.harness import cli
-from dragonfly_eval.harness.progress import MARKS, MarkLines
-from dragonfly_eval.harness.report import failures_file_for
-from dragonfly_eval.harness.runfiles import RUNS_DIR
 from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.runner import cli
+from dragonfly_eval.runner.progress import MARKS, MarkLines
+from dragonfly_eval.runner.report import failures_file_for
+from dragonfly_eval.runner.runfiles import RUNS_DIR
 
 # (documents, indices whose image is missing) per task: the failures each run must report.
 TASKS = {"dragonfly_own_long": (10, {1, 4, 7}), "dragonfly_own_short": (4, {2})}

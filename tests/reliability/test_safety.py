@@ -9,11 +9,11 @@ from transformers.modeling_utils import load_state_dict
 
 import dragonfly_eval
 from dragonfly_eval.cli import main
-from dragonfly_eval.harness import cli as harness_cli
-from dragonfly_eval.harness.runfiles import RUNS_DIR
-from dragonfly_eval.harness.taskcheck import check_task_folder, function_refs, task_yaml_files
 from dragonfly_eval.modeling.loading import CheckpointError, load_dragonfly
 from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.runner import cli as harness_cli
+from dragonfly_eval.runner.runfiles import RUNS_DIR
+from dragonfly_eval.runner.taskcheck import check_task_folder, function_refs, task_yaml_files
 
 PACKAGE = Path(dragonfly_eval.__file__).parent
 

@@ -27,14 +27,14 @@ from typing import IO, Any
 
 from rich.console import Console
 
-from dragonfly_eval.harness import cmdline
-from dragonfly_eval.harness.report import (
+from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError
+from dragonfly_eval.runner import cmdline
+from dragonfly_eval.runner.report import (
     failures_file_for,
     print_failures,
     read_failures,
     write_failures,
 )
-from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError
 
 RUNS_DIR = "dragonfly_runs"
 RESUME_STORE = "resume.sqlite"

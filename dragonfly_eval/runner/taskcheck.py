@@ -431,7 +431,7 @@ def check_command(argv: list[str]) -> list[str]:
     """Problems with the code the task YAMLs of the lmms-eval command line `argv` would run
     (every evaluation of its --config file included); empty when none. A command line that
     lmms-eval itself would refuse yields none: lmms-eval stops before reading any task."""
-    from dragonfly_eval.harness.cmdline import evaluations
+    from dragonfly_eval.runner.cmdline import evaluations
 
     try:
         runs = evaluations(argv)

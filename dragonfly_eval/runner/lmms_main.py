@@ -1,4 +1,4 @@
-"""`python -m dragonfly_eval.harness.lmms_main ARGS`: lmms-eval's command line, with its prompt
+"""`python -m dragonfly_eval.runner.lmms_main ARGS`: lmms-eval's command line, with its prompt
 templates rendered in jinja2's sandbox.
 
 lmms-eval renders string prompts (`doc_to_text: "{{question}}"`) with an unsandboxed Jinja

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dragonfly_eval.harness import cmdline, progress, runfiles
-from dragonfly_eval.harness.preflight import (
+from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.runner import cmdline, progress, runfiles
+from dragonfly_eval.runner.preflight import (
     Problem,
     TaskSpec,
     hub_layout_route,
@@ -21,11 +22,10 @@ from dragonfly_eval.harness.preflight import (
     resolve_tasks,
     task_problems,
 )
-from dragonfly_eval.harness.taskcheck import TaskCheckError, check_command
-from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command
 
 # lmms-eval's command line, with its prompt templates rendered in jinja2's sandbox
-LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.harness.lmms_main")
+LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.runner.lmms_main")
 DEMO_TASKS = "dragonfly_mini"
 DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
 

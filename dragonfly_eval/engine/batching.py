@@ -1,4 +1,4 @@
-"""Request bookkeeping for the harness: dense batches, original order restored, bounded caches."""
+"""Request bookkeeping for the engine: dense batches, original order restored, bounded caches."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def given(argv: list[str]) -> dict[str, Any]:
 def user_options(argv: list[str]) -> set[str]:
     """The options the user chose, on the command line or in its `--config` file (a config
     file that cannot be read adds nothing; the task guard reports it)."""
-    from dragonfly_eval.harness.taskcheck import TaskCheckError
+    from dragonfly_eval.runner.taskcheck import TaskCheckError
 
     options = given(argv)
     config = options.get("config")
@@ -76,7 +76,7 @@ def config_entries(path: str) -> list[dict[str, Any]]:
     """The entries of a `--config` file, read the way lmms-eval reads it (one dict per
     evaluation; its `env` key sets environment variables). Raises TaskCheckError when the
     file is not such a list."""
-    from dragonfly_eval.harness.taskcheck import TaskCheckError, read_yaml
+    from dragonfly_eval.runner.taskcheck import TaskCheckError, read_yaml
 
     data = read_yaml(Path(path), tags=False)
     entries = data if isinstance(data, list) else [data]

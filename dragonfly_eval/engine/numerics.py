@@ -2,7 +2,7 @@
 deterministic kernels.
 
 Half precision can overflow (fp16 activations past 65504 become inf, then NaN); greedy decoding
-of NaN logits returns garbage without any error. The harness watches every batch's logits and
+of NaN logits returns garbage without any error. The engine watches every batch's logits and
 runs a batch that saw NaN/inf again with the model temporarily in float32 on the same device.
 """
 
