@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.runner import cli as harness_cli
 from dragonfly_eval.leaderboard.ablate import (
     AblateError,
     build_ablation,
@@ -18,6 +17,7 @@ from dragonfly_eval.leaderboard.ablate import (
     render_ablation_markdown,
     with_zoom,
 )
+from dragonfly_eval.runner import cli as harness_cli
 from tests.leaderboard.test_regress import run_cli
 from tests.leaderboard.test_regress_samples import sample_lines, write_samples
 
