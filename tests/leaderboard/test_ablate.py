@@ -133,6 +133,23 @@ def test_ablate_runs_the_mini_suite_once_per_zoom(tmp_path, offline_env):
     assert re.search(
         r"- Mini answer loss: \d of 4 documents scored better with zoom=full", done.stdout
     )
+    # `diff` of the two zoom runs agrees with the ablation's count for the answer loss
+    better = int(
+        re.search(r"- Mini answer loss: (\d) of 4 documents scored better", done.stdout).group(1)
+    )
+    page = tmp_path / "diff.html"
+    diffed = subprocess.run(
+        [sys.executable, "-m", "dragonfly_eval.cli", "diff", str(out / "zoom_low")]
+        + [str(out / "zoom_full"), "--html", str(page)],
+        env=offline_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert diffed.returncode == 0, diffed.stderr[-3000:]
+    loss = diffed.stdout[diffed.stdout.index("dragonfly_mini_vqa_nll") :]
+    assert re.search(rf"4 documents in both runs: {better} gained, \d lost", loss), diffed.stdout
+    assert "dragonfly_mini_vqa_nll" in page.read_text() and "<script" not in page.read_text()
 
 
 def test_a_corpus_level_metric_gets_no_document_count(tmp_path, write_run, suite):
