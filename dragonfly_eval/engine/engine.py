@@ -78,7 +78,9 @@ class Engine:
         )
         self.failures: list[dict[str, Any]] = []
         self._on_failure = on_failure
-        self._prep = Preparer(processor, self.caches, settings.max_length, self._fail)
+        self._prep = Preparer(
+            processor, self.caches, settings.max_length, self._fail, self.input_device
+        )
         self._rerun = Float32Rerun(model, self.caches)
 
     @property
@@ -267,19 +269,26 @@ class Engine:
 
     def _encoder(self, batch: PreparedBatch) -> Callable[[list[str]], torch.Tensor]:
         """digests -> visual embeddings [n, T, D] of `batch`'s images, in one vision call
-        (uint8 crops to the device, normalized there)."""
+        (uint8 crops to the device, or made there on the device path; normalized there)."""
 
         def encode(digests: list[str]) -> torch.Tensor:
-            for d in digests:  # evicted from the caches after this batch was prepared
-                if d not in batch.crops:
-                    batch.crops[d] = self._prep.crops(batch.images[d])
-            crops = torch.stack([batch.crops[d] for d in digests])  # [n, n_crops, se, se, 3]
-            crops = crops.to(self.input_device, non_blocking=True)
+            crops = self._device_crops(batch, digests)
             n, c = crops.shape[:2]
             pixels = self.processor.image_processor.normalize(crops.flatten(0, 1))
             return self.model.encode_images(pixels.view(n, c, *pixels.shape[1:]))
 
         return encode
+
+    def _device_crops(self, batch: PreparedBatch, digests: list[str]) -> torch.Tensor:
+        """uint8 crops [n, n_crops, se, se, 3] of `batch`'s images `digests` on the device:
+        made there on the device path, else the prepared Pillow crops uploaded."""
+        if batch.on_device:
+            return self._prep.crops_on_device(batch, digests)
+        for d in digests:  # evicted from the caches after this batch was prepared
+            if d not in batch.crops:
+                batch.crops[d] = self._prep.crops(batch.images[d])
+        crops = torch.stack([batch.crops[d] for d in digests])
+        return crops.to(self.input_device, non_blocking=True)
 
     def stop_token_ids(self) -> list[int]:
         """<|eot_id|> ends an answer; so does the tokenizer's end of text."""

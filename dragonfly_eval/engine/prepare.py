@@ -1,5 +1,7 @@
 """Requests made ready on the CPU: prompt ids, image digests and uint8 crops, prepared a few
-batches ahead in threads while the device runs the current one."""
+batches ahead in threads while the device runs the current one. When the image processor resizes
+on the input device (`resizes_on_device`), the threads only decode the images to RGB; their crops
+are made on the device at encode time."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from dragonfly_eval.engine.caches import EncodingCaches
 from dragonfly_eval.engine.requests import Request, ScoreRequest
 from dragonfly_eval.modeling import DragonflyProcessor, chat_prompt
 from dragonfly_eval.modeling.image_processing import wide_mode
+from dragonfly_eval.modeling.zoom import to_rgb
 
 PREFETCH_DEPTH = 2
 Fail = Callable[[Request, str], None]  # request, reason: report one failed request
@@ -38,12 +41,15 @@ class Prepared:
 @dataclass
 class PreparedBatch:
     """A batch's requests (by index into the call's requests) plus the uint8 crops of images
-    not encoded yet, and every image by digest (crops of one evicted meanwhile are cut late)."""
+    not encoded yet, and every image by digest (crops of one evicted meanwhile are cut late).
+    `on_device`: the crops are made on the device at encode time from `images`, decoded to RGB
+    (`crops` stays empty)."""
 
     indices: list[int]
     items: list[Prepared]
     crops: dict[str, torch.Tensor]
     images: dict[str, Image.Image]
+    on_device: bool = False
 
     def live(self) -> list[int]:
         """Positions of the requests that were prepared without error."""
@@ -76,11 +82,13 @@ class Preparer:
         caches: EncodingCaches,
         max_length: int,
         fail: Fail,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.processor = processor
         self.caches = caches
         self.max_length = max_length
         self.fail = fail
+        self.device = torch.device(device)
         self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="dragonfly-prep")
         # A transformers tokenizer call sets its backend's truncation state, which two prefetch
         # threads must not interleave: one tokenizing thread at a time.
@@ -107,11 +115,13 @@ class Preparer:
             yield current
 
     def batch(self, indices: list[int], requests: Sequence[Request]) -> PreparedBatch:
-        """The requests `indices` prepared, with the crops of the images not encoded yet."""
+        """The requests `indices` prepared, with the crops of the images not encoded yet (none
+        on the device path: its images are only decoded)."""
+        on_device = self.processor.image_processor.resizes_on_device(self.device)
         items, todo, kept = [], {}, {}
         owners: dict[str, list[Prepared]] = {}
         for i in indices:
-            item, images = self.prepare(requests[i])
+            item, images = self.prepare(requests[i], decode=on_device)
             if item.error is None:
                 for digest, image in images.items():
                     kept[digest] = image
@@ -119,10 +129,15 @@ class Preparer:
                     if not self.caches.has(digest):
                         todo[digest] = image
             items.append(item)
+        if on_device:
+            return PreparedBatch(list(indices), items, {}, kept, on_device=True)
         return PreparedBatch(list(indices), items, self._crops_of(todo, owners), kept)
 
-    def prepare(self, request: Request) -> tuple[Prepared, dict[str, Image.Image]]:
-        """One request's prompt ids and images by digest; a failure is recorded on the item."""
+    def prepare(
+        self, request: Request, decode: bool = False
+    ) -> tuple[Prepared, dict[str, Image.Image]]:
+        """One request's prompt ids and images by digest (with `decode`, converted to RGB);
+        a failure is recorded on the item."""
         item = Prepared(request)
         images: dict[str, Image.Image] = {}
         try:
@@ -133,7 +148,7 @@ class Preparer:
                 self._warn_wide_mode(request.task, image.mode)
                 digest = image_digest(image)
                 item.digests.append(digest)
-                images[digest] = image
+                images[digest] = to_rgb(image) if decode else image
             with self._tokenizer_lock:
                 item.prompt_ids = self.processor.text_ids(
                     chat_prompt(request.prompt), self.max_length
@@ -186,3 +201,11 @@ class Preparer:
     def crops(self, image: Image.Image) -> torch.Tensor:
         """uint8 crops of one image: [n_crops, se, se, 3]."""
         return torch.from_numpy(self.processor.image_processor.crops(image))
+
+    def crops_on_device(self, batch: PreparedBatch, digests: list[str]) -> torch.Tensor:
+        """uint8 crops [n, n_crops, se, se, 3] of `batch`'s images `digests` on the device: each
+        image's pixels uploaded once, resized and cut there (`on_device` batches)."""
+        image_processor = self.processor.image_processor
+        return torch.stack(
+            [image_processor.crops_on(batch.images[d], self.device) for d in digests]
+        )

@@ -49,8 +49,10 @@ class Dragonfly(lmms):
     max_length, image_cache, image_cache_mb, prefetch, prefix_cache (reuse the KV cache of an
     image's prefix across its questions), prefix_cache_mb, allow_pickle, revision, deterministic,
     resume_store (SQLite file of finished answers, read at start and written after each batch),
-    failure_report (JSON-lines file of requests that failed). max_batch_size is refused: the
-    batch size is fixed (`batch_size`), and out-of-memory batches are halved automatically.
+    failure_report (JSON-lines file of requests that failed), device_resize (auto/true/false:
+    resize and cut the zoom levels on the device; auto does so unless the device is the CPU).
+    max_batch_size is refused: the batch size is fixed (`batch_size`), and out-of-memory batches
+    are halved automatically.
     """
 
     is_simple = True
@@ -76,6 +78,7 @@ class Dragonfly(lmms):
         deterministic: bool | str = True,
         resume_store: str | None = None,
         failure_report: str | None = None,
+        device_resize: bool | str = "auto",
         **unknown: Any,
     ) -> None:
         super().__init__()
@@ -88,6 +91,7 @@ class Dragonfly(lmms):
                 f"max_batch_size={max_batch_size} is not supported by dragonfly: give a fixed "
                 "batch_size=N (a batch that runs out of device memory is halved on its own)"
             )
+        resize_choice = parse_device_resize(device_resize)
         settings = EngineSettings(
             batch_size=int(batch_size),
             max_length=int(max_length),
@@ -136,6 +140,7 @@ class Dragonfly(lmms):
         self.processor = DragonflyProcessor.from_pretrained(
             pretrained, zoom=zoom, revision=revision
         )
+        self.processor.image_processor.device_resize = resize_choice
         self._failure_log = (
             FailureLog(rank_path(failure_report, self.rank, self.world_size))
             if failure_report
@@ -359,6 +364,19 @@ class RoundState:
         else:
             self.context, self.info = context, info
             self.visuals = visuals if visuals is not None else ()
+
+
+def parse_device_resize(value: bool | str) -> bool | str:
+    """The `device_resize` model_arg: "auto", or a boolean from the command line."""
+    if isinstance(value, str) and value.lower() == "auto":
+        return "auto"
+    try:
+        return as_bool(value)
+    except ValueError:
+        raise ValueError(
+            f"device_resize={value!r} is not valid: give auto (the device path unless the device "
+            "is the CPU), true (always resize on the device) or false (always Pillow)"
+        ) from None
 
 
 def valid_model_args() -> list[str]:

@@ -26,6 +26,7 @@ def test_a_missing_checkpoint_names_the_path(tmp_path):
         ("batch_size=0", "batch_size"),
         ("image_cache=maybe", "maybe"),
         ("max_batch_size=8", "max_batch_size=8 is not supported"),  # refused, not ignored
+        ("device_resize=sometimes", "device_resize='sometimes' is not valid"),
     ],
 )
 def test_bad_values_are_rejected(v2_checkpoint, model_args, error):
@@ -42,6 +43,16 @@ def test_model_args_win_over_lmms_eval_flags(v2_checkpoint):
     assert harness.batch_size == 4
     assert harness.engine.settings.image_cache is False
     assert harness.device.type in ("cpu", "cuda")
+
+
+def test_device_resize_reaches_the_image_processor(v2_checkpoint):
+    forced = Dragonfly.create_from_arg_string(
+        f"pretrained={v2_checkpoint},device=cpu,device_resize=TRUE"
+    )
+    assert forced.processor.image_processor.device_resize is True
+    assert forced.engine.processor.image_processor.resizes_on_device(forced.device)
+    default = Dragonfly.create_from_arg_string(f"pretrained={v2_checkpoint},device=cpu")
+    assert default.processor.image_processor.device_resize == "auto"
 
 
 def test_lmms_eval_flags_apply_when_model_args_are_silent(v2_checkpoint):
