@@ -137,8 +137,9 @@ class Dragonfly(lmms):
             allow_pickle=as_bool(allow_pickle),
             revision=revision,
         )
+        # Built from the loaded model's config: config.json is not read a second time.
         self.processor = DragonflyProcessor.from_pretrained(
-            pretrained, zoom=zoom, revision=revision
+            pretrained, zoom=zoom, revision=revision, config=model.config
         )
         self.processor.image_processor.device_resize = resize_choice
         self._failure_log = (
