@@ -339,15 +339,20 @@ def _load_json(path: Path) -> Any:
         raise ResultsError(f"{path}: unreadable JSON ({err})") from err
 
 
+def check_regular_file(path: Path, cap: int, error: type[ValueError]) -> None:
+    """Refuse, before it is opened, anything but a regular file of at most `cap` bytes: a FIFO
+    would block open() and /dev/zero would never end. OSError passes through."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: not a regular file")
+    if info.st_size > cap:
+        raise error(f"{path}: larger than {cap // 2**20} MiB")
+
+
 def _read_text(path: Path) -> str:
-    # A FIFO would block open() and /dev/zero would never end: check the file kind and size
-    # first, open without blocking, and never read more than the cap.
+    # Checked first, opened without blocking, and never read past the cap.
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ResultsError(f"{path}: not a regular file")
-        if info.st_size > MAX_RESULTS_BYTES:
-            raise ResultsError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB")
+        check_regular_file(path, MAX_RESULTS_BYTES, ResultsError)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dragonfly_eval.leaderboard.results import check_regular_file
 
 MAX_SAMPLES_BYTES = 512 * 2**20
 _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
@@ -166,11 +166,7 @@ def aggregation_name(results: Mapping[str, Any], task: str, metric: str) -> str 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     # Same guards as results files: never open a FIFO or a device, never read past the cap.
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise SampleLogError(f"{path}: not a regular file")
-        if info.st_size > MAX_SAMPLES_BYTES:
-            raise SampleLogError(f"{path}: larger than {MAX_SAMPLES_BYTES // 2**20} MiB")
+        check_regular_file(path, MAX_SAMPLES_BYTES, SampleLogError)
         with open(path, encoding="utf-8") as handle:
             yield from enumerate(handle, start=1)
     except OSError as err:
