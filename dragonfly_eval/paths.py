@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -27,3 +29,13 @@ def leaderboards_dir() -> Path:
     else the copy an installed wheel holds as dragonfly_eval/leaderboards/."""
     checkout = _REPO_ROOT / "leaderboards"
     return checkout if checkout.is_dir() else _PACKAGE / "leaderboards"
+
+
+def check_regular_file(path: Path, cap: int, error: type[ValueError]) -> None:
+    """Refuse, before it is opened, anything but a regular file of at most `cap` bytes: a FIFO
+    would block open() and /dev/zero would never end. OSError passes through."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: not a regular file")
+    if info.st_size > cap:
+        raise error(f"{path}: larger than {cap // 2**20} MiB")

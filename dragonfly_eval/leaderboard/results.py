@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dragonfly_eval.paths import check_regular_file
+
 _RESULTS_NAME = re.compile(r"^(results|.*_results|results_.*)\.json$")
 _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
 # lmms-eval writes only aggregated scores here (samples go to *.jsonl); real files are < 1 MB.
@@ -337,16 +339,6 @@ def _load_json(path: Path) -> Any:
         raise ResultsError(f"{path}: JSON nested too deeply to read") from err
     except ValueError as err:
         raise ResultsError(f"{path}: unreadable JSON ({err})") from err
-
-
-def check_regular_file(path: Path, cap: int, error: type[ValueError]) -> None:
-    """Refuse, before it is opened, anything but a regular file of at most `cap` bytes: a FIFO
-    would block open() and /dev/zero would never end. OSError passes through."""
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise error(f"{path}: not a regular file")
-    if info.st_size > cap:
-        raise error(f"{path}: larger than {cap // 2**20} MiB")
 
 
 def _read_text(path: Path) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dragonfly_eval.leaderboard.results import check_regular_file
+from dragonfly_eval.paths import check_regular_file
 
 MAX_SAMPLES_BYTES = 512 * 2**20
 _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")

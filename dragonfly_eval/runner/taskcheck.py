@@ -46,6 +46,8 @@ from jinja2.sandbox import (
     SandboxedEnvironment,
 )
 
+from dragonfly_eval.paths import check_regular_file
+
 ALLOWED_PACKAGES = ("dragonfly_eval", "lmms_eval")
 MAX_YAML_BYTES = 4 * 1024 * 1024
 MAX_YAML_NODES = 200_000  # after alias expansion; the largest shipped task YAML has ~100
@@ -148,10 +150,10 @@ def read_yaml(path: str | Path, tags: bool = True) -> Any:
 
 
 def _read(path: str, loader_class: type[yaml.SafeLoader]) -> tuple[Any, list[str]]:
-    if not os.path.isfile(path):
-        raise TaskCheckError(f"{path}: not a regular file")
-    if os.path.getsize(path) > MAX_YAML_BYTES:
-        raise TaskCheckError(f"{path}: larger than {MAX_YAML_BYTES} bytes")
+    try:
+        check_regular_file(Path(path), MAX_YAML_BYTES, TaskCheckError)
+    except OSError as err:
+        raise TaskCheckError(f"{path}: not a regular file") from err
     try:
         return _load(path, loader_class)
     except TaskCheckError as err:
