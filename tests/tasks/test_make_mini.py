@@ -52,3 +52,41 @@ def test_mini_images_load_as_rgb_from_relative_paths():
 def test_missing_mini_image_names_the_fix():
     with pytest.raises(FileNotFoundError, match="make_mini"):
         doc_to_visual({"image_path": "images/absent.png"})
+
+
+def test_fine_patterns_look_alike_at_336_pixels_and_differ_at_full_size():
+    """The zoom-in test's premise: in the low-resolution view (the whole image resized to
+    336x336, Pillow bicubic as the processor does) the four panels are the same grey within 2
+    levels; at full size they differ across the whole panel."""
+    import random
+
+    import numpy as np
+
+    views, full = {}, {}
+    for pattern in make_mini.PATTERNS:
+        scene = make_mini.fine_scene(random.Random(7), pattern)
+        full[pattern] = np.asarray(scene.image).astype(int)
+        views[pattern] = np.asarray(scene.image.resize((336, 336), Image.BICUBIC)).astype(int)
+    side = make_mini.FINE_PANEL
+    for a in make_mini.PATTERNS:
+        for b in make_mini.PATTERNS:
+            if a < b:
+                assert np.abs(views[a] - views[b]).max() <= 2, (a, b)
+                differ = (full[a] != full[b]).any(axis=-1).sum()
+                assert differ > side * side // 3, (a, b)
+
+
+def test_fine_family_asks_each_pattern_equally_often():
+    answers = [item.record["answers"][0] for item in make_mini.build_items()["fine"]]
+    assert {answers.count(p) for p in make_mini.PATTERNS} == {len(answers) // 4}
+
+
+def test_training_questions_cover_every_family_of_the_suite():
+    import random
+
+    asked = set()
+    for kind, scene_of in make_mini.SCENES.items():
+        for i in range(12):  # the yes/no question is asked of some shape scenes only
+            scene = scene_of(random.Random(f"{kind}-{i}"))
+            asked |= {family for family, _ in make_mini.questions_for(scene, random.Random(i))}
+    assert asked == set(make_mini.FAMILIES)

@@ -101,7 +101,7 @@ def _reference_results(name, task, doc):
 
 
 def _reference_prediction(name, task, doc):
-    if name.endswith(("_vqa", "_doc")):
+    if name.endswith(("_vqa", "_doc", "_fine")):
         return doc["answers"][0]
     if name.endswith("_caption"):
         return doc["answer"][0]
@@ -118,7 +118,7 @@ def test_mini_tasks_load_offline_and_score_reference_answers_in_full(
     (group_tasks,) = get_task_dict(["dragonfly_mini"], task_manager).values()
     assert sorted(group_tasks) == sorted(
         f"dragonfly_mini_{f}"
-        for f in ("vqa", "vqa_nll", "chart", "doc", "mc", "mc_ppl", "yesno", "caption")
+        for f in ("vqa", "vqa_nll", "chart", "doc", "mc", "mc_ppl", "yesno", "caption", "fine")
     )
     for name, task in group_tasks.items():
         docs = list(task.test_docs())
