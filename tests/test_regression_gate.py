@@ -93,3 +93,16 @@ def test_mini_metrics_equal_the_baseline_exactly(demo_dir):
         f"mini-suite metrics moved (baseline, now): {moved}; if the change is intended, "
         "regenerate leaderboards/mini_baseline (README, 'Regression gate')"
     )
+
+
+def test_the_demo_shows_the_zoom_in_test_working(demo_dir):
+    """The demo's last step reruns the fine-detail task at zoom=low: the trained model reads the
+    1-pixel patterns only from the zoomed-in crops, so its score falls by 25 points or more, to
+    about chance."""
+    text = (demo_dir / "zoom.md").read_text()
+    assert "| low | 51 / 578 |" in text and "| full | 1479 / 2098 |" in text
+    key = "dragonfly_mini_fine/exact_match,none"
+    full = _metrics(demo_dir / "results")[key]
+    low = _metrics(demo_dir / "zoom_low")[key]
+    assert full >= low + 0.25, (full, low)
+    assert full >= 0.75 and low <= 0.5, (full, low)
