@@ -95,10 +95,10 @@ def _write_page(root: Path, *paths: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
-    """The page for the baseline (likelihood 20%, loss 661) and two variants."""
+    """The page for the baseline (likelihood 50%, loss 34) and two variants."""
     root = tmp_path_factory.mktemp("runs")
-    _variant(root / "runs", "org/strong", 0.6, loss=7.0)
-    _variant(root / "runs", "org/partial", 0.4, loss=5.0, effective=5)
+    _variant(root / "runs", "org/strong", 0.9, loss=0.5)
+    _variant(root / "runs", "org/partial", 0.7, loss=0.2, effective=5)
     return _write_page(root, BASELINE.parent, root / "runs")
 
 
@@ -127,7 +127,7 @@ def test_clicking_a_header_sorts_the_rows(browser, page, tmp_path):
     column = _header(browser, LIKELIHOOD_COLUMN)
     column.find_element(By.TAG_NAME, "button").click()
     assert column.get_attribute("aria-sort") == "descending"  # best first
-    assert _models(browser) == ["org/strong", "org/partial", "dragonfly-tiny"]  # 60, 40, 20
+    assert _models(browser) == ["org/strong", "org/partial", "dragonfly-tiny"]  # 90, 70, 50
     column.find_element(By.TAG_NAME, "button").click()
     assert column.get_attribute("aria-sort") == "ascending"
     assert _models(browser) == ["dragonfly-tiny", "org/partial", "org/strong"]
@@ -139,7 +139,7 @@ def test_clicking_a_header_sorts_the_rows(browser, page, tmp_path):
     loss = _header(browser, LOSS_COLUMN)  # lower is better: the first click puts the lowest first
     loss.find_element(By.TAG_NAME, "button").click()
     assert loss.get_attribute("aria-sort") == "ascending"
-    assert _models(browser) == ["org/partial", "dragonfly-tiny", "org/strong"]  # 500, 661, 700
+    assert _models(browser) == ["org/partial", "dragonfly-tiny", "org/strong"]  # 20, 34, 50
     shot = tmp_path / "leaderboard.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -161,7 +161,7 @@ def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
         )
     }
     partial = rows["org/partial"].find_elements(By.CSS_SELECTOR, "th, td")[index]
-    assert partial.text == "40.0 (n=5)"
+    assert partial.text == "70.0 (n=5)"
     assert "partial" in partial.get_attribute("class").split()
     # the marker shows: a shaded background that full cells do not have
     full = rows["org/strong"].find_elements(By.CSS_SELECTOR, "th, td")[index]
@@ -170,9 +170,9 @@ def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
     )
     tip = partial.get_attribute("title")
     assert "partial run (n=5)" in tip
-    assert f"{LIKELIHOOD_TASK}: run 2026-11-26 19:55:35 +08:00" in tip
+    assert f"{LIKELIHOOD_TASK}: run 2026-12-01 21:15:14 +08:00" in tip
     assert "model_args: pretrained=org/partial,device=cpu,batch_size=4" in tip
-    assert "documents: 5 of 10" in tip
+    assert "documents: 5 of 12" in tip
     chart = browser.find_element(By.CSS_SELECTOR, "figure.chart img")
     assert browser.execute_script("return arguments[0].naturalWidth", chart) > 0  # decoded
 

@@ -21,6 +21,20 @@ def tiny_parts():
     return model, DragonflyProcessor.from_pretrained("dragonfly-tiny", zoom="low")
 
 
+@pytest.fixture(scope="session")
+def random_tiny_parts(tiny_parts):
+    """dragonfly-tiny's architecture with untrained weights (transformers' initialisation from a
+    fixed seed): its answers run on to the token limit, which the stop-string tests need (the
+    trained model answers in a few tokens and stops)."""
+    from dragonfly_eval.tiny_train import initial_model
+
+    model, _ = initial_model(0)
+    model.config.zoom = "low"
+    trained, processor = tiny_parts
+    model.language_model.generation_config = trained.language_model.generation_config
+    return model.eval(), processor
+
+
 @pytest.fixture
 def make_engine(tiny_parts) -> Callable[..., Engine]:
     """A fresh engine (fresh caches) over the shared tiny model, with the given settings."""

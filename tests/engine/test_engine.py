@@ -9,7 +9,7 @@ import pytest
 import torch
 from image_kit import noise_image
 
-from dragonfly_eval.engine import GenRequest, GenSettings, ScoreRequest
+from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSettings, ScoreRequest
 from dragonfly_eval.engine.policy import OomPolicy
 
 LONG = GenSettings(max_new_tokens=40)
@@ -151,7 +151,7 @@ def _stop_string(engine, request: GenRequest, monkeypatch) -> tuple[str, int]:
         patch.setattr(engine.model, "generate", record)
         engine.generate([request])
     ids = tokens[0]
-    assert len(ids) == LONG.max_new_tokens, "the random model is expected to ramble"
+    assert len(ids) == LONG.max_new_tokens, "the untrained model is expected to ramble"
     for k in range(4, len(ids) // 2):
         text, before = engine.processor.decode(ids[:k]), engine.processor.decode(ids[: k - 1])
         tail = text[-3:]
@@ -160,8 +160,9 @@ def _stop_string(engine, request: GenRequest, monkeypatch) -> tuple[str, int]:
     raise AssertionError("no alphanumeric stop string in the first half of the answer")
 
 
-def test_generation_stops_within_a_few_tokens_of_a_stop_string(make_engine, monkeypatch):
-    engine = make_engine(batch_size=2)
+def test_generation_stops_within_a_few_tokens_of_a_stop_string(random_tiny_parts, monkeypatch):
+    model, processor = random_tiny_parts
+    engine = Engine(model, processor, EngineSettings(batch_size=2, progress=False))
     request = _gen_requests(1)[0]
     stop, needed = _stop_string(engine, request, monkeypatch)
     counts = _new_token_counts(engine, monkeypatch)
