@@ -23,7 +23,6 @@ weights, and a fixed thread count keeps the float reductions in one order. The r
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -38,7 +37,7 @@ from torch.nn import functional as F
 
 from dragonfly_eval.modeling.modeling import cache_kwargs, output_cache
 from dragonfly_eval.modeling.processing import chat_prompt
-from dragonfly_eval.modeling.tiny import assets_dir
+from dragonfly_eval.modeling.tiny import assets_dir, file_sha256
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.tasks import make_mini
 
@@ -68,11 +67,6 @@ class Settings:
         ("shape", 1.0),
         ("fine", 0.8),
     )
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Prompts:

@@ -65,6 +65,11 @@ def tokenizer_path() -> Path:
     return assets_dir() / "tokenizer.json"
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def weights_path() -> Path:
     """The shipped trained weights of dragonfly-tiny (written by `dragonfly_eval.tiny_train`)."""
     path = assets_dir() / "model.safetensors"
@@ -166,8 +171,8 @@ def tiny_digest() -> str:
     tokenizer = build_tiny_tokenizer()
     parts = [
         str(FORMAT),
-        hashlib.sha256(weights_path().read_bytes()).hexdigest(),
-        hashlib.sha256(tokenizer_path().read_bytes()).hexdigest(),
+        file_sha256(weights_path()),
+        file_sha256(tokenizer_path()),
         json.dumps(tiny_config(len(tokenizer)).to_dict(), sort_keys=True, default=str),
         transformers.__version__,
     ]
