@@ -106,3 +106,27 @@ def test_the_demo_shows_the_zoom_in_test_working(demo_dir):
     low = _metrics(demo_dir / "zoom_low")[key]
     assert full >= low + 0.25, (full, low)
     assert full >= 0.75 and low <= 0.5, (full, low)
+
+
+# What guessing scores on each mini task the embedded model is trained for (the suite's design:
+# make_mini.py), by the task's headline metric.
+CHANCE = {
+    "dragonfly_mini_vqa/exact_match,none": 0.13,  # 1 in 10 words, 1 in 6 colours
+    "dragonfly_mini_chart/relaxed_overall,none": 0.23,  # 1 in 4 counts, 1 in 3 to 6 days
+    "dragonfly_mini_doc/anls,none": 0.22,  # 1 in 4 titles, 1 in 5 vendors
+    "dragonfly_mini_mc/exact_match,flexible-extract": 0.25,
+    "dragonfly_mini_mc_ppl/acc,none": 0.25,
+    "dragonfly_mini_yesno/pope_accuracy,none": 0.5,
+    "dragonfly_mini_fine/exact_match,none": 0.25,
+}
+
+
+def test_the_trained_model_scores_well_above_chance_at_full_zoom(demo_dir):
+    """Every mini task the training covers is answered from the image: at least 25 points above
+    what guessing scores (with 12 to 20 documents a task, guessing reaches that about 1 time in
+    20 or less), and the captions share words with the references (random text scores ~0)."""
+    scores = _metrics(demo_dir / "results")
+    below = {k: (scores[k], chance) for k, chance in CHANCE.items() if scores[k] < chance + 0.25}
+    assert not below, f"(score, chance) of the tasks not clearly above chance: {below}"
+    assert scores["dragonfly_mini_caption/coco_CIDEr,none"] > 1.0
+    assert scores["dragonfly_mini_yesno/pope_f1_score,none"] > 0.75

@@ -104,10 +104,16 @@ def test_the_training_prompts_are_the_ones_lmms_eval_builds_for_the_mini_tasks()
 
 
 def test_training_scenes_come_from_another_seed_than_the_suite():
-    trainer_draw = tiny_train.Trainer(tiny_train.Settings()).draw(0)
-    suite_fine = {item.image.tobytes() for item in make_mini.build_items()["fine"]}
-    drawn_fine = [scene.image.tobytes() for scene, _, _ in trainer_draw if scene.kind == "fine"]
-    assert not suite_fine & set(drawn_fine)
+    """The chart, document and fine-detail images the model learns from are not the suite's
+    (their values, positions and backgrounds are drawn from the training seed)."""
+    trainer = tiny_train.Trainer(tiny_train.Settings())
+    drawn = [scene for step in range(4) for scene, _, _ in trainer.draw(step)]
+    suite = make_mini.build_items()
+    for family in ("chart", "doc", "fine"):
+        kind = make_mini.SCENE_OF[family]
+        trained = {scene.image.tobytes() for scene in drawn if scene.kind == kind}
+        assert trained, f"no {kind} scene drawn in the first steps"
+        assert not trained & {item.image.tobytes() for item in suite[family]}, family
 
 
 def write_steps_checkpoint() -> None:

@@ -47,8 +47,16 @@ SHAPE_COLORS = ("red", "green", "blue", "yellow")  # the shape scenes' colours, 
 YESNO_OBJECT = "star"  # what the yes/no questions ask about
 SIGN_WORDS = ("STOP", "EXIT", "CAFE", "OPEN", "HOTEL", "PARK", "BANK", "TAXI", "BAKERY", "MUSEUM")
 CHART_LABELS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+DAY_COLORS = ("blue", "orange", "green", "red", "purple", "yellow")  # the bar colour of each day
 VENDORS = ("Acme Supply", "Blue River Ltd", "Northwind", "Sunrise Foods", "Kestrel Tools")
 DOC_TITLES = ("INVOICE", "RECEIPT", "QUOTE", "ORDER")
+VENDOR_LOGOS = {  # each vendor's logo: a shape and a colour
+    "Acme Supply": ("triangle", "red"),
+    "Blue River Ltd": ("circle", "blue"),
+    "Northwind": ("square", "green"),
+    "Sunrise Foods": ("circle", "orange"),
+    "Kestrel Tools": ("star", "purple"),
+}
 PATTERNS = ("horizontal", "vertical", "checked", "plain")
 
 
@@ -117,16 +125,17 @@ def sign_scene(rng: random.Random) -> Scene:
 
 
 def chart_scene(rng: random.Random) -> Scene:
-    """A bar chart of 3 to 6 days with distinct values."""
+    """A bar chart of 3 to 6 days with clearly different values, each day's bar in its own
+    colour."""
     labels = CHART_LABELS[: rng.randint(3, 6)]
-    values = rng.sample(range(5, 95), len(labels))
+    values = rng.sample(range(10, 95, 12), len(labels))  # at least 12 apart: visibly different
     image, draw = _canvas()
     draw.line((30, 200, 310, 200), fill=(0, 0, 0), width=2)
     width = 260 // len(labels)
     for k, (label, value) in enumerate(zip(labels, values, strict=True)):
         x0 = 40 + k * width
         top = 200 - round(value * 1.7)
-        draw.rectangle((x0, top, x0 + width - 14, 200), fill=COLORS["blue"])
+        draw.rectangle((x0, top, x0 + width - 14, 200), fill=COLORS[DAY_COLORS[k]])
         centre = x0 + (width - 14) // 2
         draw.text((centre, top - 4), str(value), font=_font(14), fill=(0, 0, 0), anchor="mb")
         draw.text((centre, 206), label, font=_font(14), fill=(0, 0, 0), anchor="mt")
@@ -134,18 +143,42 @@ def chart_scene(rng: random.Random) -> Scene:
 
 
 def doc_scene(rng: random.Random) -> Scene:
-    """A small business document: a title, a vendor and some numbers."""
+    """A small business document: a title, a vendor and some numbers. As with real paperwork,
+    each kind of document has its own layout (a receipt is a narrow slip, an invoice has a table,
+    a quote a shaded box, an order a list of check boxes) and each vendor its own logo, a coloured
+    mark beside its name; the embedded model learns those cues where it cannot read the words."""
     title, vendor = rng.choice(DOC_TITLES), rng.choice(VENDORS)
     number = str(rng.randrange(10000, 99999))
-    date = f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
     total = f"${rng.randrange(10, 999)}.{rng.randrange(0, 100):02d}"
-    image, draw = _canvas((250, 250, 245))
-    draw.text((20, 10), title, font=_font(36), fill=(0, 0, 0))
-    draw.line((20, 56, 300, 56), fill=(0, 0, 0), width=2)
-    draw.text((20, 70), vendor, font=_font(28), fill=(20, 20, 20))
-    lines = [f"No: {number}", f"Date: {date}", f"Total: {total}"]
-    for k, line in enumerate(lines):
-        draw.text((20, 120 + 30 * k), line, font=_font(18), fill=(20, 20, 20))
+    image, draw = _canvas((150, 150, 150))
+    ink = (20, 20, 20)
+    left, right = (100, 220) if title == "RECEIPT" else (10, 310)
+    draw.rectangle((left, 4, right, 236), fill=(250, 250, 245))
+    shape, color_name = VENDOR_LOGOS[vendor]
+    _draw_shape(draw, shape, (right - 46, 10, right - 8, 48), COLORS[color_name])
+    if title == "RECEIPT":
+        draw.text((left + 8, 54), title, font=_font(16), fill=ink)
+        draw.text((left + 8, 76), vendor, font=_font(12), fill=ink)
+        for k in range(5):
+            draw.text((left + 8, 100 + 20 * k), f"item {k + 1}", font=_font(12), fill=ink)
+        draw.text((left + 8, 212), total, font=_font(12), fill=ink)
+        return Scene("doc", image, {"title": title, "vendor": vendor})
+    draw.text((left + 10, 10), title, font=_font(32), fill=ink)
+    draw.text((left + 10, 52), vendor, font=_font(20), fill=ink)
+    draw.text((left + 10, 82), f"No: {number}   Total: {total}", font=_font(14), fill=ink)
+    if title == "INVOICE":  # a ruled table
+        for k in range(5):
+            draw.line((left + 10, 110 + 28 * k, right - 10, 110 + 28 * k), fill=ink, width=2)
+        for x in (left + 10, 160, right - 10):
+            draw.line((x, 110, x, 222), fill=ink, width=2)
+    elif title == "QUOTE":  # the offer in a shaded box
+        draw.rectangle((left + 10, 112, right - 10, 222), fill=(255, 236, 160))
+        draw.text((left + 24, 156), "valid for 30 days", font=_font(18), fill=ink)
+    else:  # ORDER: a list of check boxes
+        for k in range(4):
+            y = 112 + 28 * k
+            draw.rectangle((left + 12, y, left + 30, y + 18), outline=ink, width=2)
+            draw.text((left + 40, y), f"article {k + 1}", font=_font(16), fill=ink)
     return Scene("doc", image, {"title": title, "vendor": vendor})
 
 

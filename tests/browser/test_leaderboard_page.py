@@ -24,6 +24,14 @@ LIKELIHOOD_TASK = "dragonfly_mini_mc_ppl"
 LIKELIHOOD_COLUMN = "Mini multiple choice (likelihood)"
 LOSS_TASK = "dragonfly_mini_vqa_nll"
 LOSS_COLUMN = "Mini answer loss (nats x100)"
+_BASE = json.loads(BASELINE.read_text(encoding="utf-8"))
+_STAMP = _BASE["date"]  # lmms-eval's YYYYMMDD_HHMMSS, shown as "YYYY-MM-DD HH:MM:SS +08:00"
+BASE_DATE = f"{_STAMP[:4]}-{_STAMP[4:6]}-{_STAMP[6:8]} {_STAMP[9:11]}:{_STAMP[11:13]}:{_STAMP[13:]}"
+# two variants above the baseline's likelihood score; a loss below the baseline's and one above
+BASE_LIKELIHOOD = _BASE["results"][LIKELIHOOD_TASK]["acc,none"]
+BASE_LOSS = _BASE["results"][LOSS_TASK]["answer_nll,none"]
+STRONG = BASE_LIKELIHOOD + 2 * (1 - BASE_LIKELIHOOD) / 3
+PARTIAL = BASE_LIKELIHOOD + (1 - BASE_LIKELIHOOD) / 3
 HOSTILE = ["<img src=x onerror=alert(1)>", '"><script>document.title="owned"</script>']
 INSTALL = (
     "needs Debian's chromium and chromium-driver and the selenium package: "
@@ -95,10 +103,11 @@ def _write_page(root: Path, *paths: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
-    """The page for the baseline (likelihood 50%, loss 34) and two variants."""
+    """The page for the baseline and two variants that score better on likelihood, one with a
+    lower answer loss than the baseline's, one with a higher."""
     root = tmp_path_factory.mktemp("runs")
-    _variant(root / "runs", "org/strong", 0.9, loss=0.5)
-    _variant(root / "runs", "org/partial", 0.7, loss=0.2, effective=5)
+    _variant(root / "runs", "org/strong", STRONG, loss=BASE_LOSS * 1.5)
+    _variant(root / "runs", "org/partial", PARTIAL, loss=BASE_LOSS * 0.6, effective=5)
     return _write_page(root, BASELINE.parent, root / "runs")
 
 
@@ -127,7 +136,7 @@ def test_clicking_a_header_sorts_the_rows(browser, page, tmp_path):
     column = _header(browser, LIKELIHOOD_COLUMN)
     column.find_element(By.TAG_NAME, "button").click()
     assert column.get_attribute("aria-sort") == "descending"  # best first
-    assert _models(browser) == ["org/strong", "org/partial", "dragonfly-tiny"]  # 90, 70, 50
+    assert _models(browser) == ["org/strong", "org/partial", "dragonfly-tiny"]  # best first
     column.find_element(By.TAG_NAME, "button").click()
     assert column.get_attribute("aria-sort") == "ascending"
     assert _models(browser) == ["dragonfly-tiny", "org/partial", "org/strong"]
@@ -139,7 +148,7 @@ def test_clicking_a_header_sorts_the_rows(browser, page, tmp_path):
     loss = _header(browser, LOSS_COLUMN)  # lower is better: the first click puts the lowest first
     loss.find_element(By.TAG_NAME, "button").click()
     assert loss.get_attribute("aria-sort") == "ascending"
-    assert _models(browser) == ["org/partial", "dragonfly-tiny", "org/strong"]  # 20, 34, 50
+    assert _models(browser) == ["org/partial", "dragonfly-tiny", "org/strong"]  # lowest first
     shot = tmp_path / "leaderboard.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -161,7 +170,7 @@ def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
         )
     }
     partial = rows["org/partial"].find_elements(By.CSS_SELECTOR, "th, td")[index]
-    assert partial.text == "70.0 (n=5)"
+    assert partial.text == f"{100 * PARTIAL:.1f} (n=5)"
     assert "partial" in partial.get_attribute("class").split()
     # the marker shows: a shaded background that full cells do not have
     full = rows["org/strong"].find_elements(By.CSS_SELECTOR, "th, td")[index]
@@ -170,7 +179,7 @@ def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
     )
     tip = partial.get_attribute("title")
     assert "partial run (n=5)" in tip
-    assert f"{LIKELIHOOD_TASK}: run 2026-12-01 21:15:14 +08:00" in tip
+    assert f"{LIKELIHOOD_TASK}: run {BASE_DATE} +08:00" in tip
     assert "model_args: pretrained=org/partial,device=cpu,batch_size=4" in tip
     assert "documents: 5 of 12" in tip
     chart = browser.find_element(By.CSS_SELECTOR, "figure.chart img")

@@ -90,3 +90,41 @@ def test_training_questions_cover_every_family_of_the_suite():
             scene = scene_of(random.Random(f"{kind}-{i}"))
             asked |= {family for family, _ in make_mini.questions_for(scene, random.Random(i))}
     assert asked == set(make_mini.FAMILIES)
+
+
+def _has_color(image, rgb) -> bool:
+    import numpy as np
+
+    return bool((np.asarray(image) == np.array(rgb, dtype=np.uint8)).all(axis=-1).any())
+
+
+def test_chart_bars_are_coloured_by_day_and_clearly_different():
+    """A chart's answers show at low resolution: each day's bar has its own colour, and no two
+    values are closer than 12 (about 20 pixels of bar height)."""
+    import random
+
+    for i in range(30):
+        scene = make_mini.chart_scene(random.Random(f"chart-{i}"))
+        values, shown = scene.facts["values"], len(scene.facts["labels"])
+        assert min(abs(a - b) for a in values for b in values if a != b) >= 12
+        for k, day_color in enumerate(make_mini.DAY_COLORS):
+            assert _has_color(scene.image, make_mini.COLORS[day_color]) == (k < shown), (i, k)
+
+
+def test_documents_show_their_kind_by_layout_and_their_vendor_by_logo():
+    """Every vendor's logo colour is its own, it appears on the vendor's documents only, and a
+    receipt is a narrow slip (the page's grey surround shows at the left)."""
+    import random
+
+    logo_colors = {color for _, color in make_mini.VENDOR_LOGOS.values()}
+    assert len(logo_colors) == len(make_mini.VENDORS) == len(make_mini.VENDOR_LOGOS)
+    seen = set()
+    for i in range(40):
+        scene = make_mini.doc_scene(random.Random(f"doc-{i}"))
+        title, vendor = scene.facts["title"], scene.facts["vendor"]
+        seen.add(title)
+        for name, (_, color) in make_mini.VENDOR_LOGOS.items():
+            assert _has_color(scene.image, make_mini.COLORS[color]) == (name == vendor), i
+        surround = scene.image.getpixel((50, 120))
+        assert (surround == (150, 150, 150)) == (title == "RECEIPT"), (i, title)
+    assert seen == set(make_mini.DOC_TITLES)
