@@ -3,8 +3,9 @@
 The reference path resizes the three zoom levels with PIL, cuts every 336 px box with
 `Image.crop`, and runs the CLIP image processor on each crop separately, as the released
 implementation did. This project's drop-in call (`processor([image])`) resizes the levels in
-threads, cuts uint8 crops as array views and normalizes all crops with one lookup table, the
-stages overlapped. Both must give the same pixels. Each stage is also timed alone, one after the
+threads (the high level pass by pass, its last pass in two bands of whole crops, one per core),
+cuts uint8 crops as array views and normalizes them with one lookup table, the stages
+overlapped. Both must give the same pixels. Each stage is also timed alone, one after the
 other in one thread (the three level resizes, cutting, normalizing), to show what overlaps what;
 the speed-up is summarized as the geometric mean over the sizes.
 
@@ -26,12 +27,21 @@ from common import synthetic_image
 from PIL import Image
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from dragonfly_eval.modeling.image_processing import CLIP_MEAN, CLIP_STD, DragonflyImageProcessor
+from dragonfly_eval.modeling.image_processing import (
+    CLIP_MEAN,
+    CLIP_STD,
+    RESIZE_BANDS,
+    DragonflyImageProcessor,
+)
 from dragonfly_eval.modeling.zoom import (
     cut_level,
+    first_pass,
+    last_pass_band,
+    last_pass_bands,
     level_resolutions,
     level_sizes,
     resize_level,
+    resize_passes,
     to_rgb,
     v2_geometry,
 )
@@ -68,8 +78,9 @@ class ReferencePreprocessor:
 
 
 def project_path(processor: DragonflyImageProcessor) -> Callable[[Image.Image], torch.Tensor]:
-    """This project's drop-in call on the CPU: level resizes in threads, each level's crops
-    normalized (table lookup from uint8, read as views of the level) as soon as it is ready."""
+    """This project's drop-in call on the CPU: level resizes in threads (the high level's last
+    pass in bands), each level's or band's crops normalized (table lookup from uint8, read as
+    views) as soon as it is ready."""
 
     def run(image: Image.Image) -> torch.Tensor:
         return processor([image])[0]
@@ -79,9 +90,10 @@ def project_path(processor: DragonflyImageProcessor) -> Callable[[Image.Image], 
 
 def stage_times(
     processor: DragonflyImageProcessor, image: Image.Image, repeats: int
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, float]]:
     """Median seconds of each stage of the drop-in call run alone, in one thread: each level's
-    resize, cutting the uint8 crops, normalizing them."""
+    resize, cutting the uint8 crops, normalizing them; then the high level's resize as the
+    drop-in call splits it: Pillow's first pass, and its last pass band by band."""
     rgb = to_rgb(image)
     sizes = level_sizes(processor.geometry, rgb.size, processor.levels)
     se = processor.geometry.crop_size
@@ -93,6 +105,21 @@ def stage_times(
     stages["cut"] = lambda: np.concatenate([cut_level(level, se) for level in levels])
     crops = torch.from_numpy(np.concatenate([cut_level(level, se) for level in levels]))
     stages["normalize"] = lambda: processor.normalize(crops)
+    high = sizes[-1]
+    first = first_pass(rgb, high)
+    passes = resize_passes(rgb.size, high)
+    split: dict[str, Callable[[], object]] = {
+        f"{passes[0]} pass" if len(passes) > 1 else "no first pass": lambda: first_pass(rgb, high)
+    }
+    for k, band in enumerate(last_pass_bands(high, rgb.size, se, RESIZE_BANDS)):
+        split[f"{passes[-1]} band {k + 1}"] = lambda band=band: last_pass_band(
+            first, rgb.size, high, band
+        )
+    return _medians(stages, repeats), _medians(split, repeats)
+
+
+def _medians(stages: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each callable, after one warm-up call."""
     times = {}
     for name, run in stages.items():
         run()
@@ -160,10 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{size:>11} {ref_s * 1e3:13.1f} {our_s * 1e3:11.1f} {ref_s / our_s:6.2f} {diff:11.2e}"
         )
-    print("stages run alone, one thread (ms):")
-    for image, times in zip(images, stages, strict=True):
+    print("stages run alone, one thread (ms); then the high level's resize as the call splits it:")
+    for image, (times, split) in zip(images, stages, strict=True):
         parts = ", ".join(f"{name} {t * 1e3:.1f}" for name, t in times.items())
         print(f"{image.width:>6}x{image.height:<5} {parts}; sum {sum(times.values()) * 1e3:.1f}")
+        halves = ", ".join(f"{name} {t * 1e3:.1f}" for name, t in split.items())
+        print(f"{'':>12} high level: {halves}")
     n = len(images)
     geomean = math.exp(statistics.mean(math.log(r) for r in ratios))
     print(

@@ -12,9 +12,10 @@ cutting and the normalization run on the device. `device_resize` picks the path.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,12 @@ from dragonfly_eval.modeling import released
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.zoom import (
     ZoomGeometry,
+    band_crops,
     cut_level,
     default_zoom,
+    first_pass,
+    last_pass_band,
+    last_pass_bands,
     level_sizes,
     make_geometry,
     resize_level,
@@ -40,6 +45,7 @@ from dragonfly_eval.modeling.zoom import (
 )
 
 NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
+RESIZE_BANDS = 2  # bands of the largest level's last resize pass, run in parallel on the CPU
 # np.take's "clip" mode gives the same values for uint8 indices (always within the 256-entry
 # table) and skips the bounds checks of the default "raise": the lookup runs about 2x faster.
 TAKE_MODE = "clip"
@@ -224,9 +230,11 @@ class DragonflyImageProcessor(BaseImageProcessor):
     def pixels(self, image: Image.Image) -> torch.Tensor:
         """Normalized pixels of one image on the CPU: [n_crops, 3, se, se] float32.
 
-        The same values as `normalize(crops(image))`, computed with the levels overlapped: each
-        level's crops are normalized in the pool as soon as that level is resized (the small
-        levels while the large one is still resizing), read as views of the resized level.
+        The same values as `normalize(crops(image))`, computed with the work overlapped in the
+        pool: the largest level's resize runs as Pillow runs it, pass by pass, its last pass in
+        bands of whole crops (`zoom.last_pass_band`; byte for byte Pillow's single call), so
+        both cores share the one long resize; each level's or band's crops are normalized as
+        soon as they exist, read as views of the resized pixels.
         """
         rgb = to_rgb(image)
         se = self.geometry.crop_size
@@ -236,31 +244,50 @@ class DragonflyImageProcessor(BaseImageProcessor):
         out = np.empty((sum(counts), 3, se, se), dtype=np.float32)
         table = self.lookup_table().numpy()
 
-        def fill(level: np.ndarray, start: int, lo: int, hi: int) -> None:
-            crops = cut_level(level, se)[lo:hi]
-            for channel in range(3):
-                np.take(
-                    table[channel],
-                    crops[..., channel],
-                    out=out[start + lo : start + hi, channel],
-                    mode=TAKE_MODE,
-                )
+        def fill(crops: np.ndarray, rows: np.ndarray) -> None:
+            for crop, row in zip(crops, rows, strict=True):
+                for channel in range(3):
+                    np.take(
+                        table[channel], crop[..., channel], out=out[row, channel], mode=TAKE_MODE
+                    )
 
         pool = self.resize_pool()
         if pool is None:
             for size, start, count in zip(sizes, starts, counts, strict=True):
-                fill(resize_level(rgb, size), start, 0, count)
+                fill(cut_level(resize_level(rgb, size), se), start + np.arange(count))
             return torch.from_numpy(out)
-        resizes = {pool.submit(resize_level, rgb, size): k for k, size in enumerate(sizes)}
-        fills = []
-        for done in as_completed(resizes):
-            k = resizes[done]
-            level = done.result()
-            for lo in range(0, counts[k], NORMALIZE_CHUNK):
-                hi = min(lo + NORMALIZE_CHUNK, counts[k])
-                fills.append(pool.submit(fill, level, int(starts[k]), lo, hi))
-        for job in fills:
-            job.result()
+        pending: dict[Future, Callable[[Any], None] | None] = {}
+
+        def submit(then: Callable[[Any], None] | None, fn: Callable, *args: Any) -> None:
+            pending[pool.submit(fn, *args)] = then
+
+        def normalize_in_jobs(pixels: np.ndarray, rows: np.ndarray) -> None:
+            crops = cut_level(pixels, se)
+            for lo in range(0, len(rows), NORMALIZE_CHUNK):
+                submit(
+                    None, fill, crops[lo : lo + NORMALIZE_CHUNK], rows[lo : lo + NORMALIZE_CHUNK]
+                )
+
+        def split_last_pass(k: int, first: Image.Image) -> None:
+            for band in last_pass_bands(sizes[k], rgb.size, se, RESIZE_BANDS):
+                rows = starts[k] + band_crops(sizes[k], rgb.size, se, band)
+                then = functools.partial(normalize_in_jobs, rows=rows)
+                submit(then, last_pass_band, first, rgb.size, sizes[k], band)
+
+        largest = max(range(len(sizes)), key=lambda k: counts[k])
+        for k in sorted(range(len(sizes)), key=lambda k: -counts[k]):  # the long resize first
+            if k == largest and last_pass_bands(sizes[k], rgb.size, se, RESIZE_BANDS):
+                submit(functools.partial(split_last_pass, k), first_pass, rgb, sizes[k])
+            else:
+                rows = starts[k] + np.arange(counts[k])
+                submit(functools.partial(normalize_in_jobs, rows=rows), resize_level, rgb, sizes[k])
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for job in done:
+                then = pending.pop(job)
+                result = job.result()
+                if then is not None:
+                    then(result)
         return torch.from_numpy(out)
 
     def resizes_on_device(self, device: torch.device | str) -> bool:

@@ -7,6 +7,7 @@ cut row-major (top row first, left to right).
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import torch
 from PIL import Image
 
 from dragonfly_eval.modeling import released
-from dragonfly_eval.modeling.resize import resize_bicubic
+from dragonfly_eval.modeling.resize import resize_bicubic, vertical_pass_first
 
 Resolution = tuple[int, int]  # (width, height)
 Grid = tuple[int, int]  # (columns, rows) of crops
@@ -154,6 +155,71 @@ def resize_level(image: Image.Image, size: Resolution) -> np.ndarray:
     """One zoom level: the RGB image resized to exactly `size` with PIL bicubic, as uint8."""
     resized = image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
     return np.asarray(resized)  # [H, W, 3] uint8, read-only view of the PIL buffer
+
+
+def resize_passes(in_size: Resolution, size: Resolution) -> tuple[str, ...]:
+    """The passes Pillow's bicubic resize from `in_size` to `size` runs, in its order: each
+    of "horizontal" and "vertical" that changes a side (the order is this Pillow's,
+    `resize.vertical_pass_first`)."""
+    (in_w, in_h), (out_w, out_h) = in_size, size
+    if out_w != in_w and out_h != in_h:
+        if vertical_pass_first(in_size, size):
+            return ("vertical", "horizontal")
+        return ("horizontal", "vertical")
+    return (("horizontal",) if out_w != in_w else ()) + (("vertical",) if out_h != in_h else ())
+
+
+def first_pass(image: Image.Image, size: Resolution) -> Image.Image:
+    """Every pass but the last of Pillow's bicubic resize of `image` to `size`, as Pillow runs
+    them (one axis per call, so Pillow runs exactly that pass); the image itself when the resize
+    has one pass. Each pass rounds to uint8, so finishing with `last_pass_band` over all bands
+    gives Pillow's bytes."""
+    passes = resize_passes(image.size, size)
+    if len(passes) < 2:
+        return image
+    width, height = image.size
+    if passes[0] == "horizontal":
+        return image.resize((size[0], height), Image.Resampling.BICUBIC)
+    return image.resize((width, size[1]), Image.Resampling.BICUBIC)
+
+
+def last_pass_bands(size: Resolution, in_size: Resolution, se: int, bands: int) -> list:
+    """Up to `bands` (lo, hi) pixel ranges, on crop boundaries, along the axis that the last
+    pass of a resize from `in_size` to `size` keeps independent: columns when it is vertical
+    (each output column reads one column), rows when it is horizontal."""
+    passes = resize_passes(in_size, size)
+    if not passes:
+        return []
+    side = size[0] if passes[-1] == "vertical" else size[1]
+    cells = side // se
+    edges = [se * (cells * k // bands) for k in range(bands + 1)]
+    return [(lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo]
+
+
+def last_pass_band(
+    first: Image.Image, in_size: Resolution, size: Resolution, band: tuple[int, int]
+) -> np.ndarray:
+    """Band `band` of the level: the last pass of the resize to `size`, run on the columns (or
+    rows) of `first` (`first_pass`'s result) that the band reads, uint8 [h, w, 3]. The level is
+    the bands side by side (or stacked), byte for byte Pillow's single call."""
+    lo, hi = band
+    width, height = first.size
+    if resize_passes(in_size, size)[-1] == "vertical":
+        part = first.crop((lo, 0, hi, height)).resize((hi - lo, size[1]), Image.Resampling.BICUBIC)
+    else:
+        part = first.crop((0, lo, width, hi)).resize((size[0], hi - lo), Image.Resampling.BICUBIC)
+    return np.asarray(part)
+
+
+def band_crops(size: Resolution, in_size: Resolution, se: int, band: tuple[int, int]) -> np.ndarray:
+    """The level's crop indices (row-major over the whole level) that `band` holds, in the
+    band's own row-major order (`cut_level` of the band)."""
+    cols, rows = size[0] // se, size[1] // se
+    lo, hi = band[0] // se, band[1] // se
+    grid = np.arange(rows * cols).reshape(rows, cols)
+    if resize_passes(in_size, size)[-1] == "vertical":
+        return grid[:, lo:hi].reshape(-1)
+    return grid[lo:hi].reshape(-1)
 
 
 def cut_level(level: np.ndarray | torch.Tensor, se: int) -> np.ndarray | torch.Tensor:
