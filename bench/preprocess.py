@@ -33,6 +33,7 @@ from dragonfly_eval.modeling.image_processing import (
     RESIZE_BANDS,
     DragonflyImageProcessor,
 )
+from dragonfly_eval.modeling.resize import resize_passes
 from dragonfly_eval.modeling.zoom import (
     cut_level,
     first_pass,
@@ -41,7 +42,6 @@ from dragonfly_eval.modeling.zoom import (
     level_resolutions,
     level_sizes,
     resize_level,
-    resize_passes,
     to_rgb,
     v2_geometry,
 )

@@ -56,6 +56,18 @@ def vertical_pass_first(
     return False
 
 
+def resize_passes(in_size: Resolution, size: Resolution) -> tuple[str, ...]:
+    """The passes Pillow's bicubic resize from `in_size` to `size` runs, in its order: each
+    of "horizontal" and "vertical" that changes a side (the order is this Pillow's,
+    `vertical_pass_first`)."""
+    (in_w, in_h), (out_w, out_h) = in_size, size
+    if out_w != in_w and out_h != in_h:
+        if vertical_pass_first(in_size, size):
+            return ("vertical", "horizontal")
+        return ("horizontal", "vertical")
+    return (("horizontal",) if out_w != in_w else ()) + (("vertical",) if out_h != in_h else ())
+
+
 def _bicubic(x: torch.Tensor) -> torch.Tensor:
     """Pillow's bicubic kernel (a = -0.5) in float64, written in its operation order."""
     x = x.abs()
@@ -168,14 +180,11 @@ def resize_bicubic(pixels: torch.Tensor, size: Resolution) -> torch.Tensor:
     if (in_w, in_h) == (out_w, out_h):
         return pixels.clone(memory_format=torch.contiguous_format)
     device = str(image.device)
-    h_taps = axis_taps(in_w, out_w, device) if out_w != in_w else None
-    v_taps = axis_taps(in_h, out_h, device) if out_h != in_h else None
     # Pillow's horizontal pass skips source rows no output row reads; for a whole-image resize
     # the first window starts at row 0 and the last ends at row H, so all rows are read.
-    if v_taps is not None and (h_taps is None or vertical_pass_first((in_w, in_h), size)):
-        image, v_taps = _vertical(image, v_taps), None
-    if h_taps is not None:
-        image = _horizontal(image, h_taps)
-    if v_taps is not None:
-        image = _vertical(image, v_taps)
+    for axis in resize_passes((in_w, in_h), (out_w, out_h)):
+        if axis == "horizontal":
+            image = _horizontal(image, axis_taps(in_w, out_w, device))
+        else:
+            image = _vertical(image, axis_taps(in_h, out_h, device))
     return (image.permute(2, 0, 1) if channels_first else image).contiguous()

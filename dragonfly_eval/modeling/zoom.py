@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from dragonfly_eval.modeling import released
-from dragonfly_eval.modeling.resize import resize_bicubic, vertical_pass_first
+from dragonfly_eval.modeling.resize import resize_bicubic, resize_passes
 
 Resolution = tuple[int, int]  # (width, height)
 Grid = tuple[int, int]  # (columns, rows) of crops
@@ -155,18 +155,6 @@ def resize_level(image: Image.Image, size: Resolution) -> np.ndarray:
     """One zoom level: the RGB image resized to exactly `size` with PIL bicubic, as uint8."""
     resized = image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
     return np.asarray(resized)  # [H, W, 3] uint8, read-only view of the PIL buffer
-
-
-def resize_passes(in_size: Resolution, size: Resolution) -> tuple[str, ...]:
-    """The passes Pillow's bicubic resize from `in_size` to `size` runs, in its order: each
-    of "horizontal" and "vertical" that changes a side (the order is this Pillow's,
-    `resize.vertical_pass_first`)."""
-    (in_w, in_h), (out_w, out_h) = in_size, size
-    if out_w != in_w and out_h != in_h:
-        if vertical_pass_first(in_size, size):
-            return ("vertical", "horizontal")
-        return ("horizontal", "vertical")
-    return (("horizontal",) if out_w != in_w else ()) + (("vertical",) if out_h != in_h else ())
 
 
 def first_pass(image: Image.Image, size: Resolution) -> Image.Image:

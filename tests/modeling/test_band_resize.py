@@ -15,13 +15,13 @@ from PIL import Image
 from resize_kit import random_pixels, sizes
 
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
+from dragonfly_eval.modeling.resize import resize_passes
 from dragonfly_eval.modeling.zoom import (
     band_crops,
     cut_level,
     first_pass,
     last_pass_band,
     last_pass_bands,
-    resize_passes,
     v2_geometry,
 )
 
