@@ -84,22 +84,12 @@ class Prompts:
     """The mini suite's own prompts and targets: each family's lmms-eval YAML is loaded with
     lmms-eval's loader, and its `doc_to_text` (with the YAML's prompt kwargs) builds the text."""
 
-    TASK_FILE = {
-        "vqa": "vqa.yaml",
-        "chart": "chart.yaml",
-        "doc": "doc.yaml",
-        "mc": "mc.yaml",
-        "yesno": "yesno.yaml",
-        "caption": "caption.yaml",
-        "fine": "fine.yaml",
-    }
-
     def __init__(self) -> None:
         from lmms_eval.utils import load_yaml_config
 
-        self.configs = {
-            family: load_yaml_config(str(task_yaml_dir() / "mini" / name), mode="full")
-            for family, name in self.TASK_FILE.items()
+        self.configs = {  # each family's task is task_yaml/mini/<family>.yaml
+            family: load_yaml_config(str(task_yaml_dir() / "mini" / f"{family}.yaml"), mode="full")
+            for family in make_mini.FAMILIES
         }
 
     def context(self, family: str, record: dict) -> str:
