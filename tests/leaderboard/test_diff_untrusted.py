@@ -3,6 +3,7 @@ FIFO or /dev/zero, media names the file system refuses. One line and exit 2, or 
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -83,3 +84,30 @@ def test_a_results_file_linked_to_dev_zero_is_not_read(
     done = _diff_subprocess([str(a), str(b), "--suite-file", str(suite_file)], offline_env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "1 lost" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["doc\x00.png", "x" * 5000 + ".png", "loop_a.png"],
+    ids=["nul-byte", "5000-characters", "symlink-loop"],
+)
+def test_a_media_name_the_file_system_refuses_shows_as_its_name(
+    tmp_path, write_run, suite_file, name
+):
+    images = tmp_path / "data"
+    images.mkdir()
+    (images / "loop_a.png").symlink_to(images / "loop_b.png")
+    (images / "loop_b.png").symlink_to(images / "loop_a.png")
+    a, b = _two_sides(tmp_path, write_run)
+    log = _only(a, "*_samples_*.jsonl")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    lines[0]["input_media"] = [name]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    page = tmp_path / "diff.html"
+    argv = ["diff", str(a), str(b), "--html", str(page), "--images", str(images)]
+    assert run_cli([*argv, "--suite-file", str(suite_file)]) == 0
+    html = page.read_text()
+    shown = name.replace("\x00", "\ufffd")
+    shown = shown if len(shown) <= 200 else shown[:199] + "…"
+    assert f'<span class="missing">{shown}</span>' in html
+    assert "\x00" not in html
