@@ -29,8 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     """Check the checkpoint of one `--model_args` string; returns the exit code."""
     from lmms_eval.utils import simple_parse_args_string
 
-    import dragonfly_eval.modeling  # noqa: F401  registers `dragonfly-tiny` among NAMED_CHECKPOINTS
-
     (model_args,) = sys.argv[1:] if argv is None else argv
     args = simple_parse_args_string(model_args)
     folder = local_folder(args)
