@@ -10,7 +10,8 @@ dtype, zoom, ...), the request type, task, split, doc_id, the prompt, and the ge
 or the scored continuation (`checkpoint_identity` stands for the checkpoint's files, so a
 checkpoint rewritten in place starts afresh). Requests that failed (empty answer because of an
 error) are not stored, so a resumed run tries them again. A damaged store file (cut short by a
-full disk, a partial copy) is refused with `ResumeStoreError`, never read as half an answer set.
+full disk, a partial copy) or an SQLite file of another layout is refused with
+`ResumeStoreError`, never read as half an answer set.
 """
 
 from __future__ import annotations
@@ -140,10 +141,40 @@ def sqlite_problem(db: sqlite3.Connection) -> str | None:
 
 
 def check_store(db: sqlite3.Connection, path: Path) -> None:
-    """Raise `ResumeStoreError` unless SQLite finds the store file sound."""
-    problem = sqlite_problem(db)
+    """Raise `ResumeStoreError` unless SQLite finds the store file sound and its `answers`
+    table is the one this module writes."""
+    problem = sqlite_problem(db) or schema_problem(db)
     if problem:
         raise damaged(path, sqlite3.DatabaseError(problem))
+
+
+def schema_problem(db: sqlite3.Connection) -> str | None:
+    """How the `answers` table of `db` differs from `_SCHEMA`'s (columns, types, keys), or
+    None. A valid SQLite file of another layout would otherwise fail only at the first lookup,
+    after the model has loaded."""
+    expected = sqlite3.connect(":memory:")
+    try:
+        expected.executescript(_SCHEMA)
+        want = _columns(expected)
+    finally:
+        expected.close()
+    found = _columns(db)
+    if found == want:
+        return None
+    return f"its answers table has columns {_describe(found)}, expected {_describe(want)}"
+
+
+def _columns(db: sqlite3.Connection) -> list[tuple[str, str, bool, bool]]:
+    """(name, declared type, NOT NULL, part of the primary key) of each `answers` column."""
+    rows = db.execute("PRAGMA table_info(answers)").fetchall()
+    return [(name, kind.upper(), bool(notnull), bool(pk)) for _, name, kind, notnull, _, pk in rows]
+
+
+def _describe(columns: list[tuple[str, str, bool, bool]], most: int = 10) -> str:
+    shown = [
+        f"{name[:40]} {kind[:20]}" + (" PRIMARY KEY" if pk else "") for name, kind, _, pk in columns
+    ]
+    return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "")
 
 
 def answer_with_store(

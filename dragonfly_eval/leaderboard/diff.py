@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dragonfly_eval.leaderboard.markdown import escape, markdown_table
+from dragonfly_eval.leaderboard.results import MAX_RESULTS_BYTES, ResultsError
 from dragonfly_eval.leaderboard.samples import (
     SampleLog,
     SampleLogError,
@@ -23,6 +24,7 @@ from dragonfly_eval.leaderboard.samples import (
 )
 from dragonfly_eval.leaderboard.suite import Suite
 from dragonfly_eval.leaderboard.table import MISSING, Cell
+from dragonfly_eval.safe_json import read_json
 
 KINDS = ("lost", "gained", "changed")
 DEFAULT_ROWS = 100
@@ -196,12 +198,14 @@ def _score(record: Mapping[str, Any], metric: str | None) -> float | None:
 
 
 def _higher_is_better(log: SampleLog, metric: str | None) -> bool:
-    """From the results file beside the log (lmms-eval's `higher_is_better`); True if unknown."""
+    """From the results file beside the log (lmms-eval's `higher_is_better`); True if unknown,
+    and when that file is missing or not a results file one can read (a FIFO, a link to
+    /dev/zero, too large, not JSON)."""
     results = log.path.parent / log.path.name.replace(f"_samples_{log.task}.jsonl", "_results.json")
     try:
-        data = json.loads(results.read_text(encoding="utf-8"))
+        data = read_json(results, MAX_RESULTS_BYTES, ResultsError)
         value = data["higher_is_better"][log.task][metric]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ResultsError, KeyError, TypeError):
         return True
     return value if isinstance(value, bool) else True
 

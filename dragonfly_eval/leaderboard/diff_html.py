@@ -8,9 +8,16 @@ import io
 from html import escape
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from dragonfly_eval.leaderboard.diff import DiffReport, DocChange, TaskDiff, counts_line
+from dragonfly_eval.leaderboard.diff import (
+    DiffReport,
+    DocChange,
+    TaskDiff,
+    counts_line,
+    shorten,
+)
+from dragonfly_eval.safe_json import read_bytes
 
 THUMBNAIL = (128, 128)
 MAX_IMAGE_BYTES = 32 * 2**20
@@ -71,23 +78,24 @@ def _row(change: DocChange, images: Path | None) -> str:
 
 def _thumbnail(folder: Path, name: str) -> str:
     """One logged image as an embedded PNG thumbnail, or its escaped name when it is not a
-    readable image inside `folder` (a log's path may point anywhere)."""
-    root = folder.resolve()
-    path = (root / name).resolve()
-    fallback = f'<span class="missing">{escape(name)}</span>'
-    if not path.is_relative_to(root) or not path.is_file():
-        return fallback
-    if path.stat().st_size > MAX_IMAGE_BYTES:
-        return fallback
+    readable image inside `folder` (a log's path may point anywhere, hold a NUL byte, be too
+    long for the file system or end in a symlink loop)."""
+    label = escape(shorten(name).replace("\x00", "\ufffd"))  # HTML text cannot hold a NUL
+    fallback = f'<span class="missing">{label}</span>'
     try:
-        with Image.open(path) as image:
+        root = folder.resolve()
+        path = (root / name).resolve()  # RuntimeError on a symlink loop (Python < 3.13)
+        if not path.is_relative_to(root):
+            return fallback
+        data = read_bytes(path, MAX_IMAGE_BYTES, ValueError)
+        with Image.open(io.BytesIO(data)) as image:
             image.thumbnail(THUMBNAIL)
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="PNG")
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+    except (OSError, ValueError, RuntimeError, Image.DecompressionBombError):
         return fallback
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{escape(name)}" src="data:image/png;base64,{data}">'
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{label}" src="data:image/png;base64,{encoded}">'
 
 
 def _score(score: float | None) -> str:

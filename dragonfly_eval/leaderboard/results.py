@@ -7,11 +7,8 @@ naming the file), never a crash of the table or the gate.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
@@ -19,12 +16,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dragonfly_eval.paths import check_regular_file
+from dragonfly_eval.safe_json import MAX_RESULTS_BYTES, read_json
 
 _RESULTS_NAME = re.compile(r"^(results|.*_results|results_.*)\.json$")
 _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
-# lmms-eval writes only aggregated scores here (samples go to *.jsonl); real files are < 1 MB.
-MAX_RESULTS_BYTES = 32 * 2**20
 # lmms-eval's `--timezone` default: its `date` strings carry no offset of their own.
 LMMS_EVAL_DEFAULT_ZONE = "Asia/Singapore"
 PREFER = ("largest", "newest")
@@ -33,10 +28,6 @@ _MAX_GROUP_DEPTH = 32
 
 class ResultsError(ValueError):
     """A results file or folder that holds no usable results."""
-
-
-class _Unrepresentable(ValueError):
-    """A JSON integer too large for a float (raised from inside json.loads)."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +165,7 @@ def find_results_files(path: Path) -> list[Path]:
 
 def read_run(path: Path) -> Run:
     """Parse one lmms-eval results file; raises ResultsError when it holds no usable results."""
-    data = _load_json(path)
+    data = read_json(path, MAX_RESULTS_BYTES, ResultsError)
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise ResultsError(f"{path}: not an lmms-eval results file (no 'results' mapping)")
     tasks: dict[str, dict[str, float]] = {}
@@ -325,46 +316,6 @@ def _preference_key(run: Run, task: str, prefer: str) -> tuple:
 def _age_key(run: Run) -> tuple[bool, float, str]:
     # Undated runs count as older than any dated one; the path breaks ties deterministically.
     return (run.date is not None, run.date.timestamp() if run.date else 0.0, str(run.path))
-
-
-def _load_json(path: Path) -> Any:
-    text = _read_text(path)
-    try:
-        return json.loads(text, parse_int=_parse_int)
-    except _Unrepresentable as err:
-        raise ResultsError(f"{path}: {err}") from err
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: malformed JSON (line {err.lineno}: {err.msg})") from err
-    except RecursionError as err:
-        raise ResultsError(f"{path}: JSON nested too deeply to read") from err
-    except ValueError as err:
-        raise ResultsError(f"{path}: unreadable JSON ({err})") from err
-
-
-def _read_text(path: Path) -> str:
-    # Checked first, opened without blocking, and never read past the cap.
-    try:
-        check_regular_file(path, MAX_RESULTS_BYTES, ResultsError)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ResultsError(f"{path}: not a regular file")
-            raw = handle.read(MAX_RESULTS_BYTES + 1)
-    except OSError as err:
-        raise ResultsError(f"{path}: cannot read: {err.strerror or err}") from err
-    if len(raw) > MAX_RESULTS_BYTES:
-        raise ResultsError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ResultsError(f"{path}: not UTF-8 text") from err
-
-
-def _parse_int(text: str) -> int:
-    # float() of a digit string never raises (it saturates to inf), unlike int() past 4300 digits.
-    if not math.isfinite(float(text)):
-        raise _Unrepresentable(f"an integer of {len(text)} digits does not fit a float")
-    return int(text)
 
 
 def _number(value: Any) -> float | None:

@@ -4,12 +4,12 @@ lmms-eval 0.7.3 writes one JSON line per document beside `<date>_results.json`: 
 `doc_hash` (a hash of the document), `target`, `input` (the prompt), `filtered_resps` (the
 answer after the task's filter) and each metric's per-document value under the metric's name
 (`"exact_match": 1.0`; a dict for corpus-level metrics such as CIDEr). Like results files, a
-sample log is untrusted: a regular file under a size cap, parsed line by line.
+sample log is untrusted: a regular file under a size cap, parsed line by line by the same
+parser as results files (`safe_json`: a number or nesting Python cannot hold is an error).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dragonfly_eval.paths import check_regular_file
+from dragonfly_eval.safe_json import JsonProblem, parse
 
 MAX_SAMPLES_BYTES = 512 * 2**20
 _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
@@ -106,9 +107,9 @@ def read_sample_log(path: Path, task: str) -> SampleLog:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as err:
-            raise SampleLogError(f"{path}: line {number} is not JSON ({err})") from err
+            record = parse(line)
+        except JsonProblem as err:
+            raise SampleLogError(f"{path}: line {number} is not usable JSON: {err}") from err
         doc_id = record.get("doc_id") if isinstance(record, dict) else None
         if isinstance(doc_id, bool) or not isinstance(doc_id, int):
             raise SampleLogError(f"{path}: line {number} has no integer doc_id")

@@ -9,7 +9,6 @@ as defaults (`released.py`). The vision tower is resolved when the config is rea
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from dragonfly_eval.modeling.zoom import (
     make_geometry,
     zoom_levels,
 )
+from dragonfly_eval.safe_json import JsonProblem, parse, read_bytes
 
 # The CLIP towers of the released checkpoints (facts from the public CLIP configs).
 KNOWN_TOWERS: dict[str, dict[str, Any]] = {
@@ -76,15 +76,23 @@ VISION_SIZES = (
 ConfigT = TypeVar("ConfigT")
 
 
+# A checkpoint's JSON files (config, index, preprocessor config) are kilobytes; a large
+# safetensors index is a few MB.
+MAX_JSON_BYTES = 32 * 2**20
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded as Dragonfly; the message names the file and problem."""
 
 
 def read_json(path: Path) -> Any:
-    """The JSON content of a checkpoint file; CheckpointError naming it when it is not JSON."""
+    """The JSON content of a checkpoint file; CheckpointError naming it when it is not JSON
+    this project can hold (malformed, nested too deep, an integer too large for a float), not
+    a regular file, or over MAX_JSON_BYTES."""
+    raw = read_bytes(path, MAX_JSON_BYTES, CheckpointError)
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        return parse(raw.decode("utf-8"))
+    except (JsonProblem, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
 
 

@@ -137,10 +137,27 @@ def index_shards(folder: Path, index: Path) -> list[Path]:
         raise CheckpointError(
             f"{index}: shard names must be paths inside the checkpoint folder, found {escaping[:5]}"
         )
-    missing = [n for n in names if not (folder / n).is_file()]
+    missing = [n for n in names if not _is_shard_file(index, folder / n, n)]
     if missing:
-        raise CheckpointError(f"{index}: lists shards that are missing: {missing}")
+        shown = ", ".join(repr(_cut(n)) for n in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise CheckpointError(f"{index}: lists shards that are missing: {shown}{more}")
     return [folder / n for n in names]
+
+
+def _is_shard_file(index: Path, path: Path, name: str) -> bool:
+    """Whether a shard is a file; CheckpointError when its name cannot name one at all."""
+    try:
+        return path.is_file()
+    except OSError as err:  # ENAMETOOLONG: longer than any file system allows
+        raise CheckpointError(
+            f"{index}: shard name {_cut(name)!r} ({len(name)} characters) is not a usable file "
+            f"name ({err.strerror or err})"
+        ) from err
+
+
+def _cut(name: str, limit: int = 80) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _escapes(name: str) -> bool:
@@ -309,6 +326,14 @@ def preflight(
         expected = {k: tuple(v.shape) for k, v in model_class(config).state_dict().items()}
     check_weights(expected, files, found)
     return files
+
+
+def check_files(folder: Path, allow_pickle: bool = False) -> None:
+    """Every check of a checkpoint folder that reads no tensor data: its config (sizes, settings,
+    tower) and its weight files (names, places, safetensors headers); CheckpointError if one
+    fails."""
+    read_config(folder)
+    header_shapes(weight_files(folder, allow_pickle=allow_pickle))
 
 
 def generation_config(folder: Path) -> GenerationConfig:

@@ -27,6 +27,8 @@ from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command
 
 # lmms-eval's command line, with its prompt templates rendered in jinja2's sandbox
 LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.runner.lmms_main")
+# the checks of a local checkpoint folder that read no tensor (a process of its own: torch)
+CHECKPOINT_CHECK = (sys.executable, "-m", "dragonfly_eval.harness.checkpoint_check")
 DEMO_TASKS = "dragonfly_mini"
 DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
 DEMO_ZOOM_TASK, DEMO_ZOOM_BENCHMARK = "dragonfly_mini_fine", "mini_fine"
@@ -101,6 +103,25 @@ def uses_dragonfly(extra: list[str]) -> bool:
     except TaskCheckError:
         return False  # the task guard refuses the config file
     return bool(runs) and all(args.model == "dragonfly" for args, _ in runs)
+
+
+def checkpoint_problem(extra: list[str]) -> str | None:
+    """Why the local checkpoint folder a dragonfly run's `--model_args` names cannot load (its
+    config, tower or weight files), as one line; None when it passes or names none."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    if not uses_dragonfly(extra):
+        return None
+    model_args = runfiles.option_value(extra, "--model_args")
+    if not isinstance(model_args, str):
+        return None
+    pretrained = simple_parse_args_string(model_args).get("pretrained")
+    if not isinstance(pretrained, str) or not Path(pretrained).expanduser().is_dir():
+        return None  # a named checkpoint or a hub id: checked as it loads
+    done = subprocess.run([*CHECKPOINT_CHECK, model_args], capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    # any other failure of the check itself: lmms-eval loads the model and reports it
+    return lines[-1] if done.returncode == 2 and lines else None
 
 
 def unsafe_task_code(lmms_args: list[str]) -> list[str]:
@@ -178,6 +199,10 @@ def run_lmms_eval(
     if problems:
         for problem in problems:
             print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
+        return 2, []
+    checkpoint = checkpoint_problem(extra)
+    if checkpoint:
+        print(f"dragonfly-eval: cannot start: {checkpoint}", file=sys.stderr)
         return 2, []
     console = Console(stderr=True)
     try:

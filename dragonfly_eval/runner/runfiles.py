@@ -17,7 +17,6 @@ The results file of a run is the one whose `config.model_args` names the run's f
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import secrets
 import time
@@ -35,6 +34,7 @@ from dragonfly_eval.runner.report import (
     read_failures,
     write_failures,
 )
+from dragonfly_eval.safe_json import MAX_RESULTS_BYTES, read_json
 
 RUNS_DIR = "dragonfly_runs"
 RESUME_STORE = "resume.sqlite"
@@ -221,11 +221,12 @@ def start_run(output_path: str | Path, resume: str | None, console: Console) -> 
 
 def owns(run: Run, results_file: Path) -> bool:
     """Whether a results file was written by `run`: after it started, and (for the dragonfly
-    model, whose model_args name the run's folder) with this run's model_args."""
+    model, whose model_args name the run's folder) with this run's model_args. Anything but a
+    readable regular results file (a FIFO, a link to /dev/zero) is not the run's."""
     try:
         if results_file.stat().st_mtime < run.started - 1:
             return False
-        model_args = json.loads(results_file.read_text())["config"]["model_args"]
+        model_args = read_json(results_file, MAX_RESULTS_BYTES, ValueError)["config"]["model_args"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
     claimed = f"/{RUNS_DIR}/" in str(model_args)
