@@ -108,6 +108,37 @@ def test_the_demo_shows_the_zoom_in_test_working(demo_dir):
     assert full >= 0.75 and low <= 0.5, (full, low)
 
 
+def _markdown_row(markdown: str, label: str) -> list[str]:
+    """The cells of the headline table's row (the first table) that starts with `label`."""
+    line = next(line for line in markdown.splitlines() if line.startswith(f"| {label} |"))
+    return [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+
+
+def test_the_leaderboard_over_the_demo_folder_shows_both_zoom_runs(demo_dir, offline_env):
+    """The zoom=low run is newer and of the same checkpoint, but it is not a newer run of the
+    full-zoom row: the leaderboard over the demo's folder shows the full row as the demo printed
+    it, and the zoom=low run as its own row."""
+    done = _cli(
+        "leaderboard",
+        str(demo_dir),
+        "--suite",
+        "mini",
+        "--no-reference",
+        cwd=demo_dir,
+        env=offline_env,
+    )
+    assert done.returncode == 0, done.stderr
+    header = _markdown_row(done.stdout, "Model")
+    fine = header.index(load_suite().benchmarks["mini_fine"].name)
+    printed = _markdown_row((demo_dir / "leaderboard.md").read_text(), "dragonfly-tiny")
+    full = _markdown_row(done.stdout, "dragonfly-tiny")
+    assert full[2:] == printed[2:]  # every score and the average, as the demo printed them
+    low = _markdown_row(done.stdout, "dragonfly-tiny (zoom=low)")
+    key = "dragonfly_mini_fine/exact_match,none"
+    assert low[fine] == f"{100 * _metrics(demo_dir / 'zoom_low')[key]:.1f}"
+    assert low[fine] != full[fine]
+
+
 # What guessing scores on each mini task the embedded model is trained for (the suite's design:
 # make_mini.py), by the task's headline metric.
 CHANCE = {
