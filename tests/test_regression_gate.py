@@ -49,6 +49,15 @@ def test_demo_writes_a_leaderboard_and_a_plot(demo_dir):
         assert plot.format == "PNG" and plot.width > 0
 
 
+def test_the_demo_draws_the_zoom_comparison_at_a_readable_size(demo_dir):
+    """zoom.png is the picture of the demo's point (the fine-detail score with and without the
+    zoomed-in crops); it and the leaderboard chart fit a 1280 px window unscaled."""
+    for name in ("zoom.png", "leaderboard.png"):
+        with Image.open(demo_dir / name) as picture:
+            assert picture.format == "PNG"
+            assert 500 <= picture.width <= 1199 and picture.height >= 300, picture.size
+
+
 def test_regress_gate_passes_against_the_committed_baseline(demo_dir, offline_env):
     done = _cli(
         "regress",
