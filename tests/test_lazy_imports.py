@@ -39,3 +39,27 @@ def test_the_package_exports_its_classes_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "dragonfly"
+
+
+def test_importing_the_package_is_enough_for_the_auto_classes():
+    """`import dragonfly_eval` imports no torch, yet AutoConfig, AutoModelForCausalLM and
+    AutoProcessor imported after it load a Dragonfly folder (and so does an import of
+    transformers that came first)."""
+    from dragonfly_eval.modeling.loading import resolve_checkpoint
+
+    folder = str(resolve_checkpoint("dragonfly-tiny"))
+    load = (
+        "from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor; "
+        f"print(AutoConfig.from_pretrained({folder!r}).model_type, "
+        f"type(AutoModelForCausalLM.from_pretrained({folder!r})).__name__, "
+        f"type(AutoProcessor.from_pretrained({folder!r})).__name__)"
+    )
+    for code in (
+        f"import sys, dragonfly_eval; assert 'torch' not in sys.modules; {load}",
+        f"import transformers, dragonfly_eval; {load}",
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split() == ["dragonfly", "DragonflyForCausalLM", "DragonflyProcessor"]

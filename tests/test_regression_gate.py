@@ -49,6 +49,15 @@ def test_demo_writes_a_leaderboard_and_a_plot(demo_dir):
         assert plot.format == "PNG" and plot.width > 0
 
 
+def test_the_demo_draws_the_zoom_comparison_at_a_readable_size(demo_dir):
+    """zoom.png is the picture of the demo's point (the fine-detail score with and without the
+    zoomed-in crops); it and the leaderboard chart fit a 1280 px window unscaled."""
+    for name in ("zoom.png", "leaderboard.png"):
+        with Image.open(demo_dir / name) as picture:
+            assert picture.format == "PNG"
+            assert 500 <= picture.width <= 1199 and picture.height >= 300, picture.size
+
+
 def test_regress_gate_passes_against_the_committed_baseline(demo_dir, offline_env):
     done = _cli(
         "regress",
@@ -106,6 +115,37 @@ def test_the_demo_shows_the_zoom_in_test_working(demo_dir):
     low = _metrics(demo_dir / "zoom_low")[key]
     assert full >= low + 0.25, (full, low)
     assert full >= 0.75 and low <= 0.5, (full, low)
+
+
+def _markdown_row(markdown: str, label: str) -> list[str]:
+    """The cells of the headline table's row (the first table) that starts with `label`."""
+    line = next(line for line in markdown.splitlines() if line.startswith(f"| {label} |"))
+    return [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+
+
+def test_the_leaderboard_over_the_demo_folder_shows_both_zoom_runs(demo_dir, offline_env):
+    """The zoom=low run is newer and of the same checkpoint, but it is not a newer run of the
+    full-zoom row: the leaderboard over the demo's folder shows the full row as the demo printed
+    it, and the zoom=low run as its own row."""
+    done = _cli(
+        "leaderboard",
+        str(demo_dir),
+        "--suite",
+        "mini",
+        "--no-reference",
+        cwd=demo_dir,
+        env=offline_env,
+    )
+    assert done.returncode == 0, done.stderr
+    header = _markdown_row(done.stdout, "Model")
+    fine = header.index(load_suite().benchmarks["mini_fine"].name)
+    printed = _markdown_row((demo_dir / "leaderboard.md").read_text(), "dragonfly-tiny")
+    full = _markdown_row(done.stdout, "dragonfly-tiny")
+    assert full[2:] == printed[2:]  # every score and the average, as the demo printed them
+    low = _markdown_row(done.stdout, "dragonfly-tiny (zoom=low)")
+    key = "dragonfly_mini_fine/exact_match,none"
+    assert low[fine] == f"{100 * _metrics(demo_dir / 'zoom_low')[key]:.1f}"
+    assert low[fine] != full[fine]
 
 
 # What guessing scores on each mini task the embedded model is trained for (the suite's design:

@@ -23,7 +23,16 @@ from dragonfly_eval.leaderboard.markdown import (
 )
 from dragonfly_eval.leaderboard.plot import png_bytes
 from dragonfly_eval.leaderboard.results import Documents
-from dragonfly_eval.leaderboard.table import MISSING, PUBLISHED_MARK, Cell, Column, Row, Table, grid
+from dragonfly_eval.leaderboard.table import (
+    MISSING,
+    PUBLISHED_MARK,
+    Cell,
+    Column,
+    Row,
+    Table,
+    by_suite,
+    grid,
+)
 
 AVERAGE_KEY = "average"
 
@@ -37,15 +46,22 @@ def write_html(table: Table, path: Path | str) -> Path:
 
 
 def render_html(table: Table) -> str:
-    """The whole page: the headline and extra tables, the bar chart, and the notes."""
+    """The whole page: per suite, the headline and extra tables and the bar chart; the notes."""
     body = [
         f"<h1>{_text('Leaderboard: ' + ', '.join(table.suites))}</h1>",
         f'<p class="legend">{_text(LEGEND)}</p>',
-        _board(table, extra=False),
     ]
-    if any(c.key in r.values for r in table.rows for c in table.extra_columns):
-        body += [f"<h2>{_text('Reported beside the headline scores')}</h2>", _board(table, True)]
-    body.append(_chart(table))
+    sections = by_suite(table)
+    for name, part in sections:
+        if len(sections) > 1:
+            body.append(f"<h2>{_text(name)}</h2>")
+        body.append(_board(part, extra=False, suite=name))
+        if any(c.key in r.values for r in part.rows for c in part.extra_columns):
+            body += [
+                f"<h3>{_text('Reported beside the headline scores')}</h3>",
+                _board(part, extra=True, suite=name),
+            ]
+        body.append(_chart(part, [row.label for row in table.rows], len(sections) > 1))
     body += _notes(table)
     script_hash = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
     policy = (
@@ -74,14 +90,15 @@ def render_html(table: Table) -> str:
 
 
 LEGEND = (
+    "One table per suite, its average over its own % columns. "
     "Click a column header to sort (again to reverse). Bold: best of its column. "
     f"{PUBLISHED_MARK}: published numbers, with their source under the name. A shaded cell "
     "marked (n=...) comes from a partial run. Hover a cell for its run's date, model_args and "
-    "document count."
+    "document count, a run date for every run behind the row."
 )
 
 
-def _board(table: Table, extra: bool) -> str:
+def _board(table: Table, extra: bool, suite: str) -> str:
     """One sortable table: the grid of table.py, each cell with its sort key and tooltip."""
     header, cells = grid(table, extra=extra)
     columns = table.extra_columns if extra else table.columns
@@ -95,16 +112,29 @@ def _board(table: Table, extra: bool) -> str:
     )
     lines = []
     for row, line in zip(rows, cells, strict=True):
-        parts = [_label_cell(row, line[0]), _td(line[1], line[1].text, "")]
+        parts = [_label_cell(row, line[0]), _date_cell(row)]
         for key, cell in zip(keys[2:], line[2:], strict=True):
             parts.append(_value_cell(table, row, by_key.get(key), cell))
         kind = ' class="published"' if row.published else ""
         lines.append(f"<tr{kind}>{''.join(parts)}</tr>")
-    name = "extra" if extra else "headline"
+    name = f"{'extra' if extra else 'headline'}-{suite.replace(', ', '-')}"
     return (
-        f'<div class="scroll"><table class="board" id="{name}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>\n{chr(10).join(lines)}\n</tbody></table></div>"
+        f'<div class="scroll"><table class="board" id="{_text(name)}"><thead><tr>{head}</tr>'
+        f"</thead><tbody>\n{chr(10).join(lines)}\n</tbody></table></div>"
     )
+
+
+def _date_cell(row: Row) -> str:
+    """The run-date cell: the day (or first and last day) of the runs behind the row, each
+    run's full date and offset in the tooltip; "published" for published rows."""
+    if row.published or not row.dates:
+        text = "published" if row.published else MISSING
+        return _td(Cell(text), text, "")
+    days = sorted({date[:10] for date in row.dates})
+    text = days[0] if len(days) == 1 else f"{days[0]} – {days[-1]}"
+    if len(row.dates) > 1:
+        text += f" ({len(row.dates)} runs)"
+    return _td(Cell(text), max(row.dates), "runs: " + "; ".join(row.dates))
 
 
 def _header_cell(title: str, column: Column | None, average: bool) -> str:
@@ -193,10 +223,13 @@ def _number_key(text: str) -> str:
         return ""
 
 
-def _chart(table: Table) -> str:
-    data = base64.b64encode(png_bytes(table)).decode("ascii")
+def _chart(table: Table, palette: Sequence[str], name_suite: bool) -> str:
+    data = base64.b64encode(png_bytes(table, palette)).decode("ascii")
+    alt = "Grouped bar chart of the headline scores"
+    if name_suite:
+        alt += f" ({', '.join(table.suites)})"
     return (
-        '<figure class="chart"><img alt="Grouped bar chart of the headline scores" '
+        f'<figure class="chart"><img alt="{_text(alt)}" '
         f'src="data:image/png;base64,{data}"></figure>'
     )
 
@@ -241,25 +274,28 @@ def _text(text: str) -> str:
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #1d232a; }
 h1 { font-size: 20px; margin: 0 0 4px; }
-h2 { font-size: 16px; margin: 28px 0 8px; }
+h2 { font-size: 17px; margin: 30px 0 8px; }
+h3 { font-size: 15px; margin: 20px 0 8px; }
 .legend { color: #57606a; margin: 0 0 14px; max-width: 70em; }
 table.board { border-collapse: collapse; margin: 0 0 8px; }
-table.board th, table.board td { border-bottom: 1px solid #d8dee4; padding: 5px 10px; }
-table.board thead th { background: #f3f5f7; vertical-align: bottom; }
+table.board th, table.board td { border-bottom: 1px solid #d8dee4; padding: 5px 8px; }
+table.board thead th { background: #f3f5f7; vertical-align: bottom; font-size: 13px;
+  max-width: 8.5em; }
 table.board thead button { all: unset; cursor: pointer; font-weight: 600; }
 table.board thead th[aria-sort="ascending"] button::after { content: " \\25B2"; }
 table.board thead th[aria-sort="descending"] button::after { content: " \\25BC"; }
-table.board tbody th { text-align: left; font-weight: 500; }
+table.board tbody th { text-align: left; font-weight: 500; max-width: 17em;
+  overflow-wrap: anywhere; }
 table.board td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.board td:nth-child(2) { text-align: left; color: #57606a; }
 tr.published { background: #f7f4ff; }
-.source { display: block; max-width: 24em; overflow: hidden; text-overflow: ellipsis;
+.source { display: block; max-width: 17em; overflow: hidden; text-overflow: ellipsis;
   white-space: nowrap; font-size: 11px; color: #6e40c9; font-weight: 400; }
 .scroll { overflow-x: auto; }
 td.best strong { color: #116329; }
 td.partial { background: #fff4d6; font-style: italic; }
 td.missing { color: #8c959f; }
-figure.chart { margin: 24px 0; }
+figure.chart { margin: 16px 0 8px; }
 figure.chart img { max-width: 100%; }
 .note { color: #3b434b; max-width: 70em; }
 .note ul { margin: 4px 0 12px; }

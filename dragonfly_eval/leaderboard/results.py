@@ -24,6 +24,28 @@ _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
 LMMS_EVAL_DEFAULT_ZONE = "Asia/Singapore"
 PREFER = ("largest", "newest")
 _MAX_GROUP_DEPTH = 32
+# model_args that say where, how fast or at what precision the answers are computed, not what is
+# evaluated: runs that differ only in these are runs of one row. Every other argument (zoom,
+# max_length, revision, and any a model class other than `dragonfly` takes) keys its own row.
+NEUTRAL_MODEL_ARGS = frozenset(
+    {
+        "pretrained",
+        "device",
+        "device_map",
+        "dtype",
+        "batch_size",
+        "attn_implementation",
+        "image_cache",
+        "image_cache_mb",
+        "prefetch",
+        "prefix_cache",
+        "prefix_cache_mb",
+        "device_resize",
+        "deterministic",
+        "resume_store",
+        "failure_report",
+    }
+)
 
 
 class ResultsError(ValueError):
@@ -83,6 +105,7 @@ class Run:
     samples: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     limit: float | None = None
     model_args: str = ""
+    variant: str = ""  # the answer-changing model_args, e.g. "zoom=low"; "" when none
 
     @property
     def date_label(self) -> str:
@@ -121,7 +144,8 @@ class Replacement:
 
 @dataclass(frozen=True)
 class ModelResults:
-    """Everything known about one model after merging its runs task by task."""
+    """Everything known about one row after merging its runs task by task: `model` is the row's
+    label (see merge_runs)."""
 
     model: str
     tasks: Mapping[str, tuple[Mapping[str, float], Run]]
@@ -179,6 +203,7 @@ def read_run(path: Path) -> Run:
     if not tasks:
         raise ResultsError(f"{path}: the 'results' mapping lists no tasks")
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    pairs = model_arg_pairs(config.get("model_args"))
     return Run(
         path=path,
         model=model_name(data, path),
@@ -188,6 +213,7 @@ def read_run(path: Path) -> Run:
         samples=_samples(data.get("n-samples")),
         limit=_number(config.get("limit")),
         model_args=_model_args(config.get("model_args")),
+        variant=", ".join(f"{k}={v}" for k, v in pairs if k not in NEUTRAL_MODEL_ARGS),
     )
 
 
@@ -230,19 +256,28 @@ def normalize_model(name: str) -> str:
     return name.strip().rstrip("/").strip()
 
 
+def model_arg_pairs(raw: Any) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a run's recorded model_args (lmms-eval's `k=v,...` string, or
+    a dict from Python API callers), whitespace stripped, in the order given."""
+    if isinstance(raw, dict):
+        items = [(str(k), v) for k, v in raw.items()]
+    elif isinstance(raw, str):
+        items = [pair.partition("=")[::2] for pair in raw.split(",") if "=" in pair]
+    else:
+        return []
+    return [
+        (key.strip(), value.strip() if isinstance(value, str) else _arg_text(value))
+        for key, value in items
+        if key.strip()
+    ]
+
+
 def model_name(data: Mapping[str, Any], path: Path) -> str:
     """The `pretrained=` value of the run's model_args, else the name of the folder holding it."""
     config = data.get("config")
-    args = config.get("model_args") if isinstance(config, dict) else None
-    pretrained: Any = None
-    if isinstance(args, dict):
-        pretrained = args.get("pretrained")
-    elif isinstance(args, str):
-        for pair in args.split(","):
-            key, eq, value = pair.partition("=")
-            if eq and key.strip() == "pretrained":
-                pretrained = value
-    if isinstance(pretrained, str) and normalize_model(pretrained):
+    pairs = model_arg_pairs(config.get("model_args") if isinstance(config, dict) else None)
+    pretrained = next((value for key, value in pairs if key == "pretrained"), None)
+    if pretrained and normalize_model(pretrained):
         return normalize_model(pretrained)
     return normalize_model(path.resolve().parent.name)
 
@@ -250,10 +285,13 @@ def model_name(data: Mapping[str, Any], path: Path) -> str:
 def _model_args(raw: Any) -> str:
     # lmms-eval records the --model_args string; a dict (Python API callers) shows as k=v pairs.
     if isinstance(raw, dict):
-        return ",".join(
-            f"{k}={v if isinstance(v, str | int | float) else '...'}" for k, v in raw.items()
-        )
+        return ",".join(f"{k}={_arg_text(v)}" for k, v in raw.items())
     return raw if isinstance(raw, str) else ""
+
+
+def _arg_text(value: Any) -> str:
+    # Never str() a container: a deeply nested one would recurse.
+    return str(value) if isinstance(value, str | int | float) else "..."
 
 
 def run_date(data: Mapping[str, Any], path: Path) -> datetime | None:
@@ -277,7 +315,12 @@ def run_date(data: Mapping[str, Any], path: Path) -> datetime | None:
 
 
 def merge_runs(runs: Iterable[Run], prefer: str = "largest") -> list[ModelResults]:
-    """Group runs by model and keep one run per (model, task). Models in name order.
+    """Group runs into rows and keep one run per (row, task). Rows in label order.
+
+    A row is a model and its answer-changing model_args (`Run.variant`): the runs of one model
+    at zoom=full and at zoom=low are two rows. A row's label is the model's name, followed by
+    its variant in parentheses when the model has rows of more than one variant
+    (`dragonfly-tiny`, `dragonfly-tiny (zoom=low)`).
 
     prefer="largest": a run over all of a task's documents beats a partial (--limit) one, the
     one with more documents wins among partial runs, and the newest wins among equals.
@@ -285,9 +328,16 @@ def merge_runs(runs: Iterable[Run], prefer: str = "largest") -> list[ModelResult
     """
     if prefer not in PREFER:
         raise ValueError(f"prefer must be one of {PREFER}, not {prefer!r}")
-    by_model: dict[str, list[Run]] = {}
+    by_row: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        by_model.setdefault(run.model, []).append(run)
+        by_row.setdefault((run.model, run.variant), []).append(run)
+    variants: dict[str, int] = {}
+    for model, _ in by_row:
+        variants[model] = variants.get(model, 0) + 1
+    by_model = {
+        f"{model} ({variant})" if variant and variants[model] > 1 else model: rows
+        for (model, variant), rows in by_row.items()
+    }
     merged = []
     for model in sorted(by_model):
         tasks: dict[str, tuple[Mapping[str, float], Run]] = {}

@@ -56,6 +56,8 @@ class Benchmark:
     sources: tuple[Source, ...]
     unit: str
     higher_is_better: bool
+    axis: str = ""  # the chart's value axis: "score (%)", the unit, or the suite's `axis`
+    chance: float | None = None  # what guessing scores, in the column's units (the chart's mark)
 
     @property
     def headline(self) -> Score:
@@ -148,6 +150,12 @@ def _parse_benchmark(key: str, spec: Any, source: str) -> Benchmark:
     higher = spec.get("higher_is_better", True)
     if not isinstance(higher, bool):
         raise SuiteError(f"{where}: higher_is_better must be true or false")
+    axis = spec.get("axis", "score (%)" if unit == "%" else unit)
+    if not isinstance(axis, str) or not axis:
+        raise SuiteError(f"{where}: axis must be a non-empty text (the chart's value axis)")
+    chance = spec.get("chance")
+    if chance is not None and (isinstance(chance, bool) or not isinstance(chance, int | float)):
+        raise SuiteError(f"{where}: chance must be a number (what guessing scores) or absent")
     first = _parse_source(spec, where, defaults={}, first=None)
     builtin = spec.get("builtin") or []
     if not isinstance(builtin, list):
@@ -163,6 +171,8 @@ def _parse_benchmark(key: str, spec: Any, source: str) -> Benchmark:
         sources=(first, *others),
         unit=unit,
         higher_is_better=higher,
+        axis=axis,
+        chance=None if chance is None else float(chance),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dragonfly_eval.leaderboard.reference import ReferenceRow
@@ -33,6 +33,8 @@ class Column:
     title: str
     unit: str
     higher_is_better: bool
+    axis: str = ""  # the chart's value axis (Benchmark.axis); "" reads as the unit's default
+    chance: float | None = None  # what guessing scores (Benchmark.chance)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Table:
     problems: tuple[str, ...] = ()
     alternates: tuple[str, ...] = ()
     prefer: str = "largest"
+    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (suite, its benchmark keys)
 
     @property
     def average_columns(self) -> tuple[Column, ...]:
@@ -154,7 +157,36 @@ def build_table(
         problems=tuple(loaded.problems),
         alternates=tuple(note for m in models for note in _alternate_notes(m, benchmarks)),
         prefer=prefer,
+        sections=_sections(suite, suite_names),
     )
+
+
+def by_suite(table: Table) -> list[tuple[str, Table]]:
+    """The table cut into one table per suite (its columns, the rows with a value in them, its
+    own average and best values), suites without a value left out unless none has one; the
+    whole table when it has no suite sections."""
+    if not table.sections:
+        return [(", ".join(table.suites), table)]
+    parts = []
+    for name, keys in table.sections:
+        columns = tuple(c for c in table.columns if c.key in keys)
+        extra = tuple(c for c in table.extra_columns if c.key.split(".", 1)[0] in keys)
+        shown = {c.key for c in columns}
+        rows = tuple(r for r in table.rows if shown & set(r.values))
+        parts.append(
+            (
+                name,
+                replace(
+                    table,
+                    suites=(name,),
+                    columns=columns,
+                    extra_columns=extra,
+                    rows=rows,
+                    sections=(),
+                ),
+            )
+        )
+    return [part for part in parts if part[1].rows] or parts[:1]
 
 
 @dataclass(frozen=True)
@@ -279,7 +311,21 @@ def _average_cell(average: Average | None, best: float | None) -> Cell:
 
 def _headline_column(bench: Benchmark) -> Column:
     title = bench.name if bench.unit == "%" else f"{bench.name} ({bench.unit})"
-    return Column(bench.key, title, bench.unit, bench.higher_is_better)
+    return Column(bench.key, title, bench.unit, bench.higher_is_better, bench.axis, bench.chance)
+
+
+def _sections(suite: Suite, names: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each chosen suite with the benchmark keys it shows first (a key in two suites goes to
+    the first)."""
+    names = list(suite.suites) if "all" in names else list(names)
+    taken: set[str] = set()
+    sections = []
+    for name in names:
+        keys = tuple(k for k in suite.suites[name] if k not in taken)
+        taken.update(keys)
+        if keys:
+            sections.append((name, keys))
+    return tuple(sections)
 
 
 def _model_row(model: ModelResults, benchmarks: Sequence[Benchmark]) -> Row:

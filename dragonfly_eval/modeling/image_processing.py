@@ -122,6 +122,14 @@ class DragonflyImageProcessor(BaseImageProcessor):
         self._luts: dict[str, torch.Tensor] = {}
         self._pool: ThreadPoolExecutor | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy or pickle holds (`copy.deepcopy`, `save_pretrained`): the settings, not
+        the thread pool or the device tables; the copy makes its own on first use."""
+        state = self.__dict__.copy()
+        state["_pool"] = None
+        state["_luts"] = {}
+        return state
+
     @classmethod
     def from_config(
         cls, config: DragonflyConfig, zoom: str | None = None

@@ -89,7 +89,10 @@ class DragonflyProcessor(ProcessorMixin):
         folder = resolve_checkpoint(str(pretrained), revision=revision)
         if config is None and (folder / PROCESSOR_FILE).is_file():
             processor = super().from_pretrained(str(folder), **kwargs)
-            return processor.with_zoom(zoom) if zoom else processor
+            if zoom:
+                return processor.with_zoom(zoom)
+            check_model_zoom(processor, folder)
+            return processor
         config = read_config(folder) if config is None else config
         tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
         return cls.for_config(config, tokenizer, zoom)
@@ -234,6 +237,22 @@ class DragonflyProcessor(ProcessorMixin):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids, special tokens skipped."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+def check_model_zoom(processor: DragonflyProcessor, folder: Path) -> None:
+    """Refuse a saved processor whose zoom differs from the model's config.json beside it: the
+    model would get another number of crops per image than it expects."""
+    if not (folder / "config.json").is_file():
+        return  # a processor saved on its own
+    model_zoom = read_config(folder).zoom
+    if processor.zoom != model_zoom:
+        raise ValueError(
+            f"{folder}: the saved processor ({PROCESSOR_FILE}, preprocessor_config.json) has "
+            f"zoom={processor.zoom!r} but the model's config.json has zoom={model_zoom!r}, and "
+            "a processor feeds the model only at the model's zoom; pass "
+            f"zoom={model_zoom!r} to the processor's from_pretrained, or load the model with "
+            f"zoom={processor.zoom!r} as well (or save both at one zoom)"
+        )
 
 
 def _images_per_sample(images, n_prompts: int) -> list[list[Image.Image]]:

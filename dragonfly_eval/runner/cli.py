@@ -333,7 +333,8 @@ def demo_command(args: argparse.Namespace) -> int:
     if code != 0:
         return code
     console.print(
-        f"Wrote {out / 'leaderboard.md'}, {out / 'leaderboard.png'} and {out / 'zoom.md'}"
+        f"Wrote {out / 'leaderboard.md'}, {out / 'leaderboard.png'}, {out / 'zoom.md'} and "
+        f"{out / 'zoom.png'}"
     )
     for problem in left_out:
         console.print(f"Left out {problem.message}")
@@ -342,7 +343,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 def demo_zoom_test(full_results: list[Path], out: Path, console: Console) -> int:
     """The demo's last step: the fine-detail task again at zoom=low (one 336x336 crop instead of
-    41), beside its full-zoom score, written to OUT/zoom.md and printed."""
+    41), beside its full-zoom score, written to OUT/zoom.md (printed) and drawn in OUT/zoom.png."""
     from dragonfly_eval.leaderboard.ablate import (
         AblateError,
         build_ablation,
@@ -350,6 +351,7 @@ def demo_zoom_test(full_results: list[Path], out: Path, console: Console) -> int
         with_zoom,
         zoom_folder,
     )
+    from dragonfly_eval.leaderboard.plot import plot_ablation
     from dragonfly_eval.leaderboard.suite import load_suite
 
     console.print(
@@ -374,7 +376,9 @@ def demo_zoom_test(full_results: list[Path], out: Path, console: Console) -> int
         return err.code
     # the full-zoom run scored the whole mini suite; the table is about the fine-detail task
     benchmarks = tuple(b for b in ablation.benchmarks if b.key == DEMO_ZOOM_BENCHMARK)
-    table = render_ablation_markdown(dataclasses.replace(ablation, benchmarks=benchmarks))
+    fine_detail = dataclasses.replace(ablation, benchmarks=benchmarks)
+    table = render_ablation_markdown(fine_detail)
+    plot_ablation(fine_detail, out / "zoom.png")
     text = (
         f"{table}\nThe fine-detail task asks which pattern (1-pixel stripes, checks, or flat "
         "grey) fills a square panel in a 2016x2016 image. At zoom=low the model sees the image "

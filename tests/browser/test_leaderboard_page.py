@@ -89,13 +89,13 @@ def _variant(
     (folder / BASELINE.name).write_text(json.dumps(payload), encoding="utf-8")
 
 
-def _write_page(root: Path, *paths: Path) -> Path:
-    """The page `dragonfly-eval leaderboard --suite mini --html` writes for `paths`."""
+def _write_page(root: Path, *paths: Path, suites: str = "mini") -> Path:
+    """The page `dragonfly-eval leaderboard --suite SUITES --html` writes for `paths`."""
     out = root / "board.html"
     parser = argparse.ArgumentParser(prog="dragonfly-eval")
     cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(
-        ["leaderboard", *map(str, paths), "--suite", "mini", "--html", str(out)]
+        ["leaderboard", *map(str, paths), "--suite", suites, "--html", str(out)]
     )
     assert args.handler(args) == 0
     return out
@@ -114,14 +114,14 @@ def page(tmp_path_factory) -> Path:
 def _models(driver) -> list[str]:
     from selenium.webdriver.common.by import By
 
-    rows = driver.find_elements(By.CSS_SELECTOR, "#headline tbody tr")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#headline-mini tbody tr")
     return [row.find_element(By.TAG_NAME, "th").text.splitlines()[0] for row in rows]
 
 
 def _header(driver, title: str):
     from selenium.webdriver.common.by import By
 
-    for th in driver.find_elements(By.CSS_SELECTOR, "#headline thead th"):
+    for th in driver.find_elements(By.CSS_SELECTOR, "#headline-mini thead th"):
         if th.text.rstrip(" ▲▼") == title:
             return th
     raise AssertionError(f"no column {title!r}")
@@ -159,13 +159,14 @@ def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
 
     browser.get(page.as_uri())
     index = [
-        th.text.rstrip(" ▲▼") for th in browser.find_elements(By.CSS_SELECTOR, "#headline thead th")
+        th.text.rstrip(" ▲▼")
+        for th in browser.find_elements(By.CSS_SELECTOR, "#headline-mini thead th")
     ].index(LIKELIHOOD_COLUMN)
     rows = {
         name: row
         for name, row in zip(
             _models(browser),
-            browser.find_elements(By.CSS_SELECTOR, "#headline tbody tr"),
+            browser.find_elements(By.CSS_SELECTOR, "#headline-mini tbody tr"),
             strict=True,
         )
     }
@@ -200,3 +201,86 @@ def test_the_page_loads_cleanly_and_hostile_names_stay_text(browser, tmp_path):
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     _header(browser, "Model").find_element(By.TAG_NAME, "button").click()
     assert _models(browser) == sorted(HOSTILE, key=str.casefold)
+
+
+def _rerun(root: Path, name: str, stamp: str, tasks: list[str], model_args: str = "") -> None:
+    """A copy of the baseline run of some of its tasks only, dated `stamp` (lmms-eval's
+    YYYYMMDD_HHMMSS), with `model_args` appended to its own."""
+    payload = json.loads(BASELINE.read_text(encoding="utf-8"))
+    for section in ("results", "n-samples"):
+        payload[section] = {t: v for t, v in payload[section].items() if t in tasks}
+    payload["date"] = stamp
+    payload["config"]["model_args"] += model_args
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / f"{stamp}_results.json").write_text(json.dumps(payload), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def crowded_page(tmp_path_factory) -> Path:
+    """The README's page (the mini baseline and the published numbers, suites mini and
+    general) after a few more runs: two tasks re-run on later days, so one row holds runs of
+    three days, and a zoom=low run, a row of its own."""
+    root = tmp_path_factory.mktemp("crowded")
+    _rerun(root / "runs", "a", "20261203_101500", [LIKELIHOOD_TASK])
+    _rerun(root / "runs", "b", "20261207_183000", [LOSS_TASK])
+    _rerun(root / "runs", "low", "20261208_090000", ["dragonfly_mini_fine"], ",zoom=low")
+    return _write_page(root, BASELINE.parent, root / "runs", suites="mini,general")
+
+
+LAYOUT = """
+const width = document.documentElement.clientWidth;
+const problems = [];
+document.querySelectorAll("table.board th, table.board td").forEach((cell) => {
+  const box = cell.getBoundingClientRect();
+  const text = cell.innerText.replace(/\\s+/g, " ");
+  if (box.right > width + 0.5) problems.push(`${text}: right edge ${box.right} > ${width}`);
+  if (cell.scrollWidth > cell.clientWidth + 1)
+    problems.push(`${text}: text ${cell.scrollWidth} px in a ${cell.clientWidth} px cell`);
+});
+document.querySelectorAll("figure.chart img").forEach((img) => {
+  const box = img.getBoundingClientRect();
+  if (box.right > width + 0.5) problems.push(`chart: right edge ${box.right} > ${width}`);
+  if (box.width < 0.95 * img.naturalWidth)
+    problems.push(`chart shrunk to ${box.width} of ${img.naturalWidth} px`);
+});
+return [width, problems];
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 1440])
+def test_every_column_and_chart_fits_a_laptop_screen(browser, crowded_page, width, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(width, 1000)
+    browser.get(crowded_page.as_uri())
+    viewport, problems = browser.execute_script(LAYOUT)
+    assert width - 40 <= viewport <= width, viewport  # the window is the size asked for
+    assert problems == []
+    tables = [t.get_attribute("id") for t in browser.find_elements(By.CSS_SELECTOR, "table")]
+    assert tables[:2] == ["headline-mini", "extra-mini"] and "headline-general" in tables
+    for table in ("headline-mini", "headline-general"):
+        last = browser.find_elements(By.CSS_SELECTOR, f"#{table} thead th")[-1]
+        assert last.text.startswith("Avg")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart img")) == 2  # one a suite
+    shot = tmp_path / f"board_{width}.png"
+    assert browser.save_screenshot(str(shot))
+
+
+def test_a_row_of_several_runs_shows_their_days_and_each_date_in_its_tip(browser, crowded_page):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1280, 1000)
+    browser.get(crowded_page.as_uri())
+    rows = {
+        row.find_element(By.TAG_NAME, "th").text.splitlines()[0]: row
+        for row in browser.find_elements(By.CSS_SELECTOR, "#headline-mini tbody tr")
+    }
+    assert set(rows) == {"dragonfly-tiny", "dragonfly-tiny (zoom=low)"}
+    date = rows["dragonfly-tiny"].find_elements(By.TAG_NAME, "td")[0]
+    assert date.text == f"{BASE_DATE[:10]} – 2026-12-07 (3 runs)"
+    assert date.get_attribute("title") == (
+        f"runs: {BASE_DATE} +08:00; 2026-12-03 10:15:00 +08:00; 2026-12-07 18:30:00 +08:00"
+    )
+    low = rows["dragonfly-tiny (zoom=low)"].find_elements(By.TAG_NAME, "td")[0]
+    assert low.text == "2026-12-08"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from dragonfly_eval.leaderboard import cli
+from tests.leaderboard.conftest import results_payload
 
 REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
 
@@ -83,3 +85,27 @@ def test_a_broken_reference_file_exits_2(tmp_path, suite_file, capsys):
     argv = ["leaderboard", str(REAL_RUN), "--suite-file", str(suite_file), "--reference", str(ref)]
     assert run_cli(argv) == 2
     assert "'sources' must be a mapping" in capsys.readouterr().err
+
+
+def test_runs_at_another_zoom_are_their_own_row_not_a_newer_run(tmp_path, suite_file, capsys):
+    """A newer zoom=low run of the same checkpoint must not replace the full-zoom row: the zoom
+    changes the answers, so the two runs are two rows, told apart by their label."""
+    for name, date, args, score in [
+        ("full", "20261201_100000", "pretrained=org/m,device=cpu,batch_size=4", 1.0),
+        ("low", "20261201_110000", "pretrained=org/m,device=cpu,batch_size=4,zoom=low", 0.25),
+        ("gpu", "20261201_120000", "pretrained=org/m,device=cuda,batch_size=8", 1.0),
+    ]:
+        payload = results_payload(
+            "org/m", date, {"dragonfly_ai2d": {"exact_match,flexible-extract": score}}
+        )
+        payload["config"]["model_args"] = args
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{date}_results.json").write_text(json.dumps(payload))
+    argv = ["leaderboard", str(tmp_path), "--suite-file", str(suite_file), "--no-reference"]
+    assert run_cli(argv) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| org/m")]
+    # device and batch size do not change the answers: the GPU run is the full row's newer run
+    assert rows == [
+        "| org/m | 2026-12-01 12:00:00 +08:00 | **100.0** | – | – | 100.0 (1/2) |",
+        "| org/m (zoom=low) | 2026-12-01 11:00:00 +08:00 | 25.0 | – | – | 25.0 (1/2) |",
+    ]

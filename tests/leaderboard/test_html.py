@@ -76,10 +76,12 @@ def test_the_page_shows_the_cells_of_the_markdown_grid(suite, write_run, tmp_pat
     table = _board(suite, write_run, tmp_path, [ref])
     page = Page(render_html(table))
     header, cells = grid(table)
-    shown = page.tables["headline"]
+    shown = page.tables["headline-general"]
     assert [c["texts"][0] for c in shown[0]] == header
+    # every cell as the grid has it, the run date shortened to its day
     assert [[c["texts"][0] for c in row] for row in shown[1:]] == [
-        [c.text for c in r] for r in cells
+        [c.text[:10] if i == 1 and c.text != "published" else c.text for i, c in enumerate(r)]
+        for r in cells
     ]
     # the published row carries its source; the best cell is marked; the partial cell too
     published = next(row for row in shown[1:] if row[0]["texts"][0] == "Paper model †")
@@ -94,7 +96,7 @@ def test_the_page_shows_the_cells_of_the_markdown_grid(suite, write_run, tmp_pat
 
 def test_a_cell_tooltip_names_the_run_date_model_args_and_documents(suite, write_run, tmp_path):
     page = Page(render_html(_board(suite, write_run, tmp_path)))
-    part = next(r for r in page.tables["headline"][1:] if r[0]["texts"][0] == "org/part")
+    part = next(r for r in page.tables["headline-general"][1:] if r[0]["texts"][0] == "org/part")
     tip = part[2]["attrs"]["title"]
     assert "partial run (n=3)" in tip
     assert "dragonfly_ai2d: run 2024-03-01 12:00:00 +08:00" in tip
@@ -110,12 +112,12 @@ def test_hostile_model_names_are_text_not_markup(suite, write_run, tmp_path):
     page = Page(text)
     assert [tag for tag, _ in page.tags].count("script") == 1  # the page's own
     assert not any(tag == "b" for tag, _ in page.tags)
-    published = page.tables["headline"][-1][0]
+    published = page.tables["headline-general"][-1][0]
     assert published["texts"] == ["<b>paper</b> †", "</span><script>alert(2)</script>"]
     assert [attrs["alt"] for tag, attrs in page.tags if tag == "img"] == [
         "Grouped bar chart of the headline scores"
     ]
-    labels = [row[0]["texts"][0] for row in page.tables["headline"][1:]]
+    labels = [row[0]["texts"][0] for row in page.tables["headline-general"][1:]]
     assert sorted(labels[:-1]) == sorted(HOSTILE)
     assert all(name not in text for name in HOSTILE)
 
@@ -136,7 +138,8 @@ def test_the_page_loads_nothing_from_outside(suite, write_run, tmp_path):
 def test_headers_say_how_to_sort(suite, write_run, tmp_path):
     page = Page(render_html(_board(suite, write_run, tmp_path)))
     kinds = [
-        (c["attrs"]["data-kind"], c["attrs"]["data-higher"]) for c in page.tables["headline"][0]
+        (c["attrs"]["data-kind"], c["attrs"]["data-higher"])
+        for c in page.tables["headline-general"][0]
     ]
     assert kinds[:3] == [("text", "1"), ("text", "1"), ("number", "1")]
     assert kinds[-1] == ("number", "1")  # the average
@@ -150,7 +153,10 @@ def test_cli_writes_the_page_and_keeps_markdown_the_default(tmp_path, suite_file
     assert run_cli([*argv, "--html", str(page_path)]) == 0
     assert capsys.readouterr().out.startswith("1 model(s) run, 0 published row(s)")
     page = Page(page_path.read_text(encoding="utf-8"))
-    assert page.tables["headline"][1][0]["texts"][0] == "togethercomputer/Llama-3-8B-Dragonfly-v1"
+    assert (
+        page.tables["headline-general"][1][0]["texts"][0]
+        == "togethercomputer/Llama-3-8B-Dragonfly-v1"
+    )
     assert "ok_vqa_val2014" in page_path.read_text(encoding="utf-8")  # the other tasks note
 
 
@@ -173,5 +179,5 @@ def test_model_args_recorded_as_a_mapping_show_as_pairs(suite, write_run, tmp_pa
     payload["config"]["model_args"] = {"pretrained": "org/m", "zoom": "full", "nested": {"a": 1}}
     path.write_text(json.dumps(payload))
     page = Page(render_html(build_table([tmp_path / "out"], suite, ["general"])))
-    tip = page.tables["headline"][1][2]["attrs"]["title"]
+    tip = page.tables["headline-general"][1][2]["attrs"]["title"]
     assert "model_args: pretrained=org/m,zoom=full,nested=..." in tip
