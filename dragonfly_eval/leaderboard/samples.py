@@ -9,6 +9,7 @@ sample log is untrusted: a regular file under a size cap, parsed line by line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dragonfly_eval.leaderboard.results import _parse_int  # the results reader's number guard
 from dragonfly_eval.paths import check_regular_file
 
 MAX_SAMPLES_BYTES = 512 * 2**20
@@ -37,6 +39,10 @@ LOG_FIELDS = frozenset(
         "token_counts",
     }
 )
+# the fields that identify a document's content (lmms-eval 0.7.3 hashes `requests[0].doc`,
+# which is None, so every doc_hash is NULL_DOC_HASH; the others still tell documents apart)
+DOCUMENT_FIELDS = ("doc_hash", "doc", "target", "input")
+NULL_DOC_HASH = hashlib.sha256(b"null").hexdigest()
 # resolved_cli_args that change the prompt or the answer of every document
 PROMPT_ARGS = (
     "system_instruction",
@@ -50,6 +56,10 @@ PROMPT_ARGS = (
 
 class SampleLogError(ValueError):
     """A sample log that cannot be read, or lacks what a comparison needs."""
+
+
+class UnrepresentableNumber(SampleLogError):
+    """A sample log holding a number no float can hold: a bad input, not a missing value."""
 
 
 @dataclass(frozen=True)
@@ -106,9 +116,13 @@ def read_sample_log(path: Path, task: str) -> SampleLog:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as err:
+            record = json.loads(line, parse_int=_parse_int)
+        except json.JSONDecodeError as err:
             raise SampleLogError(f"{path}: line {number} is not JSON ({err})") from err
+        except RecursionError as err:
+            raise SampleLogError(f"{path}: line {number} is nested too deeply to read") from err
+        except ValueError as err:  # an integer too long for a float (or for int())
+            raise UnrepresentableNumber(f"{path}: line {number}: {err}") from err
         doc_id = record.get("doc_id") if isinstance(record, dict) else None
         if isinstance(doc_id, bool) or not isinstance(doc_id, int):
             raise SampleLogError(f"{path}: line {number} has no integer doc_id")
