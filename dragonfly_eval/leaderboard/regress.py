@@ -440,7 +440,10 @@ def _per_document(
         return None, None  # no sample logs at all: the report says so once
     try:
         logs = [
-            (_log("baseline", b_run, task), _log("current", c_run, task))
+            (
+                _log("baseline", b_run, task, score.metric),
+                _log("current", c_run, task, score.metric),
+            )
             for task, b_run, c_run in pairs
         ]
         for task, b_run, c_run in pairs:
@@ -461,14 +464,14 @@ def _per_document(
     return interval.scaled(score.scale), None
 
 
-def _log(side: str, run: Run, task: str) -> SampleLog:
+def _log(side: str, run: Run, task: str, metric: str) -> SampleLog:
     path = sample_log_path(run.path, task)
     if not path.exists():
         raise _AggregateOnly(
             f"the {side} has no sample log for {task} ({path.name} beside {run.path.name}; "
             "run lmms-eval with --log_samples)"
         )
-    return read_sample_log(path, task)
+    return read_sample_log(path, task, keep=(*DOCUMENT_FIELDS, metric.partition(",")[0]))
 
 
 def _check_prompts(label: str, task: str, base: Run, cur: Run, mismatches: list[str]) -> None:

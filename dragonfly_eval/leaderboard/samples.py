@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ LOG_FIELDS = frozenset(
 # which is None, so every doc_hash is NULL_DOC_HASH; the others still tell documents apart)
 DOCUMENT_FIELDS = ("doc_hash", "doc", "target", "input")
 NULL_DOC_HASH = hashlib.sha256(b"null").hexdigest()
+# one decoder for every line (json.loads builds one per call when given parse_int)
+_DECODER = json.JSONDecoder(parse_int=_parse_int)
 # resolved_cli_args that change the prompt or the answer of every document
 PROMPT_ARGS = (
     "system_instruction",
@@ -109,14 +111,15 @@ def find_sample_logs(path: Path) -> dict[str, Path]:
     return found
 
 
-def read_sample_log(path: Path, task: str) -> SampleLog:
-    """Parse one sample log; SampleLogError naming the file and line when it is unusable."""
+def read_sample_log(path: Path, task: str, keep: Collection[str] | None = None) -> SampleLog:
+    """Parse one sample log; SampleLogError naming the file and line when it is unusable.
+    With `keep`, each record holds only doc_id and those fields (a large log's memory)."""
     records: dict[int, Mapping[str, Any]] = {}
     for number, line in _lines(path):
         if not line.strip():
             continue
         try:
-            record = json.loads(line, parse_int=_parse_int)
+            record = _DECODER.decode(line)
         except json.JSONDecodeError as err:
             raise SampleLogError(f"{path}: line {number} is not JSON ({err})") from err
         except RecursionError as err:
@@ -131,7 +134,7 @@ def read_sample_log(path: Path, task: str) -> SampleLog:
                 f"{path}: doc_id {doc_id} appears twice (lmms-eval logs one unlabelled line per "
                 "filter for a task with several filters; such a log cannot be paired)"
             )
-        records[doc_id] = record
+        records[doc_id] = record if keep is None else {k: record[k] for k in keep if k in record}
     if not records:
         raise SampleLogError(f"{path}: no documents")
     return SampleLog(path, task, records)
