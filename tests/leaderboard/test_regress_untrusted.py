@@ -260,3 +260,19 @@ def test_the_pope_count_form_equals_lmms_evals_functions():
         assert form is not None, name
         assert matches(form, sum_features(form, items), function(items)), name
     assert sum_form(lambda items: 0.0) is None
+
+
+def test_the_gates_t_test_equals_lmms_evals_paired_ttest():
+    import math
+
+    from lmms_eval.api.metrics import paired_ttest
+
+    from dragonfly_eval.leaderboard.stats import paired_t_test
+
+    base = [0.5 + 0.4 * math.sin(i) for i in range(200)]
+    for cur in ([s - 0.02 + 0.01 * math.cos(3 * i) for i, s in enumerate(base)], base[::-1]):
+        ours, theirs = paired_t_test(base, cur), paired_ttest(cur, base)
+        assert ours.delta == pytest.approx(theirs["mean_diff"], rel=1e-12)
+        assert ours.low == pytest.approx(theirs["ci_lower"], rel=1e-9)
+        assert ours.high == pytest.approx(theirs["ci_upper"], rel=1e-9)
+        assert ours.p_value == pytest.approx(theirs["p_value"], rel=1e-6, abs=1e-12)
