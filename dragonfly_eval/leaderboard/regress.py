@@ -2,8 +2,11 @@
 
 With sample logs (lmms-eval's --log_samples) on both sides, each benchmark is compared on its
 per-document scores, paired by doc_id: a delta with a 95% interval and a p-value (stats.py), and
-a drop fails only when it is beyond the tolerance and significant. Without them, or with
-`exact`, the headline aggregates are compared against the tolerance alone.
+a drop beyond the tolerance fails when it is significant, when the comparison is underpowered
+(then the tolerance decides), or when it is beyond the drop those documents can detect. Without
+them, or with `exact`, the headline aggregates are compared against the tolerance alone. Results
+files and sample logs are data: corpus metrics are recomputed only with installed tasks'
+aggregations (aggregations.py).
 """
 
 from __future__ import annotations
