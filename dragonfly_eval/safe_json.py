@@ -26,11 +26,15 @@ class JsonProblem(ValueError):
     """Text that is not JSON this project can hold; the message says why (no file name)."""
 
 
+class NumberProblem(JsonProblem):
+    """An integer too long to hold as a float (the JSON itself is well formed)."""
+
+
 def parse(text: str) -> Any:
     """`json.loads(text)`, with integers that do not fit a float, too deep nesting and malformed
     text all raised as `JsonProblem`."""
     try:
-        return json.loads(text, parse_int=_parse_int)
+        return _DECODER.decode(text)
     except JsonProblem:
         raise
     except json.JSONDecodeError as err:
@@ -78,5 +82,9 @@ def read_json(path: Path, cap: int, error: type[ValueError]) -> Any:
 def _parse_int(text: str) -> int:
     # float() of a digit string never raises (it saturates to inf), unlike int() past 4300 digits.
     if not math.isfinite(float(text)):
-        raise JsonProblem(f"an integer of {len(text.lstrip('-'))} digits does not fit a float")
+        raise NumberProblem(f"an integer of {len(text.lstrip('-'))} digits does not fit a float")
     return int(text)
+
+
+# one decoder for every call (json.loads builds a new one each time it is given parse_int)
+_DECODER = json.JSONDecoder(parse_int=_parse_int)

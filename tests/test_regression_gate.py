@@ -170,3 +170,30 @@ def test_the_trained_model_scores_well_above_chance_at_full_zoom(demo_dir):
     assert not below, f"(score, chance) of the tasks not clearly above chance: {below}"
     assert scores["dragonfly_mini_caption/coco_CIDEr,none"] > 1.0
     assert scores["dragonfly_mini_yesno/pope_f1_score,none"] > 0.75
+
+
+def test_identical_demo_runs_pass_every_benchmark_caption_included(demo_dir, offline_env):
+    """The demo's own output against itself: every corpus metric is recomputed through the task's
+    own aggregation as lmms-eval calls it (COCO's CIDEr takes `args`), and nothing is written
+    beside the caller."""
+    results = str(demo_dir / "results")
+    workdir = demo_dir / "gate_cwd"
+    workdir.mkdir()
+    done = _cli(
+        "regress",
+        "--baseline",
+        results,
+        "--current",
+        results,
+        "--suite",
+        "mini",
+        cwd=workdir,
+        env=offline_env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| Mini")]
+    assert len(rows) == len(load_suite().suites["mini"]), done.stdout
+    assert all(row.endswith("| ok |") for row in rows), done.stdout
+    caption = next(row for row in rows if "caption" in row)
+    assert "paired bootstrap" in caption
+    assert not list(workdir.iterdir())  # COCO's submission file went to a temporary folder

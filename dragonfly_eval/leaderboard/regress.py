@@ -2,25 +2,46 @@
 
 With sample logs (lmms-eval's --log_samples) on both sides, each benchmark is compared on its
 per-document scores, paired by doc_id: a delta with a 95% interval and a p-value (stats.py), and
-a drop fails only when it is beyond the tolerance and significant. Without them, or with
-`exact`, the headline aggregates are compared against the tolerance alone.
+a drop beyond the tolerance fails when it is significant, when the comparison is underpowered
+(then the tolerance decides), or when it is beyond the drop those documents can detect. Without
+them, or with `exact`, the headline aggregates are compared against the tolerance alone. Results
+files and sample logs are data: corpus metrics are recomputed only with installed tasks'
+aggregations (aggregations.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import json
 import math
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from warnings import catch_warnings, simplefilter
 
+import numpy as np
+
+from dragonfly_eval.leaderboard.aggregations import (
+    Aggregation,
+    AggregationError,
+    SumForm,
+    call_aggregation,
+    matches,
+    sum_features,
+    sum_form,
+    task_aggregation,
+)
 from dragonfly_eval.leaderboard.markdown import escape, markdown_table
 from dragonfly_eval.leaderboard.results import ModelResults, Run, load_runs, merge_runs
 from dragonfly_eval.leaderboard.samples import (
+    DOCUMENT_FIELDS,
+    NULL_DOC_HASH,
     SampleLog,
     SampleLogError,
+    UnrepresentableNumber,
     aggregation_name,
     numeric_values,
     prompt_settings,
@@ -33,6 +54,7 @@ from dragonfly_eval.leaderboard.stats import (
     DEFAULT_SEED,
     Interval,
     paired_bootstrap,
+    paired_bootstrap_sums,
     paired_means,
 )
 from dragonfly_eval.leaderboard.suite import Benchmark, Score, Suite
@@ -43,12 +65,13 @@ from dragonfly_eval.leaderboard.table import (
     benchmark_source,
     score_value,
 )
+from dragonfly_eval.safe_json import MAX_RESULTS_BYTES, read_json
 
 DEFAULT_TOLERANCE = 0.5
 # Float noise must not turn a drop of exactly the tolerance into a failure.
 _EPSILON = 1e-9
-# the task's aggregation function for a corpus-level metric: (task, metric, include_path)
-Aggregations = Callable[[str, str, str | None], Callable[[list[Any]], float] | None]
+# the task's aggregation function for a corpus-level metric: (task, metric) -> function
+Aggregations = Callable[[str, str], Aggregation | None]
 
 
 class RegressError(ValueError):
@@ -59,7 +82,8 @@ class RegressError(ValueError):
 class Comparison:
     """One benchmark of one model pair. Status: ok, improved, possible drop, REGRESSION,
     MISSING or new. `interval` is the per-document comparison (leaderboard units), when there
-    is one; `note` says why there is none."""
+    is one; `note` says why there is none; `rule` says which rule decided a per-document
+    comparison other than its significance (e.g. the tolerance, when it is underpowered)."""
 
     benchmark: Benchmark
     baseline: float | None
@@ -67,6 +91,7 @@ class Comparison:
     status: str
     interval: Interval | None = None
     note: str | None = None
+    rule: str | None = None
 
     @property
     def delta(self) -> float | None:
@@ -163,7 +188,9 @@ def compare(
     pairs = _pair_models(base_models, cur_models, warnings)
     mismatches: list[str] = []
     reports = tuple(
-        PairReport(b.model, c.model, _compare_pair(b, c, benchmarks, settings, mismatches))
+        PairReport(
+            b.model, c.model, _compare_pair(b, c, benchmarks, settings, mismatches, warnings)
+        )
         for b, c in pairs
     )
     if mismatches and not allow_partial:
@@ -231,8 +258,9 @@ def report_grid(
 
 
 def report_notes(pair: PairReport) -> list[str]:
-    """Why some benchmarks of a pair were compared on their aggregates only."""
-    return [f"{c.benchmark.name}: {c.note}" for c in pair.comparisons if c.note]
+    """Why some benchmarks of a pair were compared on their aggregates only, and which rule
+    decided those whose significance did not."""
+    return [f"{c.benchmark.name}: {c.note or c.rule}" for c in pair.comparisons if c.note or c.rule]
 
 
 def summary_line(report: RegressReport) -> str:
@@ -265,6 +293,8 @@ def failure_reason(pair: PairReport, cmp: Comparison, tolerance: float) -> str:
     )
     if cmp.interval is not None:
         reason += f", {_interval_text(cmp.interval)}"
+    if cmp.rule is not None:
+        reason += f"; {cmp.rule}"
     return reason + ")"
 
 
@@ -349,6 +379,7 @@ def _compare_pair(
     benchmarks: list[Benchmark],
     settings: Settings,
     mismatches: list[str],
+    warnings: list[str],
 ) -> tuple[Comparison, ...]:
     comparisons = []
     for bench in benchmarks:
@@ -361,15 +392,15 @@ def _compare_pair(
             )
         b_value = None if b is None else b.value
         c_value = None if c is None else c.value
-        interval, note = None, None
+        interval, note, rule = None, None, None
         if b is not None and c is not None and not settings.exact:
             label = f"{bench.name} ({cur.model})"
-            interval, note = _per_document(label, score, b, c, settings, mismatches)
+            interval, note = _per_document(label, score, b, c, settings, mismatches, warnings)
         if interval is None:
             status = _status(bench, b_value, c_value, settings.tolerance)
         else:
-            status = _interval_status(bench, interval, settings)
-        comparisons.append(Comparison(bench, b_value, c_value, status, interval, note))
+            status, rule = _interval_status(bench, interval, settings)
+        comparisons.append(Comparison(bench, b_value, c_value, status, interval, note, rule))
     return tuple(comparisons)
 
 
@@ -402,34 +433,48 @@ def _per_document(
     cur: Found,
     settings: Settings,
     mismatches: list[str],
+    warnings: list[str],
 ) -> tuple[Interval | None, str | None]:
     """The per-document comparison of one benchmark, or (None, why it is compared on the
-    aggregates). Document sets or prompts that differ are added to `mismatches`."""
+    aggregates). Document sets or prompts that differ are added to `mismatches`; a pairing
+    that could not be checked, to `warnings`. RegressError for a log no float can read."""
     pairs = list(zip(score.tasks, base.runs, cur.runs, strict=True))
     if not any(sample_log_path(run.path, task).exists() for task, *runs in pairs for run in runs):
         return None, None  # no sample logs at all: the report says so once
     try:
         logs = [
-            (_log("baseline", b_run, task), _log("current", c_run, task))
+            (
+                _log("baseline", b_run, task, score.metric),
+                _log("current", c_run, task, score.metric),
+            )
             for task, b_run, c_run in pairs
         ]
         for task, b_run, c_run in pairs:
             _check_prompts(label, task, b_run, c_run, mismatches)
-        paired = [_pair_documents(label, b, c, mismatches) for b, c in logs]
-        interval = _interval(score, base, logs, paired, settings)
+        paired = [_pair_documents(label, b, c, mismatches, warnings) for b, c in logs]
+        with np.errstate(all="ignore"), catch_warnings():
+            simplefilter("ignore", RuntimeWarning)  # overflow: checked on the result below
+            interval = _interval(score, base, logs, paired, settings)
+        if not interval.finite:
+            raise _AggregateOnly(
+                "the per-document values overflow a float (the interval came out infinite or "
+                "NaN), so the recorded aggregates decide"
+            )
+    except UnrepresentableNumber as err:
+        raise RegressError(str(err)) from err
     except (_AggregateOnly, SampleLogError) as err:
         return None, f"aggregate only: {err}"
     return interval.scaled(score.scale), None
 
 
-def _log(side: str, run: Run, task: str) -> SampleLog:
+def _log(side: str, run: Run, task: str, metric: str) -> SampleLog:
     path = sample_log_path(run.path, task)
     if not path.exists():
         raise _AggregateOnly(
             f"the {side} has no sample log for {task} ({path.name} beside {run.path.name}; "
             "run lmms-eval with --log_samples)"
         )
-    return read_sample_log(path, task)
+    return read_sample_log(path, task, keep=(*DOCUMENT_FIELDS, metric.partition(",")[0]))
 
 
 def _check_prompts(label: str, task: str, base: Run, cur: Run, mismatches: list[str]) -> None:
@@ -442,32 +487,54 @@ def _check_prompts(label: str, task: str, base: Run, cur: Run, mismatches: list[
 
 
 def _pair_documents(
-    label: str, base: SampleLog, cur: SampleLog, mismatches: list[str]
+    label: str, base: SampleLog, cur: SampleLog, mismatches: list[str], warnings: list[str]
 ) -> list[int]:
-    """The doc_ids both logs have with the same doc_hash; the differences go to `mismatches`."""
+    """The doc_ids both logs have with the same document (doc_hash, doc, target and input,
+    where logged); the differences go to `mismatches`. lmms-eval 0.7.3 hashes `null` for
+    every document, so the other fields are what can tell a changed dataset."""
     only_base = sorted(set(base.records) - set(cur.records))
     only_cur = sorted(set(cur.records) - set(base.records))
     common = sorted(set(base.records) & set(cur.records))
-    rehashed = [
-        d for d in common if base.records[d].get("doc_hash") != cur.records[d].get("doc_hash")
-    ]
+    changed: dict[str, list[int]] = {}
+    for doc in common:
+        b, c = base.records[doc], cur.records[doc]
+        for key in DOCUMENT_FIELDS:
+            if b.get(key) != c.get(key):
+                changed.setdefault(key, []).append(doc)
     problems = []
     if only_base or only_cur:
         problems.append(
             f"{len(only_base)} document(s) only in the baseline, {len(only_cur)} only in the "
             f"current run (e.g. doc_id {(only_base or only_cur)[0]})"
         )
-    if rehashed:
+    for key, docs in changed.items():
         problems.append(
-            f"{len(rehashed)} document(s) with a different doc_hash (the dataset changed; e.g. "
-            f"doc_id {rehashed[0]})"
+            f"{len(docs)} document(s) with a different {key} (the dataset or its prompts "
+            f"changed; e.g. doc_id {docs[0]})"
         )
     if problems:
         mismatches.append(f"{label}: {base.task}: " + "; ".join(problems))
-    paired = [d for d in common if d not in set(rehashed)]
+    if not _checkable(base, common) or not _checkable(cur, common):
+        warnings.append(
+            f"{label}: {base.task}: could not check that both sides scored the same documents "
+            "(the sample logs hold no target, input or doc, and a doc_hash of null)"
+        )
+    moved = {d for docs in changed.values() for d in docs}
+    paired = [d for d in common if d not in moved]
     if len(paired) < 2:
         raise _AggregateOnly(f"{base.task}: fewer than 2 documents in common")
     return paired
+
+
+def _checkable(log: SampleLog, docs: list[int]) -> bool:
+    """Whether the log holds something that tells its documents apart from other documents."""
+    for doc in docs:
+        record = log.records[doc]
+        if any(key in record for key in DOCUMENT_FIELDS if key != "doc_hash"):
+            return True
+        if record.get("doc_hash") not in (None, NULL_DOC_HASH):
+            return True
+    return False
 
 
 def _interval(
@@ -487,7 +554,7 @@ def _interval(
         b, c = numeric_values(base, score.metric), numeric_values(cur, score.metric)
         return paired_means([b[d] for d in docs], [c[d] for d in docs], settings.alpha)
     functions = [
-        _statistic(kind, log, score.metric, settings)
+        None if kind == "mean" else _function(kind, log, score.metric, settings)
         for kind, (log, _) in zip(kinds, logs, strict=True)
     ]
     base_values = [
@@ -498,14 +565,77 @@ def _interval(
         _ordered(c, score.metric, docs, k)
         for (_, c), docs, k in zip(logs, paired, kinds, strict=True)
     ]
+    with tempfile.TemporaryDirectory(prefix="dragonfly-regress-") as output:
+        labels = [log.task for log, _ in logs]
+        tasks = [
+            _task_score(label, f, Path(output)) for label, f in zip(labels, functions, strict=True)
+        ]
+        exact = [
+            (task(b), task(c)) for task, b, c in zip(tasks, base_values, cur_values, strict=True)
+        ]
+        delta = sum(c - b for b, c in exact) / len(exact)
+        forms = [sum_form(f) for f in functions]
+        features = [
+            _sum_features(form, b, c, scores)
+            for form, b, c, scores in zip(forms, base_values, cur_values, exact, strict=True)
+        ]
+        if all(f is not None for f in features):
+            return paired_bootstrap_sums(
+                [f[0] for f in features if f is not None],
+                [f[1] for f in features if f is not None],
+                [form.score for form in forms if form is not None],
+                delta,
+                settings.alpha,
+                settings.bootstrap,
+                settings.seed,
+            )
 
-    def statistic(tasks: list[list[Any]]) -> float:
-        # the headline: the mean of the tasks' aggregates (e.g. POPE's three splits)
-        return sum(f(v) for f, v in zip(functions, tasks, strict=True)) / len(tasks)
+        def statistic(values: list[list[Any]]) -> float:
+            # the headline: the mean of the tasks' aggregates (e.g. POPE's three splits)
+            return sum(t(v) for t, v in zip(tasks, values, strict=True)) / len(values)
 
-    return paired_bootstrap(
-        base_values, cur_values, statistic, settings.alpha, settings.bootstrap, settings.seed
-    )
+        return paired_bootstrap(
+            base_values, cur_values, statistic, settings.alpha, settings.bootstrap, settings.seed
+        )
+
+
+def _sum_features(
+    form: SumForm | None, base: list[Any], cur: list[Any], exact: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides' features of a task's sum form, when it has one that reproduces the task's
+    own scores on all documents."""
+    if form is None:
+        return None
+    b, c = sum_features(form, base), sum_features(form, cur)
+    if b is None or c is None or not matches(form, b, exact[0]) or not matches(form, c, exact[1]):
+        return None
+    return b, c
+
+
+def _task_score(task: str, function: Aggregation | None, output: Path) -> Aggregation:
+    """A task's score of a list of per-document values: their mean, or the task's aggregation
+    called as lmms-eval calls it; _AggregateOnly when that function fails."""
+    if function is None:
+        return lambda values: sum(values) / len(values)
+
+    def score(values: list[Any]) -> float:
+        from loguru import logger
+
+        logger.disable("lmms_eval")  # e.g. COCO's logs each tokenization
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # pycocotools prints; stdout is the report
+                return call_aggregation(function, values, output)
+        # the task's own code: whatever it raises, the gate falls back to the aggregates
+        except Exception as err:
+            name = getattr(function, "__name__", "its aggregation")
+            raise _AggregateOnly(
+                f"{task}: lmms-eval's {name} failed on the logged values "
+                f"({type(err).__name__}: {err})"
+            ) from err
+        finally:
+            logger.enable("lmms_eval")
+
+    return score
 
 
 def _aggregation(metric: str, run: Run, log: SampleLog) -> str:
@@ -520,76 +650,40 @@ def _aggregation(metric: str, run: Run, log: SampleLog) -> str:
     except SampleLogError:
         return "not recorded"
     reported = run.tasks.get(log.task, {}).get(metric)
-    mean = sum(values.values()) / len(values)
+    mean = math.fsum(values.values()) / len(values) if _summable(values.values()) else math.nan
     if reported is not None and math.isclose(mean, reported, rel_tol=1e-9, abs_tol=1e-12):
         return "mean"
     return "not recorded"
 
 
-def _statistic(
-    kind: str, log: SampleLog, metric: str, settings: Settings
-) -> Callable[[list[Any]], float]:
-    if kind == "mean":
-        return lambda values: sum(values) / len(values)
-    include = _include_path(log)
+def _summable(values: Iterable[float]) -> bool:
+    # math.fsum raises OverflowError where a partial sum leaves the float range (+-1e308 values)
+    try:
+        return math.isfinite(math.fsum(values))
+    except OverflowError:
+        return False
+
+
+def _function(kind: str, log: SampleLog, metric: str, settings: Settings) -> Aggregation:
+    """The task's aggregation function of a corpus-level metric, from the installed tasks only."""
     resolve = settings.aggregations or task_aggregation
-    function = resolve(log.task, metric, include)
+    name = metric.partition(",")[0]
+    try:
+        function = resolve(log.task, metric)
+    except AggregationError as err:
+        raise _AggregateOnly(f"{log.task}: cannot recompute '{name}': {err}") from err
     if function is None:
         raise _AggregateOnly(
-            f"{log.task}: '{metric.partition(',')[0]}' is a corpus-level metric ({kind}) whose "
-            "aggregation function could not be loaded from the task's YAML"
+            f"{log.task}: cannot recompute '{name}', a corpus-level metric ({kind}): no installed "
+            "lmms-eval task or task_yaml/ task of that name defines its aggregation (the gate "
+            "never loads code from a folder a results file names)"
         )
-    return lambda values: float(function(values))
+    return function
 
 
 def _ordered(log: SampleLog, metric: str, docs: list[int], kind: str) -> list[Any]:
     values = numeric_values(log, metric) if kind == "mean" else log.values(metric)
     return [values[d] for d in docs]
-
-
-def _include_path(log: SampleLog) -> str | None:
-    """The --include_path of the run that wrote a sample log (where its task YAML lives)."""
-    results = log.path.parent / log.path.name.replace(f"_samples_{log.task}.jsonl", "_results.json")
-    if not results.exists():
-        return None
-    config = _results_json(results).get("config")
-    cli = config.get("resolved_cli_args") if isinstance(config, dict) else None
-    include = cli.get("include_path") if isinstance(cli, dict) else None
-    return include if isinstance(include, str) and Path(include).is_dir() else None
-
-
-def task_aggregation(
-    task: str, metric: str, include_path: str | None
-) -> Callable[[list[Any]], float] | None:
-    """The aggregation function lmms-eval used for a task's metric, loaded from the task's
-    YAML (`!function` resolved by lmms-eval's own loader); None when it cannot be found."""
-    from lmms_eval import utils
-
-    from dragonfly_eval.paths import task_yaml_dir
-
-    index = _task_index(include_path or str(task_yaml_dir()))
-    entry = index.get(task)
-    yaml_path = entry.get("yaml_path") if isinstance(entry, dict) else None
-    if not isinstance(yaml_path, str):
-        return None
-    config = utils.load_yaml_config(yaml_path, mode="full")
-    for item in config.get("metric_list") or ():
-        if item.get("metric") == metric.partition(",")[0] and callable(item.get("aggregation")):
-            return item["aggregation"]
-    return None
-
-
-@functools.lru_cache(maxsize=4)
-def _task_index(include_path: str) -> dict[str, Any]:
-    from lmms_eval.tasks import TaskManager
-    from loguru import logger
-
-    # indexing lmms-eval's ~200 task folders logs a DEBUG line per odd YAML
-    logger.disable("lmms_eval")
-    try:
-        return TaskManager(verbosity="ERROR", include_path=include_path).task_index
-    finally:
-        logger.enable("lmms_eval")
 
 
 def _results_json(path: Path) -> dict[str, Any]:
@@ -599,8 +693,8 @@ def _results_json(path: Path) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=64)
 def _read_results_json(path: Path, _mtime: int, _size: int) -> dict[str, Any]:
-    # read_run already checked this file (regular, under the size cap, valid JSON)
-    data = json.loads(path.read_text(encoding="utf-8"))
+    # read_run already checked this file; it is read again through the same guarded reader
+    data = read_json(path, MAX_RESULTS_BYTES, RegressError)
     return data if isinstance(data, dict) else {}
 
 
@@ -622,14 +716,44 @@ def _status(bench: Benchmark, base: float | None, cur: float | None, tolerance: 
     return "improved" if gain > tolerance + _EPSILON else "ok"
 
 
-def _interval_status(bench: Benchmark, interval: Interval, settings: Settings) -> str:
+def _interval_status(
+    bench: Benchmark, interval: Interval, settings: Settings
+) -> tuple[str, str | None]:
+    """The status of a per-document comparison and, when not its significance, the rule that
+    decided it. A drop beyond the tolerance fails when significant; when the comparison is
+    underpowered (its test cannot reach alpha on these documents, or there is no spread to
+    size it by), the tolerance alone decides; a drop beyond the detectable drop always fails."""
     gain = interval.delta if bench.higher_is_better else -interval.delta
     significant = interval.p_value < settings.alpha
+    underpowered = _underpowered(interval, settings.alpha)
     if gain < -settings.tolerance - _EPSILON:
-        return "REGRESSION" if significant else "possible drop"
+        if significant:
+            return "REGRESSION", None
+        if underpowered:
+            return "REGRESSION", f"underpowered ({underpowered}): decided by the tolerance"
+        if interval.detectable is not None and -gain > interval.detectable + _EPSILON:
+            return "REGRESSION", (
+                f"decided by the detectable drop: {-gain:.2f} is beyond the "
+                f"{interval.detectable:.2f} these documents detect"
+            )
+        return "possible drop", None
     if gain > settings.tolerance + _EPSILON and significant:
-        return "improved"
-    return "ok"
+        return "improved", None
+    return "ok", None
+
+
+def _underpowered(interval: Interval, alpha: float) -> str | None:
+    """Why this comparison cannot find a drop of the tolerance's size significant, or None."""
+    if interval.floor_p >= alpha:
+        return (
+            f"the {interval.test} on these documents gives no p-value below "
+            f"{interval.floor_p:.3g} >= alpha {alpha:g}"
+        )
+    if not math.isfinite(interval.p_value):
+        return f"the {interval.test} gave no p-value"
+    if interval.detectable is None and interval.delta != 0:
+        return "every document changed by the same amount: no spread to size a test by"
+    return None
 
 
 def _number(value: float | None) -> str:

@@ -10,15 +10,16 @@ parser as results files (`safe_json`: a number or nesting Python cannot hold is 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dragonfly_eval.paths import check_regular_file
-from dragonfly_eval.safe_json import JsonProblem, parse
+from dragonfly_eval.safe_json import JsonProblem, NumberProblem, parse
 
 MAX_SAMPLES_BYTES = 512 * 2**20
 _DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
@@ -38,6 +39,10 @@ LOG_FIELDS = frozenset(
         "token_counts",
     }
 )
+# the fields that identify a document's content (lmms-eval 0.7.3 hashes `requests[0].doc`,
+# which is None, so every doc_hash is NULL_DOC_HASH; the others still tell documents apart)
+DOCUMENT_FIELDS = ("doc_hash", "doc", "target", "input")
+NULL_DOC_HASH = hashlib.sha256(b"null").hexdigest()
 # resolved_cli_args that change the prompt or the answer of every document
 PROMPT_ARGS = (
     "system_instruction",
@@ -51,6 +56,10 @@ PROMPT_ARGS = (
 
 class SampleLogError(ValueError):
     """A sample log that cannot be read, or lacks what a comparison needs."""
+
+
+class UnrepresentableNumber(SampleLogError):
+    """A sample log holding a number no float can hold: a bad input, not a missing value."""
 
 
 @dataclass(frozen=True)
@@ -100,14 +109,17 @@ def find_sample_logs(path: Path) -> dict[str, Path]:
     return found
 
 
-def read_sample_log(path: Path, task: str) -> SampleLog:
-    """Parse one sample log; SampleLogError naming the file and line when it is unusable."""
+def read_sample_log(path: Path, task: str, keep: Collection[str] | None = None) -> SampleLog:
+    """Parse one sample log; SampleLogError naming the file and line when it is unusable.
+    With `keep`, each record holds only doc_id and those fields (a large log's memory)."""
     records: dict[int, Mapping[str, Any]] = {}
     for number, line in _lines(path):
         if not line.strip():
             continue
         try:
             record = parse(line)
+        except NumberProblem as err:
+            raise UnrepresentableNumber(f"{path}: line {number}: {err}") from err
         except JsonProblem as err:
             raise SampleLogError(f"{path}: line {number} is not usable JSON: {err}") from err
         doc_id = record.get("doc_id") if isinstance(record, dict) else None
@@ -118,7 +130,7 @@ def read_sample_log(path: Path, task: str) -> SampleLog:
                 f"{path}: doc_id {doc_id} appears twice (lmms-eval logs one unlabelled line per "
                 "filter for a task with several filters; such a log cannot be paired)"
             )
-        records[doc_id] = record
+        records[doc_id] = record if keep is None else {k: record[k] for k in keep if k in record}
     if not records:
         raise SampleLogError(f"{path}: no documents")
     return SampleLog(path, task, records)
