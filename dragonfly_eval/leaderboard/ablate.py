@@ -84,6 +84,9 @@ def run_ablation(
     first run that fails (AblateError with its exit code)."""
     from dragonfly_eval.runner import cli as runner  # the project's `run` machinery
 
+    environment = runner.environment_problem()
+    if environment:
+        raise AblateError(f"refusing to run: {environment}")
     commands = {
         zoom: ["--model_args", with_zoom(model_args, zoom), "--tasks", tasks, "--log_samples"]
         + list(extra)

@@ -23,7 +23,7 @@ from dragonfly_eval.runner.preflight import (
     resolve_tasks,
     task_problems,
 )
-from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command
+from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command, plugin_problem
 
 # lmms-eval's command line, with its prompt templates rendered in jinja2's sandbox
 LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.runner.lmms_main")
@@ -101,6 +101,22 @@ def uses_dragonfly(extra: list[str]) -> bool:
     except TaskCheckError:
         return False  # the task guard refuses the config file
     return bool(runs) and all(args.model == "dragonfly" for args, _ in runs)
+
+
+def environment_problem() -> str | None:
+    """Why this process's environment must not reach lmms-eval (LMMS_EVAL_PLUGINS naming
+    another package), or None. Checked before anything imports lmms-eval, which imports those
+    plugins itself."""
+    return plugin_problem(os.environ.get("LMMS_EVAL_PLUGINS", ""))
+
+
+def environment_refusal() -> int | None:
+    """Exit code 2, with one line saying why, when `environment_problem` finds one; else None."""
+    problem = environment_problem()
+    if problem is None:
+        return None
+    print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
+    return 2
 
 
 def unsafe_task_code(lmms_args: list[str]) -> list[str]:
@@ -248,6 +264,9 @@ def relay(cmd: list[str]) -> tuple[int, str]:
 
 def run_command(args: argparse.Namespace) -> int:
     """`dragonfly-eval run ...`."""
+    refused = environment_refusal()
+    if refused is not None:
+        return refused
     problems = preflight_problems(args.lmms_eval_args)
     if problems:
         return refuse(problems)
@@ -278,6 +297,9 @@ def demo_command(args: argparse.Namespace) -> int:
     from dragonfly_eval.leaderboard.table import build_table
     from dragonfly_eval.leaderboard.terminal import print_leaderboard
 
+    refused = environment_refusal()
+    if refused is not None:
+        return refused
     demo = resolve_tasks([DEMO_TASKS], str(task_yaml_dir()))
     problems = task_problems(demo)
     blocking = [p for p in problems if p.need != "java"]

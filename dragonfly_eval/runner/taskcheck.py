@@ -553,6 +553,21 @@ def check_task_folder(folder: str | Path) -> list[str]:
     return [p for path in task_yaml_files(folder) for p in check_task_yaml(path)]
 
 
+def plugin_problem(plugins: str) -> str | None:
+    """Why an `LMMS_EVAL_PLUGINS` value must not reach lmms-eval, read from the names alone
+    (lmms-eval imports `<plugin>.models` as soon as `lmms_eval.models` is imported, so nothing
+    may be looked up first); None when it names only the allowed packages."""
+    other = [p for p in filter(None, plugins.split(",")) if p not in ALLOWED_PACKAGES]
+    if not other:
+        return None
+    return (
+        f"LMMS_EVAL_PLUGINS names {', '.join(other)}: lmms-eval imports <plugin>.models and "
+        f"<plugin>.tasks of each, which are not modules of the installed "
+        f"{' or '.join(ALLOWED_PACKAGES)} packages; unset LMMS_EVAL_PLUGINS (register models "
+        "through the `lmms_eval.models` entry point instead)"
+    )
+
+
 def _plugin_folders(plugins: str) -> tuple[list[str], list[str]]:
     """The task folders lmms-eval adds for LMMS_EVAL_PLUGINS (it imports `<plugin>.tasks`),
     and problems with plugins outside the allowed packages."""
