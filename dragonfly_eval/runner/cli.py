@@ -186,14 +186,21 @@ def run_lmms_eval(
 ) -> tuple[int, list[Path]]:
     """Run lmms-eval, streaming its output; returns (exit code, results files the run wrote).
     `resume` is the id of the run to continue (or `runfiles.LATEST`)."""
-    # The guard reads the command line lmms-eval will get (the run's own files, added below,
+    # The checks read the command line lmms-eval will get (the run's own files, added below,
     # name no task code).
-    problems = unsafe_task_code(
-        lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
-    )
+    lmms_args = lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
+    refused = cmdline.usage_refusal(lmms_args)  # lmms-eval's own usage message
+    if refused is not None:
+        return refused, []
+    problems = unsafe_task_code(lmms_args)
     if problems:
         for problem in problems:
             print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
+        return 2, []
+    problems = cmdline.value_problems(lmms_args)
+    if problems:
+        for problem in problems:
+            print(f"dragonfly-eval: cannot start: {problem}", file=sys.stderr)
         return 2, []
     console = Console(stderr=True)
     try:
