@@ -92,6 +92,16 @@ def run_ablation(
         + list(extra)
         for zoom in zooms
     }
+    # every setting's options checked before the first run starts
+    for zoom, command in commands.items():
+        lmms_args = runner.lmms_eval_command(command, str(zoom_folder(output_path, zoom)), False)
+        refused = runner.argument_problems(lmms_args[len(runner.LMMS_EVAL) :])
+        if refused is not None:
+            code, problems = refused
+            raise AblateError("; ".join(problems) or "lmms-eval refuses the options above", code)
+    problems = runner.model_args_problems([with_zoom(model_args, zoom) for zoom in zooms])
+    if problems:
+        raise AblateError("; ".join(problems))
     problems = runner.preflight_problems(next(iter(commands.values())))
     if problems:
         raise AblateError("; ".join(p.message for p in problems))

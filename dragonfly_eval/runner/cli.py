@@ -27,6 +27,8 @@ from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command, plugi
 
 # lmms-eval's command line, with its prompt templates rendered in jinja2's sandbox
 LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.runner.lmms_main")
+# the dragonfly model's check of --model_args (a child process: the runner never imports torch)
+MODEL_ARGS_CHECK = (sys.executable, "-m", "dragonfly_eval.harness.argcheck")
 DEMO_TASKS = "dragonfly_mini"
 DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
 DEMO_ZOOM_TASK, DEMO_ZOOM_BENCHMARK = "dragonfly_mini_fine", "mini_fine"
@@ -119,6 +121,28 @@ def environment_refusal() -> int | None:
     return 2
 
 
+def model_args_problems(model_args: list[str]) -> list[str]:
+    """What the `dragonfly` model would refuse in each planned run's --model_args (names,
+    values, a zoom the checkpoint's version lacks), found before any run starts."""
+    done = subprocess.run([*MODEL_ARGS_CHECK, *model_args], capture_output=True, text=True)
+    if done.returncode == 0:
+        return []
+    lines = done.stdout.strip().splitlines()
+    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    return lines or [f"the model_args check failed: {last}"]
+
+
+def argument_problems(lmms_args: list[str]) -> tuple[int, list[str]] | None:
+    """(exit code, problems) when lmms-eval would refuse `lmms_args`: its parser (which prints
+    its own usage message; no problem lines then) or an option value it checks only once
+    started; None when it would take them."""
+    refused = cmdline.usage_refusal(lmms_args)
+    if refused is not None:
+        return refused, []
+    problems = cmdline.value_problems(lmms_args)
+    return (2, problems) if problems else None
+
+
 def unsafe_task_code(lmms_args: list[str]) -> list[str]:
     """Problems with the code the task YAMLs of an lmms-eval command line would execute."""
     return check_command(lmms_args)
@@ -189,18 +213,15 @@ def run_lmms_eval(
     # The checks read the command line lmms-eval will get (the run's own files, added below,
     # name no task code).
     lmms_args = lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
-    refused = cmdline.usage_refusal(lmms_args)  # lmms-eval's own usage message
+    refused = argument_problems(lmms_args)
     if refused is not None:
-        return refused, []
+        for problem in refused[1]:
+            print(f"dragonfly-eval: cannot start: {problem}", file=sys.stderr)
+        return refused[0], []
     problems = unsafe_task_code(lmms_args)
     if problems:
         for problem in problems:
             print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
-        return 2, []
-    problems = cmdline.value_problems(lmms_args)
-    if problems:
-        for problem in problems:
-            print(f"dragonfly-eval: cannot start: {problem}", file=sys.stderr)
         return 2, []
     console = Console(stderr=True)
     try:

@@ -58,8 +58,14 @@ def usage_refusal(argv: list[str]) -> int | None:
 def value_problems(argv: list[str]) -> list[str]:
     """The option values lmms-eval refuses only once it has started (it checks --limit and
     --offset in `cli_evaluate`, after its parser), for every evaluation of `argv`."""
+    from dragonfly_eval.runner.taskcheck import TaskCheckError
+
+    try:
+        runs = evaluations(argv)
+    except TaskCheckError:
+        return []  # the task guard reports a config file it cannot read
     problems = []
-    for args, _ in evaluations(argv):
+    for args, _ in runs:
         limit, offset = args.limit, args.offset
         number = isinstance(limit, int | float) and not isinstance(limit, bool)
         if limit is not None and not (
