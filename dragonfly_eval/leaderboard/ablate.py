@@ -78,10 +78,16 @@ def zoom_folder(output_path: Path, zoom: str) -> Path:
 
 
 def run_ablation(
-    model_args: str, tasks: str, zooms: Sequence[str], output_path: Path, extra: Sequence[str] = ()
+    model_args: str,
+    tasks: str,
+    zooms: Sequence[str],
+    output_path: Path,
+    extra: Sequence[str] = (),
+    trust_dataset_commands: bool = False,
 ) -> dict[str, list[Path]]:
     """Run the tasks once per zoom setting; returns each setting's results files. Stops at the
-    first run that fails (AblateError with its exit code)."""
+    first run that fails (AblateError with its exit code). `trust_dataset_commands` is `run`'s
+    --trust-dataset-commands."""
     from dragonfly_eval.runner import cli as runner  # the project's `run` machinery
 
     environment = runner.environment_problem()
@@ -102,7 +108,7 @@ def run_ablation(
     problems = runner.model_args_problems([with_zoom(model_args, zoom) for zoom in zooms])
     if problems:
         raise AblateError("; ".join(problems))
-    problems = runner.preflight_problems(next(iter(commands.values())))
+    problems = runner.preflight_problems(next(iter(commands.values())), trust_dataset_commands)
     if problems:
         raise AblateError("; ".join(p.message for p in problems))
     written: dict[str, list[Path]] = {}

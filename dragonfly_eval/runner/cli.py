@@ -16,6 +16,7 @@ from rich.console import Console
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.runner import cmdline, progress, runfiles
 from dragonfly_eval.runner.preflight import (
+    TRUST_FLAG,
     Problem,
     TaskSpec,
     hub_layout_route,
@@ -67,6 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "other process is working on. Also turns on lmms-eval's --use_cache, which only "
             "stores a request type once all its requests are done. Without --resume each run "
             "gets a new id and a new store."
+        ),
+    )
+    run.add_argument(
+        TRUST_FLAG,
+        action="store_true",
+        help=(
+            "run tasks whose code hands the dataset's strings to a shell (lmms-eval's HD-EPIC "
+            "doc_to_visual runs ffmpeg with each row's video_dir; `dataset_kwargs: "
+            "From_YouTube` runs yt-dlp with each row's videoID), refused without it: a "
+            "dataset row can then run any command, so give it only for datasets you vetted"
         ),
     )
     run.set_defaults(handler=run_command)
@@ -168,12 +179,14 @@ def run_tasks(extra: list[str]) -> list[TaskSpec]:
     return resolve_tasks([name.strip() for name in names if name.strip()], include_path)
 
 
-def preflight_problems(extra: list[str]) -> list[Problem]:
-    """What the run's tasks need that this machine lacks. Not looked for while the task folder
-    holds code it must not run: run_lmms_eval refuses that first, with its own message."""
+def preflight_problems(extra: list[str], trust_dataset_commands: bool = False) -> list[Problem]:
+    """What the run's tasks need that this machine lacks, and task code that would hand the
+    dataset's strings to a shell (unless `trust_dataset_commands`). Not looked for while the
+    task folder holds code it must not run: run_lmms_eval refuses that first, with its own
+    message."""
     if unsafe_task_code(extra):
         return []
-    return task_problems(run_tasks(extra))
+    return task_problems(run_tasks(extra), trust_dataset_commands)
 
 
 def refuse(problems: list[Problem]) -> int:
@@ -295,7 +308,7 @@ def run_command(args: argparse.Namespace) -> int:
     refused = environment_refusal()
     if refused is not None:
         return refused
-    problems = preflight_problems(args.lmms_eval_args)
+    problems = preflight_problems(args.lmms_eval_args, args.trust_dataset_commands)
     if problems:
         return refuse(problems)
     code, written = run_lmms_eval(args.lmms_eval_args, args.output_path, args.resume)
