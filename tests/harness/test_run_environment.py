@@ -24,7 +24,8 @@ def test_plugins_in_the_environment_are_refused_before_anything_is_imported(tmp_
     plugin.mkdir()
     marker = tmp_path / "marker"
     (plugin / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
-    env = {**os.environ, "LMMS_EVAL_PLUGINS": "evil_plugin", "PYTHONPATH": str(tmp_path)}
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "LMMS_EVAL_PLUGINS": "evil_plugin", "PYTHONPATH": path}
     argv = [*COMMANDS[command], "--output" + ("_path" if command != "demo" else ""), "out"]
     done = subprocess.run(
         [sys.executable, "-m", "dragonfly_eval.cli", *argv],
