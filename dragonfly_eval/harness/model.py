@@ -92,14 +92,14 @@ class Dragonfly(lmms):
                 "batch_size=N (a batch that runs out of device memory is halved on its own)"
             )
         resize_choice = parse_device_resize(device_resize)
-        settings = EngineSettings(
-            batch_size=int(batch_size),
-            max_length=int(max_length),
-            image_cache=as_bool(image_cache),
-            image_cache_mb=int(image_cache_mb),
-            prefix_cache=as_bool(prefix_cache),
-            prefix_cache_mb=int(prefix_cache_mb),
-            prefetch=as_bool(prefetch),
+        settings = engine_settings(
+            batch_size,
+            max_length,
+            image_cache,
+            image_cache_mb,
+            prefix_cache,
+            prefix_cache_mb,
+            prefetch,
         )
         from accelerate import Accelerator
 
@@ -378,6 +378,27 @@ def parse_device_resize(value: bool | str) -> bool | str:
             f"device_resize={value!r} is not valid: give auto (the device path unless the device "
             "is the CPU), true (always resize on the device) or false (always Pillow)"
         ) from None
+
+
+def engine_settings(
+    batch_size: int | str = 1,
+    max_length: int | str = 4096,
+    image_cache: bool | str = True,
+    image_cache_mb: int | str = 1024,
+    prefix_cache: bool | str = True,
+    prefix_cache_mb: int | str = 4096,
+    prefetch: bool | str = True,
+) -> EngineSettings:
+    """The engine settings `--model_args` give (ValueError for a value that is not one)."""
+    return EngineSettings(
+        batch_size=int(batch_size),
+        max_length=int(max_length),
+        image_cache=as_bool(image_cache),
+        image_cache_mb=int(image_cache_mb),
+        prefix_cache=as_bool(prefix_cache),
+        prefix_cache_mb=int(prefix_cache_mb),
+        prefetch=as_bool(prefetch),
+    )
 
 
 def valid_model_args() -> list[str]:

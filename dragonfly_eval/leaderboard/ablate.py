@@ -78,18 +78,37 @@ def zoom_folder(output_path: Path, zoom: str) -> Path:
 
 
 def run_ablation(
-    model_args: str, tasks: str, zooms: Sequence[str], output_path: Path, extra: Sequence[str] = ()
+    model_args: str,
+    tasks: str,
+    zooms: Sequence[str],
+    output_path: Path,
+    extra: Sequence[str] = (),
+    trust_dataset_commands: bool = False,
 ) -> dict[str, list[Path]]:
     """Run the tasks once per zoom setting; returns each setting's results files. Stops at the
-    first run that fails (AblateError with its exit code)."""
+    first run that fails (AblateError with its exit code). `trust_dataset_commands` is `run`'s
+    --trust-dataset-commands."""
     from dragonfly_eval.runner import cli as runner  # the project's `run` machinery
 
+    environment = runner.environment_problem()
+    if environment:
+        raise AblateError(f"refusing to run: {environment}")
     commands = {
         zoom: ["--model_args", with_zoom(model_args, zoom), "--tasks", tasks, "--log_samples"]
         + list(extra)
         for zoom in zooms
     }
-    problems = runner.preflight_problems(next(iter(commands.values())))
+    # every setting's options checked before the first run starts
+    for zoom, command in commands.items():
+        lmms_args = runner.lmms_eval_command(command, str(zoom_folder(output_path, zoom)), False)
+        refused = runner.argument_problems(lmms_args[len(runner.LMMS_EVAL) :])
+        if refused is not None:
+            code, problems = refused
+            raise AblateError("; ".join(problems) or "lmms-eval refuses the options above", code)
+    problems = runner.model_args_problems([with_zoom(model_args, zoom) for zoom in zooms])
+    if problems:
+        raise AblateError("; ".join(problems))
+    problems = runner.preflight_problems(next(iter(commands.values())), trust_dataset_commands)
     if problems:
         raise AblateError("; ".join(p.message for p in problems))
     written: dict[str, list[Path]] = {}

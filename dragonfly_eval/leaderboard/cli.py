@@ -188,6 +188,11 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     )
     ablate.add_argument("--output_path", type=Path, default=Path("ablation"))
     ablate.add_argument("--limit", help="lmms-eval --limit for every run")
+    ablate.add_argument(
+        "--trust-dataset-commands",
+        action="store_true",
+        help="as for `dragonfly-eval run`: run tasks whose code hands dataset strings to a shell",
+    )
     ablate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     ablate.set_defaults(handler=run_ablate)
 
@@ -288,7 +293,14 @@ def run_ablate(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite_file)
         zooms = parse_zooms(args.zoom)
         extra = ["--limit", args.limit] if args.limit else []
-        written = run_ablation(args.model_args, args.tasks, zooms, args.output_path, extra)
+        written = run_ablation(
+            args.model_args,
+            args.tasks,
+            zooms,
+            args.output_path,
+            extra,
+            args.trust_dataset_commands,
+        )
         ablation = build_ablation(written, suite)
     except SuiteError as err:
         _error("ablate", err)

@@ -16,6 +16,7 @@ from rich.console import Console
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.runner import cmdline, progress, runfiles
 from dragonfly_eval.runner.preflight import (
+    TRUST_FLAG,
     Problem,
     TaskSpec,
     hub_layout_route,
@@ -23,12 +24,14 @@ from dragonfly_eval.runner.preflight import (
     resolve_tasks,
     task_problems,
 )
-from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command
+from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command, plugin_problem
 
 # lmms-eval's command line, with its prompt templates rendered in jinja2's sandbox
 LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.runner.lmms_main")
 # the checks of a local checkpoint folder that read no tensor (a process of its own: torch)
 CHECKPOINT_CHECK = (sys.executable, "-m", "dragonfly_eval.harness.checkpoint_check")
+# the dragonfly model's check of --model_args (a child process: the runner never imports torch)
+MODEL_ARGS_CHECK = (sys.executable, "-m", "dragonfly_eval.harness.argcheck")
 DEMO_TASKS = "dragonfly_mini"
 DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
 DEMO_ZOOM_TASK, DEMO_ZOOM_BENCHMARK = "dragonfly_mini_fine", "mini_fine"
@@ -67,6 +70,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "other process is working on. Also turns on lmms-eval's --use_cache, which only "
             "stores a request type once all its requests are done. Without --resume each run "
             "gets a new id and a new store."
+        ),
+    )
+    run.add_argument(
+        TRUST_FLAG,
+        action="store_true",
+        help=(
+            "run tasks whose code hands the dataset's strings to a shell (lmms-eval's HD-EPIC "
+            "doc_to_visual runs ffmpeg with each row's video_dir; `dataset_kwargs: "
+            "From_YouTube` runs yt-dlp with each row's videoID), refused without it: a "
+            "dataset row can then run any command, so give it only for datasets you vetted"
         ),
     )
     run.set_defaults(handler=run_command)
@@ -124,6 +137,44 @@ def checkpoint_problem(extra: list[str]) -> str | None:
     return lines[-1] if done.returncode == 2 and lines else None
 
 
+def environment_problem() -> str | None:
+    """Why this process's environment must not reach lmms-eval (LMMS_EVAL_PLUGINS naming
+    another package), or None. Checked before anything imports lmms-eval, which imports those
+    plugins itself."""
+    return plugin_problem(os.environ.get("LMMS_EVAL_PLUGINS", ""))
+
+
+def environment_refusal() -> int | None:
+    """Exit code 2, with one line saying why, when `environment_problem` finds one; else None."""
+    problem = environment_problem()
+    if problem is None:
+        return None
+    print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
+    return 2
+
+
+def model_args_problems(model_args: list[str]) -> list[str]:
+    """What the `dragonfly` model would refuse in each planned run's --model_args (names,
+    values, a zoom the checkpoint's version lacks), found before any run starts."""
+    done = subprocess.run([*MODEL_ARGS_CHECK, *model_args], capture_output=True, text=True)
+    if done.returncode == 0:
+        return []
+    lines = done.stdout.strip().splitlines()
+    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    return lines or [f"the model_args check failed: {last}"]
+
+
+def argument_problems(lmms_args: list[str]) -> tuple[int, list[str]] | None:
+    """(exit code, problems) when lmms-eval would refuse `lmms_args`: its parser (which prints
+    its own usage message; no problem lines then) or an option value it checks only once
+    started; None when it would take them."""
+    refused = cmdline.usage_refusal(lmms_args)
+    if refused is not None:
+        return refused, []
+    problems = cmdline.value_problems(lmms_args)
+    return (2, problems) if problems else None
+
+
 def unsafe_task_code(lmms_args: list[str]) -> list[str]:
     """Problems with the code the task YAMLs of an lmms-eval command line would execute."""
     return check_command(lmms_args)
@@ -149,12 +200,14 @@ def run_tasks(extra: list[str]) -> list[TaskSpec]:
     return resolve_tasks([name.strip() for name in names if name.strip()], include_path)
 
 
-def preflight_problems(extra: list[str]) -> list[Problem]:
-    """What the run's tasks need that this machine lacks. Not looked for while the task folder
-    holds code it must not run: run_lmms_eval refuses that first, with its own message."""
+def preflight_problems(extra: list[str], trust_dataset_commands: bool = False) -> list[Problem]:
+    """What the run's tasks need that this machine lacks, and task code that would hand the
+    dataset's strings to a shell (unless `trust_dataset_commands`). Not looked for while the
+    task folder holds code it must not run: run_lmms_eval refuses that first, with its own
+    message."""
     if unsafe_task_code(extra):
         return []
-    return task_problems(run_tasks(extra))
+    return task_problems(run_tasks(extra), trust_dataset_commands)
 
 
 def refuse(problems: list[Problem]) -> int:
@@ -191,11 +244,15 @@ def run_lmms_eval(
 ) -> tuple[int, list[Path]]:
     """Run lmms-eval, streaming its output; returns (exit code, results files the run wrote).
     `resume` is the id of the run to continue (or `runfiles.LATEST`)."""
-    # The guard reads the command line lmms-eval will get (the run's own files, added below,
+    # The checks read the command line lmms-eval will get (the run's own files, added below,
     # name no task code).
-    problems = unsafe_task_code(
-        lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
-    )
+    lmms_args = lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
+    refused = argument_problems(lmms_args)
+    if refused is not None:
+        for problem in refused[1]:
+            print(f"dragonfly-eval: cannot start: {problem}", file=sys.stderr)
+        return refused[0], []
+    problems = unsafe_task_code(lmms_args)
     if problems:
         for problem in problems:
             print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
@@ -273,7 +330,10 @@ def relay(cmd: list[str]) -> tuple[int, str]:
 
 def run_command(args: argparse.Namespace) -> int:
     """`dragonfly-eval run ...`."""
-    problems = preflight_problems(args.lmms_eval_args)
+    refused = environment_refusal()
+    if refused is not None:
+        return refused
+    problems = preflight_problems(args.lmms_eval_args, args.trust_dataset_commands)
     if problems:
         return refuse(problems)
     code, written = run_lmms_eval(args.lmms_eval_args, args.output_path, args.resume)
@@ -303,6 +363,9 @@ def demo_command(args: argparse.Namespace) -> int:
     from dragonfly_eval.leaderboard.table import build_table
     from dragonfly_eval.leaderboard.terminal import print_leaderboard
 
+    refused = environment_refusal()
+    if refused is not None:
+        return refused
     demo = resolve_tasks([DEMO_TASKS], str(task_yaml_dir()))
     problems = task_problems(demo)
     blocking = [p for p in problems if p.need != "java"]

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import functools
 import io
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,38 @@ def _parse(argv: list[str], namespace: argparse.Namespace | None = None):
             return lmms_eval_parser().parse_args(argv, namespace)
     except SystemExit:
         return None
+
+
+def usage_refusal(argv: list[str]) -> int | None:
+    """The exit code lmms-eval's parser ends `argv` with (2 for a bad option, 0 for --help),
+    after printing its own usage message; None when it accepts `argv`."""
+    try:
+        lmms_eval_parser().parse_args(argv)
+    except SystemExit as err:
+        return err.code if isinstance(err.code, int) else 2
+    return None
+
+
+def value_problems(argv: list[str]) -> list[str]:
+    """The option values lmms-eval refuses only once it has started (it checks --limit and
+    --offset in `cli_evaluate`, after its parser), for every evaluation of `argv`."""
+    from dragonfly_eval.runner.taskcheck import TaskCheckError
+
+    try:
+        runs = evaluations(argv)
+    except TaskCheckError:
+        return []  # the task guard reports a config file it cannot read
+    problems = []
+    for args, _ in runs:
+        limit, offset = args.limit, args.offset
+        number = isinstance(limit, int | float) and not isinstance(limit, bool)
+        if limit is not None and not (
+            number and math.isfinite(limit) and (limit == -1 or limit >= 0)
+        ):
+            problems.append(f"--limit {limit}: give -1 (all), a fraction 0..1, or a count >= 1")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            problems.append(f"--offset {offset}: give a whole number >= 0")
+    return list(dict.fromkeys(problems))
 
 
 def parse(argv: list[str]) -> argparse.Namespace | None:

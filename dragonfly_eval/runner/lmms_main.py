@@ -1,5 +1,5 @@
 """`python -m dragonfly_eval.runner.lmms_main ARGS`: lmms-eval's command line, with its prompt
-templates rendered in jinja2's sandbox.
+templates rendered in jinja2's sandbox and tar archives extracted through a member filter.
 
 lmms-eval renders string prompts (`doc_to_text: "{{question}}"`) with an unsandboxed Jinja
 environment. The task guard (`taskcheck.py`) refuses templates that spell out a name the sandbox
@@ -8,9 +8,15 @@ Jinja falls back to reading as an attribute) is only known then, so `dragonfly-e
 lmms-eval through this module, which swaps lmms-eval's environment for a sandboxed one with the
 same loader, undefined type and filters. A template that reaches for a forbidden attribute then
 fails with jinja2's SecurityError instead of running.
+
+lmms-eval extracts a video dataset's tar archives (`dataset_kwargs: video: true`) with
+`extractall` and no filter, which writes absolute members and `a/../../x` outside the cache
+folder; here every extraction without a filter of its own gets `tarfile.data_filter`.
 """
 
 from __future__ import annotations
+
+import tarfile
 
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -25,11 +31,19 @@ def sandbox_templates() -> None:
     lmms_eval.utils.env = sandboxed
 
 
+def filter_tar_extraction() -> None:
+    """Make every tar extraction that names no filter use `tarfile.data_filter` (members
+    outside the target folder, links out of it and device files are refused)."""
+    tarfile.TarFile.extraction_filter = staticmethod(tarfile.data_filter)
+
+
 def main() -> None:
-    """Run lmms-eval's command line (as `python -m lmms_eval`) with sandboxed templates."""
+    """Run lmms-eval's command line (as `python -m lmms_eval`) with sandboxed templates and
+    filtered tar extraction."""
     from lmms_eval.cli.dispatch import main as lmms_eval_main
 
     sandbox_templates()
+    filter_tar_extraction()
     lmms_eval_main()
 
 

@@ -26,6 +26,14 @@ import yaml
 
 JAVA_INSTALL = "apt-get install default-jre-headless"
 JUDGE_MODULE = "dragonfly_eval.tasks.judge"
+TRUST_FLAG = "--trust-dataset-commands"
+# (module, function) calls that run their argument through a shell
+SHELL_FUNCTIONS = {
+    ("os", "system"),
+    ("os", "popen"),
+    ("subprocess", "getoutput"),
+    ("subprocess", "getstatusoutput"),
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class Problem:
     """Something a task needs that this machine lacks, and how to provide it."""
 
     task: str
-    need: str  # "java", "hf_token" or "judge"
+    need: str  # "java", "hf_token", "judge" or "shell"
     message: str
 
 
@@ -206,10 +214,51 @@ def uses_pycocoevalcap(module_file: Path, function: str) -> bool:
 def _pycocoevalcap_users(module_file: str) -> frozenset[str]:
     # Read from the source rather than imported: importing a task's utils can be slow or
     # need the network, and the preflight must not.
+    tree = _module_tree(module_file)
+    bound = _names_bound_by_pycocoevalcap(tree)
+    return _with_callers(
+        tree,
+        lambda node, used: bool(used & bound or _names_bound_by_pycocoevalcap(node)),
+    )
+
+
+def runs_shell(module_file: Path, function: str) -> bool:
+    """Whether `function` of the module starts a shell (`shell=True`, `os.system`, ...),
+    directly or through other functions or classes of the same module."""
+    return function in _shell_users(str(module_file))
+
+
+@functools.cache
+def _shell_users(module_file: str) -> frozenset[str]:
+    return _with_callers(_module_tree(module_file), lambda node, used: _starts_shell(node))
+
+
+def _starts_shell(tree: ast.AST) -> bool:
+    """Whether the code calls something with `shell=True` or a function that runs a shell."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if any(
+            k.arg == "shell" and isinstance(k.value, ast.Constant) and k.value.value is True
+            for k in node.keywords
+        ):
+            return True
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            if (func.value.id, func.attr) in SHELL_FUNCTIONS:
+                return True
+    return False
+
+
+def _module_tree(module_file: str) -> ast.Module:
     with warnings.catch_warnings():  # e.g. invalid escape sequences in a task's utils
         warnings.simplefilter("ignore")
-        tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
-    bound = _names_bound_by_pycocoevalcap(tree)
+        return ast.parse(Path(module_file).read_text(encoding="utf-8"))
+
+
+def _with_callers(tree: ast.Module, uses: Callable[[ast.AST, set[str]], bool]) -> frozenset[str]:
+    """The module's top-level functions and classes for which `uses(node, names it reads)`
+    holds, and those that call them, directly or through each other."""
     definitions = {
         node.name: node
         for node in tree.body
@@ -219,11 +268,7 @@ def _pycocoevalcap_users(module_file: str) -> frozenset[str]:
         name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
         for name, node in definitions.items()
     }
-    users = {
-        name
-        for name, node in definitions.items()
-        if names_used[name] & bound or _names_bound_by_pycocoevalcap(node)
-    }
+    users = {name for name, node in definitions.items() if uses(node, names_used[name])}
     grew = True
     while grew:
         callers = {name for name, used in names_used.items() if used & users} - users
@@ -341,12 +386,50 @@ def judge_problem(task: TaskSpec) -> Problem | None:
     return None
 
 
-def task_problems(tasks: list[TaskSpec]) -> list[Problem]:
-    """Everything the tasks need that this machine lacks; empty when they can all run."""
+def shell_problems(task: TaskSpec) -> list[Problem]:
+    """Ways the task's code would pass the dataset's strings to a shell: a function its YAML
+    names that starts one (lmms-eval's HD-EPIC `doc_to_visual` runs ffmpeg with the row's
+    `video_dir`), or `dataset_kwargs: From_YouTube` (lmms-eval splices each row's `videoID`
+    into a yt-dlp command). Either lets a dataset row run any command."""
+    trust = f"Vet the dataset, then add {TRUST_FLAG} to run the task anyway, or leave it out."
+    problems = []
+    kwargs = task.config.get("dataset_kwargs")
+    if isinstance(kwargs, dict) and "From_YouTube" in kwargs:
+        problems.append(
+            Problem(
+                task.name,
+                "shell",
+                f"task {task.name}: its YAML ({task.yaml_path}) sets `dataset_kwargs: "
+                "From_YouTube`, for which lmms-eval runs a shell command holding each dataset "
+                f"row's `videoID` (a row can run any command). {trust}",
+            )
+        )
+    for ref in function_refs(task.config):
+        source = function_source(ref)
+        if source and source[0].suffix == ".py" and runs_shell(*source):
+            problems.append(
+                Problem(
+                    task.name,
+                    "shell",
+                    f"task {task.name}: `!function {ref.value}` ({ref.start_mark.name}) starts "
+                    "a shell (`shell=True`, `os.system`, ...), directly or through its "
+                    "module's functions, with a command task code builds from the dataset's "
+                    f"values (a row can run any command). {trust}",
+                )
+            )
+    return problems
+
+
+def task_problems(tasks: list[TaskSpec], trust_dataset_commands: bool = False) -> list[Problem]:
+    """Everything the tasks need that this machine lacks, and (unless the user trusts the
+    datasets) task code that would hand dataset strings to a shell; empty when they can all
+    run."""
     problems = []
     java = shutil.which("java") is not None
     token = hub_token_configured()
     for task in tasks:
+        if not trust_dataset_commands:
+            problems += shell_problems(task)
         if not java and needs_java(task):
             problems.append(java_problem(task))
         if not token and needs_hub_token(task):

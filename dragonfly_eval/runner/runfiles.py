@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
 from rich.console import Console
 
 from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError
@@ -40,6 +41,7 @@ RUNS_DIR = "dragonfly_runs"
 RESUME_STORE = "resume.sqlite"
 FAILURE_LOG = "failures.jsonl"
 LOCK_FILE = "lock"
+CONFIG_COPY = "config.yaml"  # the --config file with the run's files added to its model_args
 LATEST = "latest"
 
 
@@ -81,37 +83,62 @@ def option_value(args: list[str], name: str) -> Any:
     return cmdline.given(args).get(action.dest) if action else None
 
 
-def with_model_args(args: list[str], defaults: dict[str, str]) -> list[str]:
-    """`args` with `defaults` added to the `--model_args` lmms-eval reads, keeping any key the
-    user gave. Model args that only a --config file gives are left alone (a command-line
-    value would replace them in every entry)."""
+def _merged_model_args(current: str, defaults: dict[str, str]) -> str:
+    """A `--model_args` value with `defaults` added, keeping any key it already gives."""
     for key, value in defaults.items():
         if "," in value:
             raise ValueError(f"{key}={value}: lmms-eval's --model_args cannot hold a comma")
-    chosen = cmdline.given(args)
-    if "model_args" not in chosen and "model_args" in cmdline.user_options(args):
-        return list(args)
-    current = chosen.get("model_args") or ""
     given = {part.split("=", 1)[0].strip() for part in current.split(",") if part}
     extra = ",".join(f"{k}={v}" for k, v in defaults.items() if k not in given)
-    if not extra:
-        return list(args)
-    merged = f"{current},{extra}" if current else extra
+    return f"{current},{extra}" if current and extra else current or extra
+
+
+def with_option(args: list[str], name: str, value: str) -> list[str]:
+    """`args` with lmms-eval's option `name` (e.g. `--config`) set to `value`, in whichever
+    form the user wrote it (or added at the end: lmms-eval keeps the last)."""
     out = []
     skip = False
     for i, arg in enumerate(args):
         if skip:
             skip = False
-        elif arg == "--model_args" and i + 1 < len(args):
-            out += [arg, merged]
+        elif arg == name and i + 1 < len(args):
+            out += [arg, value]
             skip = True
-        elif arg.startswith("--model_args="):
-            out.append(f"--model_args={merged}")
+        elif arg.startswith(f"{name}="):
+            out.append(f"{name}={value}")
         else:
             out.append(arg)
-    if cmdline.given(out).get("model_args") != merged:
-        out += ["--model_args", merged]  # e.g. an abbreviated option: lmms-eval keeps the last
+    action = cmdline.lmms_eval_parser()._option_string_actions[name]
+    if cmdline.given(out).get(action.dest) != value:
+        out += [name, value]  # e.g. an abbreviated option
     return out
+
+
+def with_model_args(args: list[str], defaults: dict[str, str]) -> list[str]:
+    """`args` with `defaults` added to the `--model_args` lmms-eval reads, keeping any key the
+    user gave. Model args that only a --config file gives are left alone (a command-line
+    value would replace them in every entry; `with_run_files` adds to those in the file)."""
+    chosen = cmdline.given(args)
+    if "model_args" not in chosen and "model_args" in cmdline.user_options(args):
+        return list(args)
+    current = chosen.get("model_args") or ""
+    merged = _merged_model_args(current, defaults)
+    return list(args) if merged == current else with_option(args, "--model_args", merged)
+
+
+def with_config_model_args(args: list[str], defaults: dict[str, str], folder: Path) -> list[str]:
+    """`args` with its --config file replaced by a copy in `folder` whose entries' model_args
+    have `defaults` added (keeping any key an entry gives), for model args that only the
+    config file gives."""
+    config = cmdline.given(args)["config"]
+    entries = cmdline.config_entries(config)
+    for entry in entries:
+        current = entry.get("model_args") or ""
+        if isinstance(current, str):  # anything else lmms-eval refuses itself
+            entry["model_args"] = _merged_model_args(current, defaults)
+    copy = folder / CONFIG_COPY
+    copy.write_text(yaml.safe_dump(entries, sort_keys=False), encoding="utf-8")
+    return with_option(args, "--config", str(copy))
 
 
 def say(console: Console, text: str) -> None:
@@ -125,14 +152,23 @@ def harness_model_args(run: Run) -> dict[str, str]:
 
 
 def with_run_files(args: list[str], run: Run) -> list[str]:
-    """`args` with the run's harness args added to `--model_args`; a file the user named there
-    wins, and the run then reads its failures from that file."""
+    """`args` with the run's harness args added to `--model_args` (or, where only the --config
+    file gives model args, to those of each of its entries); a file the user named there wins,
+    and the run then reads its failures from that file."""
     from lmms_eval.utils import simple_parse_args_string
 
-    merged = with_model_args(args, harness_model_args(run))
-    given = simple_parse_args_string(option_value(merged, "--model_args") or "")
-    if Path(given["failure_report"]) != run.failure_log:
-        run.user_failure_log = Path(given["failure_report"])
+    defaults = harness_model_args(run)
+    chosen = cmdline.given(args)
+    if "model_args" not in chosen and "model_args" in cmdline.user_options(args):
+        merged = with_config_model_args(args, defaults, run.folder)
+    else:
+        merged = with_model_args(args, defaults)
+    runs = cmdline.evaluations(merged)
+    first = runs[0][0].model_args if runs else ""
+    given = simple_parse_args_string(first) if isinstance(first, str) else {}
+    report = given.get("failure_report", defaults["failure_report"])
+    if Path(str(report)) != run.failure_log:
+        run.user_failure_log = Path(str(report))
     return merged
 
 

@@ -14,9 +14,14 @@ environment, where `{{ lipsum.__globals__ ... }}` reaches `os`.
 
 Here every such YAML is read with a safe loader that records `!function` targets and refuses
 every other tag, bounded in size and alias expansion. A target is allowed when the file
-lmms-eval would execute lies inside the installed `dragonfly_eval` or `lmms_eval` package and
-defines the name there (a name it imports from elsewhere, e.g. `shutil.copy2`, is refused). A
-template is refused when it names an attribute (or an item, which Jinja falls back to reading
+lmms-eval would execute lies inside the installed `dragonfly_eval` or `lmms_eval` package,
+defines the name there (a name it imports from elsewhere, e.g. `shutil.copy2`, is refused), and
+is a function that lmms-eval's installed built-in task YAMLs (or, for `dragonfly_eval.tasks`,
+this project's task YAMLs) name under the same key: its role (`doc_to_text`, `process_results`,
+`aggregation`, a `filter_list` entry's `function`, ...). lmms-eval calls a filter with keyword
+arguments from the YAML, so "any function of the package" would let a YAML call helpers that
+run shell commands. That index is built from the installed YAMLs and cached. A template is
+refused when it names an attribute (or an item, which Jinja falls back to reading
 as an attribute) that jinja2's sandbox forbids. Names computed while rendering cannot be seen
 here; `lmms_main.py` runs lmms-eval with its templates rendered in the sandbox for those.
 """
@@ -25,7 +30,10 @@ from __future__ import annotations
 
 import ast
 import glob
+import hashlib
+import importlib.metadata
 import importlib.util
+import json
 import os
 import warnings
 from collections.abc import Iterator
@@ -49,6 +57,11 @@ from jinja2.sandbox import (
 from dragonfly_eval.paths import check_regular_file
 
 ALLOWED_PACKAGES = ("dragonfly_eval", "lmms_eval")
+PROJECT_TASK_MODULES = "dragonfly_eval.tasks"  # the project's functions task YAMLs may name
+# the key that holds a filter's `!function` inside a `filter_list` entry, and its role's name
+FILTER_KEY, FILTER_ROLE = "function", "filter"
+NO_ROLE = "a value of no task setting"
+INDEX_FORMAT = 1  # bump when the cached function index changes shape
 MAX_YAML_BYTES = 4 * 1024 * 1024
 MAX_YAML_NODES = 200_000  # after alias expansion; the largest shipped task YAML has ~100
 MAX_INCLUDE_DEPTH = 16
@@ -86,13 +99,26 @@ class TaskCheckError(ValueError):
 
 @dataclass(frozen=True)
 class FunctionRef:
-    """One `!function` target and the YAML it appears in (the path as lmms-eval forms it)."""
+    """One `!function` target and the YAML it appears in (the path as lmms-eval forms it).
+    `role` is the task setting that holds it (`doc_to_text`, `aggregation`, `filter`, ...);
+    None checks only that some built-in task YAML names the function."""
 
     target: str
     yaml_file: str
+    role: str | None = None
 
 
-class _Recorder(yaml.SafeLoader):
+class _Function(str):
+    """A `!function` value as read here: the string `"!function <target>"`, marked as a tag."""
+
+    target: str
+
+
+# libyaml's parser where PyYAML has it: PyYAML's own spent most of indexing lmms-eval's YAMLs
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Recorder(_SafeLoader):
     """A safe loader that records `!function` targets instead of importing them."""
 
     def __init__(self, stream) -> None:
@@ -103,7 +129,9 @@ class _Recorder(yaml.SafeLoader):
 def _record_function(loader: _Recorder, node: yaml.Node) -> str:
     target = str(loader.construct_scalar(node))
     loader.functions.append(target)
-    return f"!function {target}"
+    value = _Function(f"!function {target}")
+    value.target = target
+    return value
 
 
 _Recorder.add_constructor("!function", _record_function)
@@ -146,7 +174,7 @@ def read_yaml(path: str | Path, tags: bool = True) -> Any:
     """A YAML file's data, read without running anything (`!function` values become the string
     `"!function <target>"`; with `tags=False`, as `yaml.safe_load` reads it). Raises
     TaskCheckError for other tags, files that are not regular or too large, and alias bombs."""
-    return _read(str(path), _Recorder if tags else yaml.SafeLoader)[0]
+    return _read(str(path), _Recorder if tags else _SafeLoader)[0]
 
 
 def _read(path: str, loader_class: type[yaml.SafeLoader]) -> tuple[Any, list[str]]:
@@ -262,29 +290,157 @@ def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _module_statements(handler.body)
 
 
-def ref_problem(ref: FunctionRef) -> str | None:
-    """Why lmms-eval must not resolve this target, or None when it may."""
-    module, _, name = ref.target.rpartition(".")
+def _resolved(ref: FunctionRef) -> tuple[str | None, str | None]:
+    """(the module file lmms-eval would run for `ref`, why it must not) with one of the two
+    None: a file beside the YAML named after the dotted name first, else the module."""
+    module = ref.target.rpartition(".")[0]
     beside = os.path.normpath(os.path.join(os.path.dirname(ref.yaml_file), f"{module}.py"))
     if os.path.exists(beside):
-        source = beside
         if not _inside_packages(beside):
-            return _outside_message(
+            return None, _outside_message(
                 ref,
                 f"{beside} (lmms-eval runs a file beside the YAML "
                 "named after the dotted name before importing a module)",
             )
-    else:
-        source = _module_file(module)
-        if source is None:
-            missing = ", which is not installed" if _allowed_module(module) else ""
-            return _outside_message(ref, f"the module `{module or ref.target}`{missing}")
-        if not _inside_packages(source):
-            return _outside_message(ref, source)
+        return beside, None
+    source = _module_file(module)
+    if source is None:
+        missing = ", which is not installed" if _allowed_module(module) else ""
+        return None, _outside_message(ref, f"the module `{module or ref.target}`{missing}")
+    if not _inside_packages(source):
+        return None, _outside_message(ref, source)
+    return source, None
+
+
+def ref_problem(ref: FunctionRef) -> str | None:
+    """Why lmms-eval must not resolve this target, or None when it may."""
+    name = ref.target.rpartition(".")[2]
+    source, problem = _resolved(ref)
+    if source is None:
+        return problem
     problem = _binding_problem(source, name)
     if problem:
         return _outside_message(ref, f"`{name}` of {source}, which that file {problem}")
-    return None
+    return _role_problem(ref, source, name)
+
+
+def _role_problem(ref: FunctionRef, source: str, name: str) -> str | None:
+    """Why the function is not allowed in the role `ref` gives it, or None."""
+    key = (str(Path(source).resolve()), name)
+    roles = sorted(role for role, functions in allowed_functions().items() if key in functions)
+    if roles and (ref.role is None or ref.role in roles):
+        return None
+    used = f"they use it as {', '.join(roles)}" if roles else "none of them names it"
+    return (
+        f"{ref.yaml_file}: `!function {ref.target}` as {ref.role or NO_ROLE} is not allowed: "
+        "task YAMLs may use a function only in a role that lmms-eval's built-in task YAMLs "
+        f"(or this project's, for {PROJECT_TASK_MODULES}) use it in, and {used}; lmms-eval "
+        "passes a YAML's arguments to it (move the code into a dragonfly_eval.tasks function "
+        "that a task YAML of this project names in that role)"
+    )
+
+
+def _function_uses(data: Any) -> Iterator[tuple[str, str]]:
+    """(role, target) for each `!function` value of a YAML document: the role is the key that
+    holds it (through lists), `filter` for a `filter_list` entry's `function`, NO_ROLE for a
+    mapping key or a bare value. Each shared (aliased) container is visited once per role."""
+    stack: list[tuple[Any, str]] = [(data, NO_ROLE)]
+    seen: set[tuple[int, str]] = set()
+    while stack:
+        item, role = stack.pop()
+        if isinstance(item, _Function):
+            yield role, item.target
+        elif isinstance(item, dict | list) and (id(item), role) not in seen:
+            seen.add((id(item), role))
+            if isinstance(item, list):
+                stack += [(value, role) for value in item]
+                continue
+            for key, value in item.items():
+                stack.append((key, NO_ROLE))
+                named = FILTER_ROLE if key == FILTER_KEY else key
+                stack.append((value, named if isinstance(key, str) else NO_ROLE))
+
+
+def _yaml_refs(path: str, data: Any, functions: list[str]) -> list[FunctionRef]:
+    """The `!function` references of one YAML file, each with its role."""
+    refs = [FunctionRef(target, path, role) for role, target in _function_uses(data)]
+    placed = {ref.target for ref in refs}
+    refs += [FunctionRef(t, path, NO_ROLE) for t in functions if t not in placed]
+    return list(dict.fromkeys(refs))
+
+
+@cache
+def allowed_functions() -> dict[str, frozenset[tuple[str, str]]]:
+    """Role -> the (real module file, function name) pairs task YAMLs may use in that role:
+    those lmms-eval's installed built-in task YAMLs name there, and the dragonfly_eval.tasks
+    functions this project's task YAMLs name there. Read from the YAMLs, so an update of
+    lmms-eval updates it; cached on disk while lmms-eval's version and both folders' YAML files
+    are unchanged (reading ~2000 YAMLs takes seconds)."""
+    from dragonfly_eval.paths import task_yaml_dir
+    from dragonfly_eval.runner.preflight import folder_signature, index_cache_dir
+
+    lmms_tasks = _package_dir("lmms_eval") / "tasks"
+    project = _package_dir(PROJECT_TASK_MODULES)
+    digest = hashlib.sha256(f"{INDEX_FORMAT}:{_lmms_eval_version()}".encode())
+    for folder in (lmms_tasks, task_yaml_dir()):
+        digest.update(folder_signature(str(folder)).encode())
+    path = index_cache_dir() / f"task-functions-{digest.hexdigest()[:32]}.json"
+    index = _read_function_index(path)
+    if index is None:
+        index = _build_function_index(lmms_tasks, None)
+        for role, functions in _build_function_index(task_yaml_dir(), project).items():
+            index[role] = index.get(role, set()) | functions
+        _write_function_index(path, index)
+    return {role: frozenset(functions) for role, functions in index.items()}
+
+
+def _package_dir(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    return Path(next(iter(spec.submodule_search_locations or []))).resolve()
+
+
+def _lmms_eval_version() -> str:
+    try:
+        return importlib.metadata.version("lmms-eval")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _build_function_index(folder: Path, only_inside: Path | None) -> dict[str, set]:
+    """Role -> (real module file, name) for the `!function`s of the YAMLs under `folder` that
+    resolve inside the allowed packages (and inside `only_inside`, when given)."""
+    index: dict[str, set] = {}
+    for path in task_yaml_files(folder):
+        try:
+            data, functions = _read(str(path), _Recorder)
+        except TaskCheckError:
+            continue  # lmms-eval cannot load it either
+        for ref in _yaml_refs(str(path), data, functions):
+            source, _ = _resolved(ref)
+            if source is None or ref.role == NO_ROLE:
+                continue
+            real = Path(source).resolve()
+            if only_inside is None or real.is_relative_to(only_inside):
+                index.setdefault(ref.role, set()).add((str(real), ref.target.rpartition(".")[2]))
+    return index
+
+
+def _read_function_index(path: Path) -> dict[str, set] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {role: {(str(f), str(n)) for f, n in pairs} for role, pairs in data.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _write_function_index(path: Path, index: dict[str, set]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({r: sorted(f) for r, f in index.items()}), encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the time of indexing again
 
 
 def _attribute_names(node: nodes.Node) -> Iterator[str]:
@@ -355,12 +511,17 @@ def _chain(path: str, parents: tuple[str, ...] = ()) -> Iterator[tuple[str, Any,
 
 
 def function_refs(path: str | Path) -> list[FunctionRef]:
-    """Every `!function` target of a task YAML and of the YAMLs it includes."""
-    return [FunctionRef(f, file) for file, _, functions in _chain(str(path)) for f in functions]
+    """Every `!function` target of a task YAML and of the YAMLs it includes, with its role."""
+    return [
+        ref
+        for file, data, functions in _chain(str(path))
+        for ref in _yaml_refs(file, data, functions)
+    ]
 
 
 def _file_problems(path: str, data: Any, functions: list[str]) -> list[str]:
-    problems = [p for p in (ref_problem(FunctionRef(f, path)) for f in functions) if p]
+    refs = _yaml_refs(path, data, functions)
+    problems = list(dict.fromkeys(p for p in map(ref_problem, refs) if p))
     for text in _strings(data):
         problem = template_problem(text)
         if problem:
@@ -394,6 +555,21 @@ def task_yaml_files(folder: str | Path) -> list[Path]:
 def check_task_folder(folder: str | Path) -> list[str]:
     """Problems with the code the task YAMLs under `folder` would run; empty when none."""
     return [p for path in task_yaml_files(folder) for p in check_task_yaml(path)]
+
+
+def plugin_problem(plugins: str) -> str | None:
+    """Why an `LMMS_EVAL_PLUGINS` value must not reach lmms-eval, read from the names alone
+    (lmms-eval imports `<plugin>.models` as soon as `lmms_eval.models` is imported, so nothing
+    may be looked up first); None when it names only the allowed packages."""
+    other = [p for p in filter(None, plugins.split(",")) if p not in ALLOWED_PACKAGES]
+    if not other:
+        return None
+    return (
+        f"LMMS_EVAL_PLUGINS names {', '.join(other)}: lmms-eval imports <plugin>.models and "
+        f"<plugin>.tasks of each, which are not modules of the installed "
+        f"{' or '.join(ALLOWED_PACKAGES)} packages; unset LMMS_EVAL_PLUGINS (register models "
+        "through the `lmms_eval.models` entry point instead)"
+    )
 
 
 def _plugin_folders(plugins: str) -> tuple[list[str], list[str]]:

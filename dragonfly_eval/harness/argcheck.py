@@ -1,0 +1,108 @@
+"""`python -m dragonfly_eval.harness.argcheck MODEL_ARGS...`: the `--model_args` of planned
+runs of the `dragonfly` model, checked as the model reads them, before any run starts.
+
+Names, values and the zoom setting against the checkpoint's version (read from its config,
+no weights loaded; a hub checkpoint only when it is already in the local cache). Prints one
+problem per line and exits 2 when there is one. The runner (torch-free) starts it as a child
+process, as it starts lmms-eval.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lmms_eval.utils import simple_parse_args_string
+
+from dragonfly_eval.engine.requests import as_bool
+from dragonfly_eval.harness.model import (
+    DEFAULT_PRETRAINED,
+    engine_settings,
+    parse_device_resize,
+    valid_model_args,
+)
+from dragonfly_eval.modeling import released
+from dragonfly_eval.modeling.configuration import CheckpointError
+from dragonfly_eval.modeling.loading import NAMED_CHECKPOINTS, read_config, resolve_checkpoint
+
+SETTINGS = (
+    "batch_size",
+    "max_length",
+    "image_cache",
+    "image_cache_mb",
+    "prefix_cache",
+    "prefix_cache_mb",
+    "prefetch",
+)
+
+
+def model_args_problems(model_args: str) -> list[str]:
+    """What the `dragonfly` model would refuse in `model_args`, one line each."""
+    try:
+        args = simple_parse_args_string(model_args)
+    except ValueError as err:
+        return [f"--model_args {model_args!r}: cannot be read ({err})"]
+    unknown = sorted(set(args) - set(valid_model_args()))
+    if unknown:
+        return [f"unknown model_args for dragonfly: {unknown}; valid: {valid_model_args()}"]
+    problems = []
+    if args.get("max_batch_size") is not None:
+        problems.append("max_batch_size is not supported by dragonfly: give batch_size=N")
+    checks = [
+        lambda: engine_settings(**{k: args[k] for k in SETTINGS if k in args}),
+        lambda: parse_device_resize(args.get("device_resize", "auto")),
+        lambda: as_bool(args.get("allow_pickle", False)),
+        lambda: as_bool(args.get("deterministic", True)),
+    ]
+    for check in checks:
+        try:
+            check()
+        except (TypeError, ValueError) as err:
+            problems.append(f"--model_args {model_args!r}: {err}")
+    return problems + zoom_problems(args)
+
+
+def zoom_problems(args: dict) -> list[str]:
+    """The zoom setting against the version of a checkpoint found on this machine."""
+    zoom = args.get("zoom")
+    if zoom is None:
+        return []
+    pretrained = str(args.get("pretrained", DEFAULT_PRETRAINED))
+    folder = _local_checkpoint(pretrained, args.get("revision"))
+    if folder is None:
+        return []  # a hub checkpoint not downloaded yet: the run checks it after the download
+    try:
+        version = read_config(folder).version
+    except CheckpointError as err:
+        return [str(err)]
+    if zoom not in released.ZOOMS.get(version, ()):
+        return [
+            f"zoom={zoom} is not valid for {pretrained} (Dragonfly v{version}); choose from "
+            f"{', '.join(released.ZOOMS.get(version, ()))}"
+        ]
+    return []
+
+
+def _local_checkpoint(pretrained: str, revision: object) -> Path | None:
+    """The checkpoint folder when it is on this machine (named, a folder, or in the HF cache)."""
+    if pretrained in NAMED_CHECKPOINTS or Path(pretrained).expanduser().is_dir():
+        return resolve_checkpoint(pretrained)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(pretrained, "config.json", revision=revision or None)
+    except ValueError:  # not a hub id either: the run says so
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check each argument as one run's model_args; exit 2 when any has a problem."""
+    problems = [p for model_args in (argv or sys.argv[1:]) for p in model_args_problems(model_args)]
+    for problem in dict.fromkeys(problems):
+        print(problem)
+    return 2 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
