@@ -2,10 +2,13 @@
 
 Results files and sample logs are untrusted data. A task's aggregation is looked up by the task's
 name among the installed lmms-eval tasks and this project's task_yaml/ only, never in a folder a
-results file names, and its YAML must pass the task guard `run` uses before lmms-eval's loader
-resolves its `!function`s. The functions are called as lmms-eval calls them: with `args` when they
-take it, here pointing their output (submission files) into a temporary folder. Some have a sum
-form, a function of per-document feature sums, which the bootstrap resamples as counts.
+results file names, and its YAML must pass the task guard `run` uses before any of its code runs.
+A `!function` is then resolved to the file and name the guard approved, and that one file is run
+as lmms-eval's loader runs it (not the `lmms_eval.tasks` package, whose __init__ imports torch); a
+registry name such as `mean` needs no import. The functions are called as lmms-eval calls them:
+with `args` when they take it, here pointing their output (submission files) into a temporary
+folder. Some have a sum form, a function of per-document feature sums, which the bootstrap
+resamples as counts.
 """
 
 from __future__ import annotations
