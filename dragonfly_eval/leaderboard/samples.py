@@ -245,6 +245,9 @@ def _digest(value: Any) -> int:
         return 0
     if isinstance(value, str):
         data = b"s" + value.encode("utf-8", "surrogatepass")
+    elif isinstance(value, int | float):  # as Python compares them: 1 == 1.0 == True
+        integral = isinstance(value, int) or value.is_integer()
+        data = b"n" + (str(int(value)) if integral else value.hex()).encode()
     else:
         data = b"j" + json.dumps(value, sort_keys=True).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") or 1
