@@ -152,8 +152,12 @@ def run_gate(
     peak = next(
         int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK")
     )
-    row = next((line for line in done.stdout.splitlines() if line.startswith(f"| {kind}")), "")
-    return wall, peak / 1024, row or done.stderr[-300:]
+    rows = (
+        line for line in done.stdout.splitlines() if line.replace("*", "").startswith(f"| {kind}")
+    )
+    row = next(rows, "")
+    said = [line for line in done.stderr.splitlines() if not line.startswith("PEAK")]
+    return wall, peak / 1024, row or "\n".join(said)[-300:]
 
 
 def main() -> None:

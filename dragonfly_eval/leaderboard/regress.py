@@ -38,14 +38,12 @@ from dragonfly_eval.leaderboard.markdown import escape, markdown_table
 from dragonfly_eval.leaderboard.results import ModelResults, Run, load_runs, merge_runs
 from dragonfly_eval.leaderboard.samples import (
     DOCUMENT_FIELDS,
-    NULL_DOC_HASH,
-    SampleLog,
+    MetricLog,
     SampleLogError,
     UnrepresentableNumber,
     aggregation_name,
-    numeric_values,
     prompt_settings,
-    read_sample_log,
+    read_metric_log,
     sample_log_path,
 )
 from dragonfly_eval.leaderboard.stats import (
@@ -467,14 +465,14 @@ def _per_document(
     return interval.scaled(score.scale), None
 
 
-def _log(side: str, run: Run, task: str, metric: str) -> SampleLog:
+def _log(side: str, run: Run, task: str, metric: str) -> MetricLog:
     path = sample_log_path(run.path, task)
     if not path.exists():
         raise _AggregateOnly(
             f"the {side} has no sample log for {task} ({path.name} beside {run.path.name}; "
             "run lmms-eval with --log_samples)"
         )
-    return read_sample_log(path, task, keep=(*DOCUMENT_FIELDS, metric.partition(",")[0]))
+    return read_metric_log(path, task, metric)
 
 
 def _check_prompts(label: str, task: str, base: Run, cur: Run, mismatches: list[str]) -> None:
@@ -487,61 +485,49 @@ def _check_prompts(label: str, task: str, base: Run, cur: Run, mismatches: list[
 
 
 def _pair_documents(
-    label: str, base: SampleLog, cur: SampleLog, mismatches: list[str], warnings: list[str]
-) -> list[int]:
-    """The doc_ids both logs have with the same document (doc_hash, doc, target and input,
-    where logged); the differences go to `mismatches`. lmms-eval 0.7.3 hashes `null` for
-    every document, so the other fields are what can tell a changed dataset."""
-    only_base = sorted(set(base.records) - set(cur.records))
-    only_cur = sorted(set(cur.records) - set(base.records))
-    common = sorted(set(base.records) & set(cur.records))
-    changed: dict[str, list[int]] = {}
-    for doc in common:
-        b, c = base.records[doc], cur.records[doc]
-        for key in DOCUMENT_FIELDS:
-            if b.get(key) != c.get(key):
-                changed.setdefault(key, []).append(doc)
+    label: str, base: MetricLog, cur: MetricLog, mismatches: list[str], warnings: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions in each log of the doc_ids both have with the same document (doc_hash,
+    doc, target and input, where logged); the differences go to `mismatches`. lmms-eval 0.7.3
+    hashes `null` for every document, so the other fields are what can tell a changed dataset."""
+    common, b_at, c_at = np.intersect1d(
+        base.doc_ids, cur.doc_ids, assume_unique=True, return_indices=True
+    )
+    only_base = np.setdiff1d(base.doc_ids, cur.doc_ids, assume_unique=True)
+    only_cur = np.setdiff1d(cur.doc_ids, base.doc_ids, assume_unique=True)
+    differ = base.digests[b_at] != cur.digests[c_at]  # [common, field]
     problems = []
-    if only_base or only_cur:
+    if len(only_base) or len(only_cur):
+        first = int((only_base if len(only_base) else only_cur)[0])
         problems.append(
             f"{len(only_base)} document(s) only in the baseline, {len(only_cur)} only in the "
-            f"current run (e.g. doc_id {(only_base or only_cur)[0]})"
+            f"current run (e.g. doc_id {first})"
         )
-    for key, docs in changed.items():
-        problems.append(
-            f"{len(docs)} document(s) with a different {key} (the dataset or its prompts "
-            f"changed; e.g. doc_id {docs[0]})"
-        )
+    for column, key in enumerate(DOCUMENT_FIELDS):
+        docs = common[differ[:, column]]
+        if len(docs):
+            problems.append(
+                f"{len(docs)} document(s) with a different {key} (the dataset or its prompts "
+                f"changed; e.g. doc_id {int(docs[0])})"
+            )
     if problems:
         mismatches.append(f"{label}: {base.task}: " + "; ".join(problems))
-    if not _checkable(base, common) or not _checkable(cur, common):
+    if not base.telling[b_at].any() or not cur.telling[c_at].any():
         warnings.append(
             f"{label}: {base.task}: could not check that both sides scored the same documents "
             "(the sample logs hold no target, input or doc, and a doc_hash of null)"
         )
-    moved = {d for docs in changed.values() for d in docs}
-    paired = [d for d in common if d not in moved]
-    if len(paired) < 2:
+    same = ~differ.any(axis=1)
+    if np.count_nonzero(same) < 2:
         raise _AggregateOnly(f"{base.task}: fewer than 2 documents in common")
-    return paired
-
-
-def _checkable(log: SampleLog, docs: list[int]) -> bool:
-    """Whether the log holds something that tells its documents apart from other documents."""
-    for doc in docs:
-        record = log.records[doc]
-        if any(key in record for key in DOCUMENT_FIELDS if key != "doc_hash"):
-            return True
-        if record.get("doc_hash") not in (None, NULL_DOC_HASH):
-            return True
-    return False
+    return b_at[same], c_at[same]
 
 
 def _interval(
     score: Score,
     found: Found,
-    logs: list[tuple[SampleLog, SampleLog]],
-    paired: list[list[int]],
+    logs: list[tuple[MetricLog, MetricLog]],
+    paired: list[tuple[np.ndarray, np.ndarray]],
     settings: Settings,
 ) -> Interval:
     """The test that fits the metric: a paired test of means for one task whose metric is a
@@ -550,35 +536,30 @@ def _interval(
         _aggregation(score.metric, run, log) for run, (log, _) in zip(found.runs, logs, strict=True)
     ]
     if len(logs) == 1 and kinds[0] == "mean":
-        (base, cur), docs = logs[0], paired[0]
-        b, c = numeric_values(base, score.metric), numeric_values(cur, score.metric)
-        return paired_means([b[d] for d in docs], [c[d] for d in docs], settings.alpha)
+        (base, cur), (b_at, c_at) = logs[0], paired[0]
+        b, c = base.numbers_at(b_at).tolist(), cur.numbers_at(c_at).tolist()
+        return paired_means(b, c, settings.alpha)
     functions = [
         None if kind == "mean" else _function(kind, log, score.metric, settings)
         for kind, (log, _) in zip(kinds, logs, strict=True)
     ]
-    base_values = [
-        _ordered(b, score.metric, docs, k)
-        for (b, _), docs, k in zip(logs, paired, kinds, strict=True)
-    ]
-    cur_values = [
-        _ordered(c, score.metric, docs, k)
-        for (_, c), docs, k in zip(logs, paired, kinds, strict=True)
-    ]
+    forms = [sum_form(f) for f in functions]
     with tempfile.TemporaryDirectory(prefix="dragonfly-regress-") as output:
-        labels = [log.task for log, _ in logs]
         tasks = [
-            _task_score(label, f, Path(output)) for label, f in zip(labels, functions, strict=True)
+            _task_score(log.task, f, Path(output))
+            for (log, _), f in zip(logs, functions, strict=True)
         ]
-        exact = [
-            (task(b), task(c)) for task, b, c in zip(tasks, base_values, cur_values, strict=True)
-        ]
+        # one side's values at a time: each task's own score of all documents and the features
+        # of its sum form (when that form gives the same score)
+        exact, features = [], []
+        for task, form, pair, at, kind in zip(tasks, forms, logs, paired, kinds, strict=True):
+            (b, b_features), (c, c_features) = (
+                _side_score(task, form, log, docs, kind) for log, docs in zip(pair, at, strict=True)
+            )
+            exact.append((b, c))
+            both = b_features is not None and c_features is not None
+            features.append((b_features, c_features) if both else None)
         delta = sum(c - b for b, c in exact) / len(exact)
-        forms = [sum_form(f) for f in functions]
-        features = [
-            _sum_features(form, b, c, scores)
-            for form, b, c, scores in zip(forms, base_values, cur_values, exact, strict=True)
-        ]
         if all(f is not None for f in features):
             return paired_bootstrap_sums(
                 [f[0] for f in features if f is not None],
@@ -589,6 +570,12 @@ def _interval(
                 settings.bootstrap,
                 settings.seed,
             )
+        base_values = [
+            _ordered(b, at, k) for (b, _), (at, _), k in zip(logs, paired, kinds, strict=True)
+        ]
+        cur_values = [
+            _ordered(c, at, k) for (_, c), (_, at), k in zip(logs, paired, kinds, strict=True)
+        ]
 
         def statistic(values: list[list[Any]]) -> float:
             # the headline: the mean of the tasks' aggregates (e.g. POPE's three splits)
@@ -599,17 +586,18 @@ def _interval(
         )
 
 
-def _sum_features(
-    form: SumForm | None, base: list[Any], cur: list[Any], exact: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both sides' features of a task's sum form, when it has one that reproduces the task's
-    own scores on all documents."""
-    if form is None:
-        return None
-    b, c = sum_features(form, base), sum_features(form, cur)
-    if b is None or c is None or not matches(form, b, exact[0]) or not matches(form, c, exact[1]):
-        return None
-    return b, c
+def _side_score(
+    task: Aggregation, form: SumForm | None, log: MetricLog, positions: np.ndarray, kind: str
+) -> tuple[float, np.ndarray | None]:
+    """One side's score of a task on the paired documents by the task's own function, and the
+    features of its sum form when it has one that reproduces that score (the values are read
+    one side at a time: on 200,000 documents each side's are ~100 MB)."""
+    values = _ordered(log, positions, kind)
+    exact = task(values)
+    found = None if form is None else sum_features(form, values)
+    return exact, found if form is not None and found is not None and matches(
+        form, found, exact
+    ) else None
 
 
 def _task_score(task: str, function: Aggregation | None, output: Path) -> Aggregation:
@@ -638,7 +626,7 @@ def _task_score(task: str, function: Aggregation | None, output: Path) -> Aggreg
     return score
 
 
-def _aggregation(metric: str, run: Run, log: SampleLog) -> str:
+def _aggregation(metric: str, run: Run, log: MetricLog) -> str:
     """How lmms-eval aggregated a task's metric: "mean" when it averaged the per-document
     values (recorded so in the results' configs or, when not recorded, numbers whose mean is
     the reported score); otherwise the aggregation's name (a corpus-level metric)."""
@@ -646,11 +634,11 @@ def _aggregation(metric: str, run: Run, log: SampleLog) -> str:
     if recorded is not None:
         return recorded
     try:
-        values = numeric_values(log, metric)
+        values = log.numbers_at().tolist()
     except SampleLogError:
         return "not recorded"
     reported = run.tasks.get(log.task, {}).get(metric)
-    mean = math.fsum(values.values()) / len(values) if _summable(values.values()) else math.nan
+    mean = math.fsum(values) / len(values) if _summable(values) else math.nan
     if reported is not None and math.isclose(mean, reported, rel_tol=1e-9, abs_tol=1e-12):
         return "mean"
     return "not recorded"
@@ -664,7 +652,7 @@ def _summable(values: Iterable[float]) -> bool:
         return False
 
 
-def _function(kind: str, log: SampleLog, metric: str, settings: Settings) -> Aggregation:
+def _function(kind: str, log: MetricLog, metric: str, settings: Settings) -> Aggregation:
     """The task's aggregation function of a corpus-level metric, from the installed tasks only."""
     resolve = settings.aggregations or task_aggregation
     name = metric.partition(",")[0]
@@ -681,9 +669,10 @@ def _function(kind: str, log: SampleLog, metric: str, settings: Settings) -> Agg
     return function
 
 
-def _ordered(log: SampleLog, metric: str, docs: list[int], kind: str) -> list[Any]:
-    values = numeric_values(log, metric) if kind == "mean" else log.values(metric)
-    return [values[d] for d in docs]
+def _ordered(log: MetricLog, positions: np.ndarray, kind: str) -> list[Any]:
+    if kind == "mean":
+        return log.numbers_at(positions).tolist()
+    return log.values_at(positions)
 
 
 def _results_json(path: Path) -> dict[str, Any]:

@@ -11,12 +11,16 @@ parser as results files (`safe_json`: a number or nesting Python cannot hold is 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
+from array import array
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dragonfly_eval.paths import check_regular_file
 from dragonfly_eval.safe_json import JsonProblem, NumberProblem, parse
@@ -116,24 +120,163 @@ def read_sample_log(path: Path, task: str, keep: Collection[str] | None = None) 
     for number, line in _lines(path):
         if not line.strip():
             continue
-        try:
-            record = parse(line)
-        except NumberProblem as err:
-            raise UnrepresentableNumber(f"{path}: line {number}: {err}") from err
-        except JsonProblem as err:
-            raise SampleLogError(f"{path}: line {number} is not usable JSON: {err}") from err
-        doc_id = record.get("doc_id") if isinstance(record, dict) else None
-        if isinstance(doc_id, bool) or not isinstance(doc_id, int):
-            raise SampleLogError(f"{path}: line {number} has no integer doc_id")
+        record = _record(path, number, line)
+        doc_id = record["doc_id"]
         if doc_id in records:
-            raise SampleLogError(
-                f"{path}: doc_id {doc_id} appears twice (lmms-eval logs one unlabelled line per "
-                "filter for a task with several filters; such a log cannot be paired)"
-            )
+            raise SampleLogError(_twice(path, doc_id))
         records[doc_id] = record if keep is None else {k: record[k] for k in keep if k in record}
     if not records:
         raise SampleLogError(f"{path}: no documents")
     return SampleLog(path, task, records)
+
+
+@dataclass(frozen=True)
+class MetricLog:
+    """One task's sample log held as compactly as a comparison of one metric needs: per
+    document (sorted by doc_id) its doc_id, an 8-byte digest of each of DOCUMENT_FIELDS (0 where
+    absent or null), whether it tells its document apart from others, and its metric value (a
+    float array; the values themselves only where some are not numbers)."""
+
+    path: Path
+    task: str
+    metric: str
+    doc_ids: np.ndarray  # int64 [n], ascending
+    digests: np.ndarray  # uint64 [n, len(DOCUMENT_FIELDS)]
+    telling: np.ndarray  # bool [n]
+    numbers: np.ndarray  # float64 [n]: NaN where missing or not a number
+    objects: list[Any] | None  # every value (dicts and lists as JSON text), when not all numbers
+    problems: tuple[str | None, str | None]  # why there is no value / no number per document
+
+    def values_at(self, positions: np.ndarray) -> list[Any]:
+        """The values of the documents at `positions`; SampleLogError when a document of the
+        log lacks one."""
+        if self.problems[0]:
+            raise SampleLogError(self.problems[0])
+        if self.objects is None:
+            return self.numbers[positions].tolist()
+        return [
+            parse(v) if type(v) is _JsonText else v
+            for v in map(self.objects.__getitem__, positions)
+        ]
+
+    def numbers_at(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """The values at `positions` (all when None) of a metric that is a finite number per
+        document; SampleLogError otherwise (checked on every document of the log)."""
+        for problem in self.problems:
+            if problem:
+                raise SampleLogError(problem)
+        return self.numbers if positions is None else self.numbers[positions]
+
+
+def read_metric_log(path: Path, task: str, metric: str) -> MetricLog:
+    """A sample log read for the comparison of one metric (`name,filter` or a bare name), kept
+    as a MetricLog; SampleLogError as read_sample_log raises it."""
+    name = metric.partition(",")[0]
+    ids: list[int] = []
+    seen: set[int] = set()
+    digests = array("Q")
+    telling = array("b")
+    numbers = array("d")
+    objects: list[Any] = []
+    missing: list[int] = []
+    not_number: tuple[int, str] | None = None
+    not_finite: list[int] = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        record = _record(path, number, line)
+        doc_id = record["doc_id"]
+        if doc_id in seen:
+            raise SampleLogError(_twice(path, doc_id))
+        seen.add(doc_id)
+        ids.append(doc_id)
+        digests.extend(_digest(record.get(key)) for key in DOCUMENT_FIELDS)
+        telling.append(
+            any(key in record for key in DOCUMENT_FIELDS if key != "doc_hash")
+            or record.get("doc_hash") not in (None, NULL_DOC_HASH)
+        )
+        value = record.get(name, _MISSING)
+        if value is _MISSING:
+            missing.append(doc_id)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            not_number = not_number or (doc_id, type(value).__name__)
+        elif not math.isfinite(value):
+            not_finite.append(doc_id)
+        numbers.append(float(value) if _is_number(value) else math.nan)
+        objects.append(_JsonText(json.dumps(value)) if isinstance(value, dict | list) else value)
+    if not ids:
+        raise SampleLogError(f"{path}: no documents")
+    order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+    problems = (
+        f"{path}: no per-document '{name}' value for {len(missing)} of {len(ids)} documents "
+        f"(first: doc_id {missing[0]})"
+        if missing
+        else None,
+        f"{path}: '{name}' is not a number per document (doc_id {not_number[0]}: a {not_number[1]})"
+        if not_number
+        else f"{path}: {len(not_finite)} document(s) have a NaN or infinite '{name}' "
+        f"(first: doc_id {not_finite[0]})"
+        if not_finite
+        else None,
+    )
+    return MetricLog(
+        path,
+        task,
+        metric,
+        np.asarray(ids, dtype=np.int64)[order],
+        np.frombuffer(digests, dtype=np.uint64).reshape(len(ids), -1)[order],
+        np.frombuffer(telling, dtype=np.int8)[order].astype(bool),
+        np.frombuffer(numbers, dtype=np.float64)[order],
+        [objects[i] for i in order] if not_number else None,
+        problems,
+    )
+
+
+_MISSING = object()
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def _digest(value: Any) -> int:
+    """8 bytes of a field's value (0: absent or null); equal values give equal digests."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        data = b"s" + value.encode("utf-8", "surrogatepass")
+    elif isinstance(value, int | float):  # as Python compares them: 1 == 1.0 == True
+        integral = isinstance(value, int) or value.is_integer()
+        data = b"n" + (str(int(value)) if integral else value.hex()).encode()
+    else:
+        data = b"j" + json.dumps(value, sort_keys=True).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") or 1
+
+
+class _JsonText(str):
+    """A document's dict or list value kept as its JSON text (~3x smaller), read on access."""
+
+    __slots__ = ()
+
+
+def _record(path: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        record = parse(line)
+    except NumberProblem as err:
+        raise UnrepresentableNumber(f"{path}: line {number}: {err}") from err
+    except JsonProblem as err:
+        raise SampleLogError(f"{path}: line {number} is not usable JSON: {err}") from err
+    doc_id = record.get("doc_id") if isinstance(record, dict) else None
+    if isinstance(doc_id, bool) or not isinstance(doc_id, int):
+        raise SampleLogError(f"{path}: line {number} has no integer doc_id")
+    return record
+
+
+def _twice(path: Path, doc_id: int) -> str:
+    return (
+        f"{path}: doc_id {doc_id} appears twice (lmms-eval logs one unlabelled line per "
+        "filter for a task with several filters; such a log cannot be paired)"
+    )
 
 
 def numeric_values(log: SampleLog, metric: str) -> dict[int, float]:

@@ -194,7 +194,7 @@ def paired_bootstrap_sums(
         if np.array_equal(base, cur):
             continue  # this task adds 0 to every resample's change
         pair = np.hstack([base, cur])  # [n, 2F]
-        chunk = max(1, min(iterations, 2**22 // n))  # ~32 MiB of draws at a time
+        chunk = max(1, min(iterations, 2**20 // n))  # ~8 MiB of draws at a time
         for start in range(0, iterations, chunk):
             rows = min(chunk, iterations - start)
             picks = rng.integers(0, n, (rows, n)) + n * np.arange(rows)[:, None]

@@ -90,10 +90,10 @@ def task_manager(include_path: str | None):
     return CachedIndexTaskManager(verbosity="ERROR", include_path=include_path)
 
 
-def cached_index(task_dir: str, build: Callable[[str], dict]) -> dict:
+def cached_index(task_dir: str, build: Callable[[str], dict], kind: str = "task-index") -> dict:
     """`build(task_dir)`, read from the cache when the folder's YAML files (names, sizes,
-    modification times) are the same as when it was stored."""
-    path = index_cache_dir() / f"task-index-{folder_signature(task_dir)}.json"
+    modification times) are the same as when it was stored; `kind` names the builder."""
+    path = index_cache_dir() / f"{kind}-{folder_signature(task_dir)}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

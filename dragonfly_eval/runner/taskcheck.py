@@ -31,10 +31,12 @@ from __future__ import annotations
 import ast
 import glob
 import hashlib
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import json
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,6 +139,24 @@ def _record_function(loader: _Recorder, node: yaml.Node) -> str:
 _Recorder.add_constructor("!function", _record_function)
 
 
+class _RefLoader(yaml.SafeLoader):
+    """A safe loader that keeps each `!function` as the FunctionRef lmms-eval would resolve."""
+
+
+def _construct_ref(loader: _RefLoader, node: yaml.Node) -> FunctionRef:
+    return FunctionRef(str(loader.construct_scalar(node)), loader.name)
+
+
+_RefLoader.add_constructor("!function", _construct_ref)
+
+
+class _Untagged(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader (libyaml's when there) that reads every tagged value as None."""
+
+
+_Untagged.add_multi_constructor("", lambda loader, suffix, node: None)
+
+
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
     """How many nodes `node` holds once aliases are expanded (shared nodes counted once per use,
     computed once each), so that a billion-laughs file is measured, not expanded."""
@@ -170,11 +190,13 @@ def _load(path: str, loader_class: type[yaml.SafeLoader]) -> tuple[Any, list[str
             loader.dispose()
 
 
-def read_yaml(path: str | Path, tags: bool = True) -> Any:
+def read_yaml(path: str | Path, tags: bool | None = True) -> Any:
     """A YAML file's data, read without running anything (`!function` values become the string
-    `"!function <target>"`; with `tags=False`, as `yaml.safe_load` reads it). Raises
-    TaskCheckError for other tags, files that are not regular or too large, and alias bombs."""
-    return _read(str(path), _Recorder if tags else _SafeLoader)[0]
+    `"!function <target>"`; with `tags=False`, as `yaml.safe_load` reads it; with `tags=None`,
+    every tag's value as None, e.g. to index tasks by name). Raises TaskCheckError for other
+    tags, files that are not regular or too large, and alias bombs."""
+    loader = _Recorder if tags else yaml.SafeLoader if tags is not None else _Untagged
+    return _read(str(path), loader)[0]
 
 
 def _read(path: str, loader_class: type[yaml.SafeLoader]) -> tuple[Any, list[str]]:
@@ -219,17 +241,58 @@ def _outside_message(ref: FunctionRef, runs: str) -> str:
 
 def _module_file(module: str) -> str | None:
     """The file `importlib.import_module(module)` would run, for modules of the allowed
-    packages only (looking a module up imports its parent packages)."""
+    packages only. Found with the import system's own finders, package by package, without
+    running any of them (`lmms_eval.tasks`' __init__ alone imports torch)."""
     parts = module.split(".")
     if parts[0] not in ALLOWED_PACKAGES or not all(p.isidentifier() for p in parts):
         return None
     try:
-        spec = importlib.util.find_spec(module)
-    except Exception:  # a parent package that fails to import: lmms-eval cannot import it either
+        spec = _find_spec(module)
+    except Exception:  # e.g. a parent that is not a package: lmms-eval cannot import it either
         return None
     if spec is None or not spec.origin or not os.path.isfile(spec.origin):
         return None
     return spec.origin
+
+
+def _find_spec(module: str) -> importlib.machinery.ModuleSpec | None:
+    """The spec the import system would use for `module`: its loaded module's, else the one
+    the path entry finders (sys.path_hooks) give in the parent package's folders, as
+    importlib's PathFinder searches them (a module or package first, else a namespace
+    package of every folder that has one), without running the parent packages."""
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return getattr(loaded, "__spec__", None)
+    parent = module.rpartition(".")[0]
+    if not parent:
+        return importlib.util.find_spec(module)
+    parent_spec = _find_spec(parent)
+    locations = parent_spec.submodule_search_locations if parent_spec else None
+    if not locations:
+        return None  # not a package
+    portions: list[str] = []
+    for location in locations:
+        finder = _entry_finder(location)
+        spec = finder.find_spec(module) if finder is not None else None
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            return spec
+        portions += list(spec.submodule_search_locations or [])
+    if not portions:
+        return None
+    spec = importlib.machinery.ModuleSpec(module, None, is_package=True)
+    spec.submodule_search_locations = portions
+    return spec
+
+
+def _entry_finder(location: str) -> Any:
+    for hook in sys.path_hooks:
+        try:
+            return hook(location)
+        except ImportError:
+            continue
+    return None
 
 
 @cache
@@ -290,24 +353,39 @@ def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _module_statements(handler.body)
 
 
+def _beside(ref: FunctionRef) -> str:
+    # lmms-eval's import_function: the dotted name as a file name, beside the YAML
+    module = ref.target.rpartition(".")[0]
+    return os.path.normpath(os.path.join(os.path.dirname(ref.yaml_file), f"{module}.py"))
+
+
+def ref_source(ref: FunctionRef) -> tuple[str, str, str] | None:
+    """(module name, file, attribute) that lmms-eval loads for a `!function` target: the file
+    beside the YAML named after the dotted name (run as a module of that name) when it exists,
+    else the file of the module of that name (allowed packages only); None when neither is."""
+    module, _, name = ref.target.rpartition(".")
+    beside = _beside(ref)
+    if os.path.exists(beside):
+        return module, beside, name
+    source = _module_file(module)
+    return None if source is None else (module, source, name)
+
+
 def _resolved(ref: FunctionRef) -> tuple[str | None, str | None]:
     """(the module file lmms-eval would run for `ref`, why it must not) with one of the two
-    None: a file beside the YAML named after the dotted name first, else the module."""
+    None."""
     module = ref.target.rpartition(".")[0]
-    beside = os.path.normpath(os.path.join(os.path.dirname(ref.yaml_file), f"{module}.py"))
-    if os.path.exists(beside):
-        if not _inside_packages(beside):
-            return None, _outside_message(
-                ref,
-                f"{beside} (lmms-eval runs a file beside the YAML "
-                "named after the dotted name before importing a module)",
-            )
-        return beside, None
-    source = _module_file(module)
-    if source is None:
+    found = ref_source(ref)
+    if found is None:
         missing = ", which is not installed" if _allowed_module(module) else ""
         return None, _outside_message(ref, f"the module `{module or ref.target}`{missing}")
+    source = found[1]
     if not _inside_packages(source):
+        if source == _beside(ref):
+            source += (
+                " (lmms-eval runs a file beside the YAML named after the dotted name before "
+                "importing a module)"
+            )
         return None, _outside_message(ref, source)
     return source, None
 
@@ -530,6 +608,26 @@ def _file_problems(path: str, data: Any, functions: list[str]) -> list[str]:
                 "unsandboxed); refer to document fields by name"
             )
     return problems
+
+
+def task_config(path: str | Path, parents: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A task YAML's settings merged with those of its `include:` chain as lmms-eval's
+    load_yaml_config merges them (the file's own keys last), every `!function` kept as a
+    FunctionRef and nothing run; for YAMLs `check_task_yaml` passed. TaskCheckError when a file
+    cannot be read that way."""
+    path = str(path)
+    if len(parents) > MAX_INCLUDE_DEPTH:
+        raise TaskCheckError(f"{parents[0]}: `include:` chain deeper than {MAX_INCLUDE_DEPTH}")
+    data = _read(path, _RefLoader)[0]
+    if not isinstance(data, dict):
+        raise TaskCheckError(f"{path}: not a mapping of settings")
+    merged: dict[str, Any] = {}
+    for included in reversed(_includes(path, data)):
+        if included in (*parents, path):  # lmms-eval recurses until Python stops it
+            raise TaskCheckError(f"{path}: `include:` chain comes back to {included}")
+        merged.update(task_config(included, (*parents, path)))
+    merged.update({k: v for k, v in data.items() if k != "include"})
+    return merged
 
 
 def check_task_yaml(path: str | Path) -> list[str]:
