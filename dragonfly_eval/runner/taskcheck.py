@@ -447,26 +447,33 @@ def _yaml_refs(path: str, data: Any, functions: list[str]) -> list[FunctionRef]:
     return list(dict.fromkeys(refs))
 
 
-@cache
 def allowed_functions() -> dict[str, frozenset[tuple[str, str]]]:
     """Role -> the (real module file, function name) pairs task YAMLs may use in that role:
     those lmms-eval's installed built-in task YAMLs name there, and the dragonfly_eval.tasks
     functions this project's task YAMLs name there. Read from the YAMLs, so an update of
     lmms-eval updates it; cached on disk while lmms-eval's version and both folders' YAML files
-    are unchanged (reading ~2000 YAMLs takes seconds)."""
+    are unchanged (reading ~2000 YAMLs takes seconds), and in memory per task folder and cache
+    folder."""
     from dragonfly_eval.paths import task_yaml_dir
-    from dragonfly_eval.runner.preflight import folder_signature, index_cache_dir
+    from dragonfly_eval.runner.preflight import index_cache_dir
+
+    return _allowed_functions(task_yaml_dir(), index_cache_dir())
+
+
+@cache
+def _allowed_functions(yaml_dir: Path, cache_dir: Path) -> dict[str, frozenset[tuple[str, str]]]:
+    from dragonfly_eval.runner.preflight import folder_signature
 
     lmms_tasks = _package_dir("lmms_eval") / "tasks"
     project = _package_dir(PROJECT_TASK_MODULES)
     digest = hashlib.sha256(f"{INDEX_FORMAT}:{_lmms_eval_version()}".encode())
-    for folder in (lmms_tasks, task_yaml_dir()):
+    for folder in (lmms_tasks, yaml_dir):
         digest.update(folder_signature(str(folder)).encode())
-    path = index_cache_dir() / f"task-functions-{digest.hexdigest()[:32]}.json"
+    path = cache_dir / f"task-functions-{digest.hexdigest()[:32]}.json"
     index = _read_function_index(path)
     if index is None:
         index = _build_function_index(lmms_tasks, None)
-        for role, functions in _build_function_index(task_yaml_dir(), project).items():
+        for role, functions in _build_function_index(yaml_dir, project).items():
             index[role] = index.get(role, set()) | functions
         _write_function_index(path, index)
     return {role: frozenset(functions) for role, functions in index.items()}

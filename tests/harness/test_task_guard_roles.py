@@ -125,15 +125,15 @@ def test_the_function_index_is_cached_on_disk_by_lmms_eval_version(tmp_path, mon
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(taskcheck, "_build_function_index", build)
-    taskcheck.allowed_functions.cache_clear()
+    taskcheck._allowed_functions.cache_clear()
     try:
         first = taskcheck.allowed_functions()
-        taskcheck.allowed_functions.cache_clear()
+        taskcheck._allowed_functions.cache_clear()
         assert taskcheck.allowed_functions() == first and len(built) == 2  # read back
-        taskcheck.allowed_functions.cache_clear()
+        taskcheck._allowed_functions.cache_clear()
         monkeypatch.setattr(taskcheck, "_lmms_eval_version", lambda: "0.0.0-other")
         taskcheck.allowed_functions()
         assert len(built) == 4  # another lmms-eval version: indexed again
         assert len(list((tmp_path / "dragonfly-eval").glob("task-functions-*.json"))) == 2
     finally:
-        taskcheck.allowed_functions.cache_clear()
+        taskcheck._allowed_functions.cache_clear()
