@@ -289,28 +289,25 @@ class DragonflyForCausalLM(PreTrainedModel):
         Returns per sample the summed log-probability (float32), whether every marked token was
         the argmax (greedy), and the number of marked tokens. With `cache` (the KV cache of a
         prefix), `input_ids` are the tokens after it and `attention_mask` covers both. Logits
-        are computed only from the first position that predicts a marked token on: an integer
-        `logits_to_keep` (the last K positions), which every transformers 5.x takes (a boolean
-        mask needs 5.21).
+        are computed only at the positions that predict a marked token: the language model's
+        last hidden states there go through the LM head (which every transformers 5.x allows;
+        a boolean `logits_to_keep` needs 5.21).
         """
         marked = continuation_mask.to(input_ids.device).bool()
         predicting = torch.zeros_like(marked)
         predicting[:, :-1] = marked[:, 1:]  # position t predicts token t+1
-        columns = predicting.any(dim=0).nonzero()
-        keep = input_ids.shape[1] - int(columns[0]) if columns.numel() else 1
-        out = self(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            image_patches=image_patches,
-            image_patches_indices=image_patches_indices,
-            images_per_sample=images_per_sample,
-            visual_embeds=visual_embeds,
-            use_cache=False,
-            logits_to_keep=keep,
-            **cache_kwargs(cache),
+        embeds = self.embed_inputs(
+            input_ids, image_patches, image_patches_indices, images_per_sample, visual_embeds
         )
-        predicting = predicting[:, -keep:]  # [B, K], as the logits
-        logits = out.logits[predicting].float()  # [N marked, V], row-major
+        positions = position_ids_from_mask(attention_mask)[:, -embeds.shape[1] :]
+        hidden = self.language_model.model(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=False,
+            **cache_kwargs(cache),
+        ).last_hidden_state  # [B, L, D]
+        logits = self.language_model.lm_head(hidden[predicting]).float()  # [N marked, V]
         targets = input_ids[:, 1:][marked[:, 1:]].to(logits.device)  # [N], row-major as logits
         rows = predicting.nonzero(as_tuple=True)[0].to(logits.device)  # sample of each
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
