@@ -96,3 +96,12 @@ def write_released_checkpoint(folder: Path, version: int, seed: int) -> Path:
     }
     save_file(renamed, str(weights), metadata={"format": "pt"})
     return folder
+
+
+def noise(seed: int, size: tuple[int, int] = (200, 150)):
+    """A random RGB image of `size` (width, height)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
