@@ -120,6 +120,11 @@ class VllmEngine:
         """The requests that got the empty answer so far: task, doc_id, reason."""
         return self._fail.failures
 
+    def close(self) -> None:
+        """Stop vLLM's engine core and its workers now (tensor-parallel ranks are processes),
+        rather than whenever the engine is garbage collected."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def stop_token_ids(self) -> list[int]:
         """<|eot_id|> ends an answer; so does the tokenizer's end of text (as the HF engine)."""
         ids = [self.processor.eot_id, self.processor.tokenizer.eos_token_id]

@@ -32,6 +32,7 @@ def engines(released_checkpoint, in_process_engine_env):
         str(folder), VllmSettings(dtype="float32", enforce_eager=True, progress=False)
     )
     yield hf, vllm
+    vllm.close()
     del vllm
     gc.collect()
 

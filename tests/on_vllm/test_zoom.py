@@ -42,5 +42,6 @@ def test_zoom_low_gives_the_hf_engines_one_crop_layout_and_answers(
         requests = [GenRequest("What is it?", [noise(i)], GenSettings(8), "t", i) for i in (1, 2)]
         assert vllm.generate(requests) == hf.generate(requests)
     finally:
+        vllm.close()
         del vllm
         gc.collect()
