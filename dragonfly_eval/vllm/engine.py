@@ -66,6 +66,14 @@ class VllmSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 (or left out), got {value}")
+        if self.data_parallel_size > 1:
+            # vLLM's LLM refuses it in one process too ("may hang"), but only once it starts.
+            raise ValueError(
+                f"data_parallel_size={self.data_parallel_size} is not supported yet: vLLM runs "
+                "offline data parallel as one process per replica (torchrun with the "
+                "external_launcher backend), which dragonfly_vllm does not do; use "
+                "tensor_parallel_size=N, or --model dragonfly under torchrun"
+            )
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(
                 "gpu_memory_utilization is the share of GPU memory vLLM may take: give a number "
