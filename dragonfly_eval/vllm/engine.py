@@ -145,7 +145,8 @@ class VllmEngine:
         on_batch: OnBatch | None = None,
         desc: str = "dragonfly_vllm generate",
     ) -> list[str]:
-        """The answer to each request, in order ("" for a failed one)."""
+        """The answer to each request, in order ("" for a failed one). `desc` is the HF
+        engine's progress label; vLLM draws its own bar (`VllmSettings.progress`)."""
         return self._loop(requests, "", self._generation, self._answer, on_batch)
 
     def score(
