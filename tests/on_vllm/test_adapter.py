@@ -10,7 +10,7 @@ import pytest
 
 from tests.on_vllm.vllm_kit import NEEDS_VLLM, noise
 
-pytestmark = [pytest.mark.slow, NEEDS_VLLM]
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, NEEDS_VLLM]
 GEN = {"until": ["\n\n"], "max_new_tokens": 6, "temperature": 0}
 
 

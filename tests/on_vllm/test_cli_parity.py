@@ -13,7 +13,7 @@ import pytest
 from dragonfly_eval.paths import task_yaml_dir
 from tests.on_vllm.vllm_kit import NEEDS_VLLM
 
-pytestmark = [pytest.mark.slow, NEEDS_VLLM]
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, NEEDS_VLLM]
 GENERATION, LIKELIHOOD = "dragonfly_mini_chart", "dragonfly_mini_mc_ppl"
 LIMIT = 3
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.on_vllm.vllm_kit import NEEDS_VLLM, noise
 
-pytestmark = [pytest.mark.slow, NEEDS_VLLM]
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, NEEDS_VLLM]
 POSITIONS_PER_IMAGE = 2098  # v2 `full`: 577 + 1, then 40 x (37 + 1)
 
 

@@ -18,7 +18,7 @@ import pytest
 from dragonfly_eval.vllm import chat_template_path
 from tests.on_vllm.vllm_kit import NEEDS_VLLM, noise
 
-pytestmark = [pytest.mark.slow, NEEDS_VLLM]
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, NEEDS_VLLM]
 QUESTION = "What is it?"
 
 

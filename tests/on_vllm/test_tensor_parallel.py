@@ -8,7 +8,7 @@ import pytest
 
 from tests.on_vllm.vllm_kit import NEEDS_VLLM, noise
 
-pytestmark = [pytest.mark.slow, NEEDS_VLLM]
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, NEEDS_VLLM]
 
 
 def test_two_tensor_parallel_ranks_give_the_hf_engines_answers_and_scores(

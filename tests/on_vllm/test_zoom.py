@@ -8,7 +8,7 @@ import pytest
 
 from tests.on_vllm.vllm_kit import NEEDS_VLLM, noise
 
-pytestmark = [pytest.mark.slow, NEEDS_VLLM]
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, NEEDS_VLLM]
 
 
 def test_zoom_low_gives_the_hf_engines_one_crop_layout_and_answers(
