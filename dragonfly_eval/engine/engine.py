@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 import torch
-from loguru import logger
 from transformers import LogitsProcessorList
 
 from dragonfly_eval.engine.batching import plan_batches, restore_order
@@ -22,7 +21,13 @@ from dragonfly_eval.engine.caches import EncodingCaches
 from dragonfly_eval.engine.numerics import NonFiniteWatch
 from dragonfly_eval.engine.policy import Float32Rerun, OomPolicy
 from dragonfly_eval.engine.prepare import Prepared, PreparedBatch, Preparer
-from dragonfly_eval.engine.requests import GenRequest, Request, ScoreRequest, cut_at_stop
+from dragonfly_eval.engine.requests import (
+    FailureRecorder,
+    GenRequest,
+    Request,
+    ScoreRequest,
+    cut_at_stop,
+)
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor
 from dragonfly_eval.runner.progress import progress_bar
 
@@ -76,12 +81,16 @@ class Engine:
             settings.image_cache_mb * 2**20 if settings.image_cache else None,
             settings.prefix_cache_mb * 2**20 if settings.prefix_cache else None,
         )
-        self.failures: list[dict[str, Any]] = []
-        self._on_failure = on_failure
+        self._fail = FailureRecorder(on_failure)
         self._prep = Preparer(
             processor, self.caches, settings.max_length, self._fail, self.input_device
         )
         self._rerun = Float32Rerun(model, self.caches)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        """The requests that got the empty answer so far: task, doc_id, reason."""
+        return self._fail.failures
 
     @property
     def nonfinite_retries(self) -> int:
@@ -294,13 +303,3 @@ class Engine:
         """<|eot_id|> ends an answer; so does the tokenizer's end of text."""
         ids = [self.processor.eot_id, self.processor.tokenizer.eos_token_id]
         return [i for i in dict.fromkeys(ids) if i is not None]
-
-    def _fail(self, request: Request, reason: str) -> None:
-        """Report a request that gets the empty answer."""
-        logger.warning(
-            f"dragonfly: empty answer for task={request.task} doc_id={request.doc_id}: {reason}"
-        )
-        failure = {"task": request.task, "doc_id": request.doc_id, "reason": reason}
-        self.failures.append(failure)
-        if self._on_failure is not None:
-            self._on_failure(failure)

@@ -74,12 +74,14 @@ def flatten_visuals(visuals: Any) -> list[Image.Image]:
 
 
 class Preparer:
-    """Turns requests into `PreparedBatch`es; failures go to `fail` and never end the run."""
+    """Turns requests into `PreparedBatch`es; failures go to `fail` and never end the run.
+    Without `caches` (an engine that encodes images itself, e.g. vLLM) only `prepare` is
+    used."""
 
     def __init__(
         self,
         processor: DragonflyProcessor,
-        caches: EncodingCaches,
+        caches: EncodingCaches | None,
         max_length: int,
         fail: Fail,
         device: torch.device | str = "cpu",

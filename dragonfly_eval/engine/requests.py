@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loguru import logger
 from PIL import Image
 
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -124,3 +125,21 @@ def cut_at_stop(text: str, until: Sequence[str]) -> str:
         if pos >= 0:
             text = text[:pos]
     return text.strip()
+
+
+class FailureRecorder:
+    """The requests that got the empty answer: each is logged, kept (`failures`: task, doc_id,
+    reason) and passed to `on_failure` (e.g. the failure report)."""
+
+    def __init__(self, on_failure: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.failures: list[dict[str, Any]] = []
+        self._on_failure = on_failure
+
+    def __call__(self, request: Request, reason: str) -> None:
+        logger.warning(
+            f"dragonfly: empty answer for task={request.task} doc_id={request.doc_id}: {reason}"
+        )
+        failure = {"task": request.task, "doc_id": request.doc_id, "reason": reason}
+        self.failures.append(failure)
+        if self._on_failure is not None:
+            self._on_failure(failure)

@@ -1,9 +1,10 @@
 """The lmms-eval model `dragonfly`: an adapter from lmms-eval's requests to the engine.
 
-It turns `--model_args` into engine settings, each `Instance.args` tuple into a typed request,
-answers finished by an earlier run come from the resume store, and the engine's answers go back
-in request order. The evaluation itself (batching, caches, memory and numerics policies) is
-`dragonfly_eval.engine`.
+`EngineAdapter` turns each `Instance.args` tuple into a typed request, answers finished by an
+earlier run come from the resume store, failures go to the failure report, and the engine's
+answers go back in request order. `Dragonfly` puts it in front of this project's engine
+(`dragonfly_eval.engine`: batching, caches, memory and numerics policies); `dragonfly_vllm`
+(`harness.vllm_model`) puts the same adapter in front of vLLM.
 """
 
 from __future__ import annotations
@@ -42,7 +43,186 @@ compat.apply()
 DEFAULT_PRETRAINED = "togethercomputer/Llama-3.1-8B-Dragonfly-v2"
 
 
-class Dragonfly(lmms):
+class EngineAdapter(lmms):
+    """lmms-eval's requests -> an engine's typed requests, through the resume store.
+
+    A subclass parses its model_args, builds `self.engine` (anything with the `generate`,
+    `score` and `failures` of `dragonfly_eval.engine.Engine`), passing it the failure callback
+    of `_bookkeeping`, which also opens the resume store.
+    """
+
+    is_simple = True
+    engine: Any
+    model_name = "dragonfly"  # in warnings and progress bars
+
+    def _bookkeeping(
+        self,
+        resume_store: str | None,
+        failure_report: str | None,
+        model_id: Sequence[Any],
+    ) -> Callable[[dict[str, Any]], None] | None:
+        """Open the resume store (keys from `model_id`: everything besides the request that
+        decides an answer) and the failure report; returns the engine's failure callback."""
+        self._failure_log = (
+            FailureLog(rank_path(failure_report, self.rank, self.world_size))
+            if failure_report
+            else None
+        )
+        # One resume store for every rank: its keys do not depend on the rank, and SQLite in
+        # WAL mode with a busy timeout (resume.py) takes several writers, so a run resumed with
+        # another number of processes still finds every answer. The failure log is per rank
+        # (`rank_path`): each FailureLog starts its file empty, which would wipe another rank's.
+        self._resume = ResumeStore(resume_store) if resume_store else None
+        self._model_id = json.dumps(list(model_id))
+        self._ignored_warned = FirstTime()  # (task, gen_kwargs key) pairs already warned about
+        return self._failure_log.append if self._failure_log else None
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        """Build from `--model_args`; a value given there wins over lmms-eval's own flags
+        (`--batch_size`, `--device`), which lmms-eval always passes, defaults included."""
+        from lmms_eval.utils import simple_parse_args_string
+
+        args = simple_parse_args_string(arg_string or "")
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        return cls(**{**extra, **args})
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        """The requests that got an empty answer so far: task, doc_id, reason."""
+        return self.engine.failures
+
+    # --- Instance.args -> typed requests --------------------------------------------------
+    def _doc(self, task: str, split: str, doc_id: Any) -> Any:
+        return self.task_dict[task][split][doc_id]
+
+    def _images(self, visuals_fn: Callable | None, task: str, split: str, doc_id: Any):
+        """The document's images, read when the request is prepared (in a prefetch thread)."""
+        return () if visuals_fn is None else partial(self._visuals, visuals_fn, task, split, doc_id)
+
+    def _visuals(self, visuals_fn: Callable, task: str, split: str, doc_id: Any) -> Any:
+        return visuals_fn(self._doc(task, split, doc_id))
+
+    def _settings(self, gen_kwargs: dict, task: str) -> GenSettings:
+        settings, ignored = GenSettings.from_gen_kwargs(gen_kwargs)
+        for key in ignored:
+            if self._ignored_warned.first((task, key)):
+                logger.warning(
+                    f"{self.model_name}: task={task} gen_kwargs {key}={gen_kwargs[key]!r} is not "
+                    f"used by {self.model_name} and is ignored (it reads until, max_new_tokens, "
+                    "min_new_tokens, temperature, do_sample, num_beams, top_p)"
+                )
+        return settings
+
+    def _continuation(self, continuation: Any, task: str, split: str, doc_id: Any):
+        """(text, error): lmms-eval passes text for multiple-choice tasks but the task's
+        `doc_to_target` for `output_type: loglikelihood`; a target that cannot be read is the
+        request's error, reported when the request runs."""
+        if not callable(continuation):
+            return str(continuation), None
+        try:
+            target = continuation(self._doc(task, split, doc_id))
+            return str(target[0] if isinstance(target, (list, tuple)) else target), None
+        except Exception as err:  # a bad document must not end the run
+            return str(err), f"{type(err).__name__}: {err}"
+
+    # --- lmms-eval entry points -----------------------------------------------------------
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        """Answers for `generate_until` requests, batched, in request order (those an earlier
+        run finished come from the resume store)."""
+        rounds = [RoundState.of(req.args[:3], *req.args[3:]) for req in requests]
+        return self._generate_round("generate_until", rounds, f"{self.model_name} generate")
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """(loss, is_greedy) per request, where loss is the mean negative log-likelihood per
+        continuation token.
+
+        This follows lmms-eval's own convention rather than lm-eval's summed log-probability:
+        lmms-eval's multiple-choice scorer takes the argmin of the returned floats, and its
+        built-in wrappers return the language-modelling loss of the continuation.
+        """
+        scored, keys = [], []
+        for req in requests:
+            context, continuation, visuals_fn, doc_id, task, split = req.args
+            text, error = self._continuation(continuation, task, split, doc_id)
+            images = self._images(visuals_fn, task, split, doc_id)
+            scored.append(ScoreRequest(context, text, images, task, doc_id, error))
+            keys.append(self._key("loglikelihood", task, split, doc_id, context, text))
+        return self._stored(
+            "loglikelihood",
+            keys,
+            scored,
+            lambda todo, save: self.engine.score(todo, save, f"{self.model_name} loglikelihood"),
+        )
+
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[Any]:
+        """Multi-round tasks: each round's context and images come from the task's doc_to_text
+        (called with previous_output, round_idx and previous_round_info) until it signals the
+        end; the answer is the round results doc_to_text returns then."""
+        states = []
+        for req in requests:
+            context, gen_kwargs, visuals_fn, doc_to_text, doc_id, task, split = req.args
+            states.append(RoundState.of((context, gen_kwargs, visuals_fn), doc_id, task, split))
+            states[-1].doc_to_text = doc_to_text
+        round_idx = 0
+        while True:
+            active = [s for s in states if s.result is None]
+            if round_idx > 0:
+                for s in active:
+                    s.next_round(self._doc(s.task, s.split, s.doc_id), round_idx)
+                active = [s for s in states if s.result is None]
+            if not active:
+                break
+            request_type = f"generate_until_multi_round:{round_idx}"
+            desc = f"{self.model_name} multi-round {round_idx}"
+            for s, answer in zip(
+                active, self._generate_round(request_type, active, desc), strict=True
+            ):
+                s.outputs.append(answer)
+            round_idx += 1
+        return [s.result if s.result is not None else s.outputs for s in states]
+
+    # --- the resume store ------------------------------------------------------------------
+    def _generate_round(self, request_type: str, rounds: list[RoundState], desc: str) -> list[str]:
+        """One generation round of `rounds` through the resume store."""
+        requests, keys = [], []
+        for s in rounds:
+            images = (
+                self._images(s.visuals_fn, s.task, s.split, s.doc_id)
+                if s.visuals is None
+                else s.visuals
+            )
+            settings = self._settings(s.gen_kwargs, s.task)
+            requests.append(GenRequest(s.context, images, settings, s.task, s.doc_id))
+            extra = gen_kwargs_key(s.gen_kwargs)
+            keys.append(self._key(request_type, s.task, s.split, s.doc_id, s.context, extra))
+        return self._stored(
+            request_type, keys, requests, lambda todo, save: self.engine.generate(todo, save, desc)
+        )
+
+    def _key(self, request_type: str, task: str, split: str, doc_id: Any, *parts: Any) -> str:
+        if self._resume is None:
+            return ""
+        return request_key(self._model_id, request_type, task, split, doc_id, *parts)
+
+    def _stored(
+        self,
+        request_type: str,
+        keys: list[str],
+        requests: Sequence[GenRequest | ScoreRequest],
+        compute: Callable[[list, SaveBatch | None], list],
+    ) -> list:
+        """Answers of `requests`: stored ones from the resume store, the rest computed."""
+        return answer_with_store(
+            self._resume,
+            request_type,
+            keys if self._resume is not None else [],
+            [(r.task, r.doc_id) for r in requests],
+            lambda pending, save: compute([requests[i] for i in pending], save),
+        )
+
+
+class Dragonfly(EngineAdapter):
     """lmms-eval model class for every Dragonfly release (v1 and v2, general and Med).
 
     model_args: pretrained, device, dtype, batch_size, attn_implementation, device_map, zoom,
@@ -54,8 +234,6 @@ class Dragonfly(lmms):
     max_batch_size is refused: the batch size is fixed (`batch_size`), and out-of-memory batches
     are halved automatically.
     """
-
-    is_simple = True
 
     def __init__(
         self,
@@ -142,24 +320,9 @@ class Dragonfly(lmms):
             pretrained, zoom=zoom, revision=revision, config=model.config
         )
         self.processor.image_processor.device_resize = resize_choice
-        self._failure_log = (
-            FailureLog(rank_path(failure_report, self.rank, self.world_size))
-            if failure_report
-            else None
-        )
-        self.engine = Engine(
-            model,
-            self.processor,
-            replace(settings, progress=self.rank == 0),
-            on_failure=self._failure_log.append if self._failure_log else None,
-        )
-        # One resume store for every rank: its keys do not depend on the rank, and SQLite in
-        # WAL mode with a busy timeout (resume.py) takes several writers, so a run resumed with
-        # another number of processes still finds every answer. The failure log is per rank
-        # (`rank_path`): each FailureLog starts its file empty, which would wipe another rank's.
-        self._resume = ResumeStore(resume_store) if resume_store else None
-        # Everything besides the request that decides an answer, for the resume store's keys.
-        self._model_id = json.dumps(
+        on_failure = self._bookkeeping(
+            resume_store,
+            failure_report,
             [
                 pretrained,
                 checkpoint_identity(pretrained),
@@ -168,19 +331,11 @@ class Dragonfly(lmms):
                 model.zoom,
                 settings.max_length,
                 attn_implementation,
-            ]
+            ],
         )
-        self._ignored_warned = FirstTime()  # (task, gen_kwargs key) pairs already warned about
-
-    @classmethod
-    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
-        """Build from `--model_args`; a value given there wins over lmms-eval's own flags
-        (`--batch_size`, `--device`), which lmms-eval always passes, defaults included."""
-        from lmms_eval.utils import simple_parse_args_string
-
-        args = simple_parse_args_string(arg_string or "")
-        extra = {k: v for k, v in (additional_config or {}).items() if v is not None}
-        return cls(**{**extra, **args})
+        self.engine = Engine(
+            model, self.processor, replace(settings, progress=self.rank == 0), on_failure
+        )
 
     # --- lmms-eval properties -------------------------------------------------------------
     @property
@@ -198,140 +353,6 @@ class Dragonfly(lmms):
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         self.engine.batch_size = int(value)
-
-    @property
-    def failures(self) -> list[dict[str, Any]]:
-        """The requests that got an empty answer so far: task, doc_id, reason."""
-        return self.engine.failures
-
-    # --- Instance.args -> typed requests --------------------------------------------------
-    def _doc(self, task: str, split: str, doc_id: Any) -> Any:
-        return self.task_dict[task][split][doc_id]
-
-    def _images(self, visuals_fn: Callable | None, task: str, split: str, doc_id: Any):
-        """The document's images, read when the request is prepared (in a prefetch thread)."""
-        return () if visuals_fn is None else partial(self._visuals, visuals_fn, task, split, doc_id)
-
-    def _visuals(self, visuals_fn: Callable, task: str, split: str, doc_id: Any) -> Any:
-        return visuals_fn(self._doc(task, split, doc_id))
-
-    def _settings(self, gen_kwargs: dict, task: str) -> GenSettings:
-        settings, ignored = GenSettings.from_gen_kwargs(gen_kwargs)
-        for key in ignored:
-            if self._ignored_warned.first((task, key)):
-                logger.warning(
-                    f"dragonfly: task={task} gen_kwargs {key}={gen_kwargs[key]!r} is not used "
-                    "by dragonfly and is ignored (it reads until, max_new_tokens, "
-                    "min_new_tokens, temperature, do_sample, num_beams, top_p)"
-                )
-        return settings
-
-    def _continuation(self, continuation: Any, task: str, split: str, doc_id: Any):
-        """(text, error): lmms-eval passes text for multiple-choice tasks but the task's
-        `doc_to_target` for `output_type: loglikelihood`; a target that cannot be read is the
-        request's error, reported when the request runs."""
-        if not callable(continuation):
-            return str(continuation), None
-        try:
-            target = continuation(self._doc(task, split, doc_id))
-            return str(target[0] if isinstance(target, (list, tuple)) else target), None
-        except Exception as err:  # a bad document must not end the run
-            return str(err), f"{type(err).__name__}: {err}"
-
-    # --- lmms-eval entry points -----------------------------------------------------------
-    def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Answers for `generate_until` requests, batched, in request order (those an earlier
-        run finished come from the resume store)."""
-        rounds = [RoundState.of(req.args[:3], *req.args[3:]) for req in requests]
-        return self._generate_round("generate_until", rounds, "dragonfly generate")
-
-    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
-        """(loss, is_greedy) per request, where loss is the mean negative log-likelihood per
-        continuation token.
-
-        This follows lmms-eval's own convention rather than lm-eval's summed log-probability:
-        lmms-eval's multiple-choice scorer takes the argmin of the returned floats, and its
-        built-in wrappers return the language-modelling loss of the continuation.
-        """
-        scored, keys = [], []
-        for req in requests:
-            context, continuation, visuals_fn, doc_id, task, split = req.args
-            text, error = self._continuation(continuation, task, split, doc_id)
-            images = self._images(visuals_fn, task, split, doc_id)
-            scored.append(ScoreRequest(context, text, images, task, doc_id, error))
-            keys.append(self._key("loglikelihood", task, split, doc_id, context, text))
-        return self._stored(
-            "loglikelihood",
-            keys,
-            scored,
-            lambda todo, save: self.engine.score(todo, save),
-        )
-
-    def generate_until_multi_round(self, requests: list[Instance]) -> list[Any]:
-        """Multi-round tasks: each round's context and images come from the task's doc_to_text
-        (called with previous_output, round_idx and previous_round_info) until it signals the
-        end; the answer is the round results doc_to_text returns then."""
-        states = []
-        for req in requests:
-            context, gen_kwargs, visuals_fn, doc_to_text, doc_id, task, split = req.args
-            states.append(RoundState.of((context, gen_kwargs, visuals_fn), doc_id, task, split))
-            states[-1].doc_to_text = doc_to_text
-        round_idx = 0
-        while True:
-            active = [s for s in states if s.result is None]
-            if round_idx > 0:
-                for s in active:
-                    s.next_round(self._doc(s.task, s.split, s.doc_id), round_idx)
-                active = [s for s in states if s.result is None]
-            if not active:
-                break
-            request_type = f"generate_until_multi_round:{round_idx}"
-            desc = f"dragonfly multi-round {round_idx}"
-            for s, answer in zip(
-                active, self._generate_round(request_type, active, desc), strict=True
-            ):
-                s.outputs.append(answer)
-            round_idx += 1
-        return [s.result if s.result is not None else s.outputs for s in states]
-
-    # --- the resume store ------------------------------------------------------------------
-    def _generate_round(self, request_type: str, rounds: list[RoundState], desc: str) -> list[str]:
-        """One generation round of `rounds` through the resume store."""
-        requests, keys = [], []
-        for s in rounds:
-            images = (
-                self._images(s.visuals_fn, s.task, s.split, s.doc_id)
-                if s.visuals is None
-                else s.visuals
-            )
-            settings = self._settings(s.gen_kwargs, s.task)
-            requests.append(GenRequest(s.context, images, settings, s.task, s.doc_id))
-            extra = gen_kwargs_key(s.gen_kwargs)
-            keys.append(self._key(request_type, s.task, s.split, s.doc_id, s.context, extra))
-        return self._stored(
-            request_type, keys, requests, lambda todo, save: self.engine.generate(todo, save, desc)
-        )
-
-    def _key(self, request_type: str, task: str, split: str, doc_id: Any, *parts: Any) -> str:
-        if self._resume is None:
-            return ""
-        return request_key(self._model_id, request_type, task, split, doc_id, *parts)
-
-    def _stored(
-        self,
-        request_type: str,
-        keys: list[str],
-        requests: Sequence[GenRequest | ScoreRequest],
-        compute: Callable[[list, SaveBatch | None], list],
-    ) -> list:
-        """Answers of `requests`: stored ones from the resume store, the rest computed."""
-        return answer_with_store(
-            self._resume,
-            request_type,
-            keys if self._resume is not None else [],
-            [(r.task, r.doc_id) for r in requests],
-            lambda pending, save: compute([requests[i] for i in pending], save),
-        )
 
 
 @dataclass

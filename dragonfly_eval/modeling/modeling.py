@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,25 @@ def cache_kwargs(cache: Any) -> dict[str, Any]:
 def output_cache(output: Any) -> Any:
     """The KV cache of a model output, whatever the installed transformers calls it."""
     return getattr(output, "cache", None) or getattr(output, "past_key_values", None)
+
+
+def visual_embeddings(
+    config: DragonflyConfig, feats: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Visual embeddings of whole images from their crops' tower features and the projector:
+    [n_images, n_crops, 1+P, C] -> [n_images, T, D] (v2 pooling, v1 selection). Shared by this
+    model and the vLLM model, whose towers differ but whose tokens must not."""
+    if config.version == 2:
+        # Pooling commutes with the affine projector; pooling first projects 11x fewer tokens.
+        return project(v2_visual_tokens(feats, kernel=config.pool_kernel))
+    projected = project(feats)  # [B, n_crops, 1+P, D]
+    return v1_visual_tokens(
+        projected,
+        select=config.zoom == "select",
+        n_medium=config.level_crops()["medium"],
+        block=config.v1_block,
+        top_k=config.v1_top_k,
+    )
 
 
 class DragonflyForCausalLM(PreTrainedModel):
@@ -103,17 +122,7 @@ class DragonflyForCausalLM(PreTrainedModel):
             feature_layer=cfg.vision_feature_layer,
         )  # [n_images * n_crops, 1+P, C]
         feats = feats.view(n_images, n_crops, *feats.shape[1:])  # [B, n_crops, 1+P, C]
-        if cfg.version == 2:
-            # Pooling commutes with the affine projector; pooling first projects 11x fewer tokens.
-            return self.vision_embed_tokens(v2_visual_tokens(feats, kernel=cfg.pool_kernel))
-        projected = self.vision_embed_tokens(feats)  # [B, n_crops, 1+P, D]
-        return v1_visual_tokens(
-            projected,
-            select=cfg.zoom == "select",
-            n_medium=cfg.level_crops()["medium"],
-            block=cfg.v1_block,
-            top_k=cfg.v1_top_k,
-        )
+        return visual_embeddings(cfg, feats, self.vision_embed_tokens)
 
     def embed_inputs(
         self,
@@ -280,23 +289,25 @@ class DragonflyForCausalLM(PreTrainedModel):
         Returns per sample the summed log-probability (float32), whether every marked token was
         the argmax (greedy), and the number of marked tokens. With `cache` (the KV cache of a
         prefix), `input_ids` are the tokens after it and `attention_mask` covers both. Logits
-        are computed only at the positions that predict a marked token (`logits_to_keep`).
+        are computed only at the positions that predict a marked token: the language model's
+        last hidden states there go through the LM head (which every transformers 5.x allows;
+        a boolean `logits_to_keep` needs 5.21).
         """
         marked = continuation_mask.to(input_ids.device).bool()
         predicting = torch.zeros_like(marked)
         predicting[:, :-1] = marked[:, 1:]  # position t predicts token t+1
-        out = self(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            image_patches=image_patches,
-            image_patches_indices=image_patches_indices,
-            images_per_sample=images_per_sample,
-            visual_embeds=visual_embeds,
-            use_cache=False,
-            logits_to_keep=predicting,
-            **cache_kwargs(cache),
+        embeds = self.embed_inputs(
+            input_ids, image_patches, image_patches_indices, images_per_sample, visual_embeds
         )
-        logits = out.logits.reshape(-1, out.logits.shape[-1]).float()  # [N marked, V]
+        positions = position_ids_from_mask(attention_mask)[:, -embeds.shape[1] :]
+        hidden = self.language_model.model(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=False,
+            **cache_kwargs(cache),
+        ).last_hidden_state  # [B, L, D]
+        logits = self.language_model.lm_head(hidden[predicting]).float()  # [N marked, V]
         targets = input_ids[:, 1:][marked[:, 1:]].to(logits.device)  # [N], row-major as logits
         rows = predicting.nonzero(as_tuple=True)[0].to(logits.device)  # sample of each
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]

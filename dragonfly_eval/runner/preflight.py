@@ -371,13 +371,7 @@ def token_problem(task: TaskSpec) -> Problem:
 
 def judge_problem(task: TaskSpec) -> Problem | None:
     """The problem of a judged task without a configured judge, or None."""
-    from loguru import logger
-
-    logger.disable("lmms_eval")  # its judge module warns at import that `openai` is absent
-    try:
-        from dragonfly_eval.tasks.judge import JudgeNotConfiguredError, judge_settings
-    finally:
-        logger.enable("lmms_eval")
+    from dragonfly_eval.tasks.judge_settings import JudgeNotConfiguredError, judge_settings
 
     try:
         judge_settings(task.name)

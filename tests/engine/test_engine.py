@@ -194,8 +194,8 @@ def test_scoring_computes_logits_only_at_the_continuation(tiny_parts, make_engin
         for i, text in enumerate(continuations)
     ]
     rows = []
-    handle = model.language_model.register_forward_hook(
-        lambda module, args, output: rows.append(output.logits.numel() // output.logits.shape[-1])
+    handle = model.language_model.lm_head.register_forward_hook(
+        lambda module, args, output: rows.append(output.numel() // output.shape[-1])
     )
     try:
         make_engine(batch_size=2, prefix_cache=prefix_cache).score(requests)

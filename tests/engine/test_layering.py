@@ -1,5 +1,6 @@
-"""Which package may import what: the engine never imports lmms-eval, the runner never imports
-torch or the model (it runs lmms-eval as a child process)."""
+"""Which package may import what: the engine and the vLLM engine never import lmms-eval, the
+harness or the runner; the runner never imports torch or the model (it runs lmms-eval as a child
+process)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import dragonfly_eval
 PACKAGE = Path(dragonfly_eval.__file__).parent
 FORBIDDEN = {
     "engine": ("lmms_eval", "dragonfly_eval.harness", "dragonfly_eval.runner.cli"),
+    "vllm": ("lmms_eval", "dragonfly_eval.harness", "dragonfly_eval.runner"),
     "runner": (
         "torch",
         "transformers",

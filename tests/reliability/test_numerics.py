@@ -73,18 +73,17 @@ def _requests(kind):
     ]
 
 
-def _poison_half_precision(model, doc_rows=None):
-    """NaN logits whenever the language model runs in a dtype other than float32."""
-    lm = model.model.language_model
+def _poison_half_precision(model):
+    """NaN logits whenever the LM head (where generation and scoring both end) runs in a dtype
+    other than float32."""
+    head = model.model.language_model.lm_head
 
     def hook(module, args, output):
-        if lm.lm_head.weight.dtype != torch.float32:
-            output.logits = output.logits.clone()
-            rows = slice(None) if doc_rows is None else doc_rows
-            output.logits[rows] = float("nan")
+        if head.weight.dtype != torch.float32:
+            return torch.full_like(output, float("nan"))
         return output
 
-    return lm.register_forward_hook(hook)
+    return head.register_forward_hook(hook)
 
 
 @pytest.mark.parametrize("kind", ["generate_until", "loglikelihood"])

@@ -1,6 +1,18 @@
+import importlib
+import os
+
 import pytest
 
-from dragonfly_eval.tasks import judge
+
+def _import_judge():
+    """`dragonfly_eval.tasks.judge`, whose lmms-eval utils build an OpenAI client at import time:
+    with `openai` installed (vLLM brings it) that needs some key, never used here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", os.environ.get("OPENAI_API_KEY") or "unused")
+        return importlib.import_module("dragonfly_eval.tasks.judge")
+
+
+judge = _import_judge()
 
 CONFIGURED = {
     "OPENAI_API_URL": "http://localhost:8000/v1",
