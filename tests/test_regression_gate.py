@@ -100,7 +100,7 @@ def test_mini_metrics_equal_the_baseline_exactly(demo_dir):
     }
     assert not moved, (
         f"mini-suite metrics moved (baseline, now): {moved}; if the change is intended, "
-        "regenerate leaderboards/mini_baseline (README, 'Regression gate')"
+        "regenerate leaderboards/mini_baseline (docs/leaderboard-and-gate.md, 'Regression gate')"
     )
 
 
@@ -115,6 +115,18 @@ def test_the_demo_shows_the_zoom_in_test_working(demo_dir):
     low = _metrics(demo_dir / "zoom_low")[key]
     assert full >= low + 0.25, (full, low)
     assert full >= 0.75 and low <= 0.5, (full, low)
+
+
+def test_the_readme_quickstart_shows_what_the_demo_prints(demo_dir):
+    """The README's Quickstart copies the demo's zoom table (OUT/zoom.md); the copy is wrapped
+    at 100 columns, so the two are compared word by word."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quickstart = readme[readme.index("## Quickstart") :]
+    block = quickstart[quickstart.index("```text\n") + len("```text\n") :]
+    block = block[: block.index("```")]
+    assert block.split() == (demo_dir / "zoom.md").read_text().split(), (
+        "the README's Quickstart output is out of date: copy dragonfly-demo/zoom.md into it"
+    )
 
 
 def _markdown_row(markdown: str, label: str) -> list[str]:
