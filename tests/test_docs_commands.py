@@ -122,9 +122,12 @@ def problems(line: str) -> list[str]:
             continue
         name = program
         if program.startswith(".venv/bin/"):
-            if not (cwd / program).exists():
-                found.append(f"{program} does not exist (from {cwd})")
+            # the repository's .venv: the venv running this test (under tox it lives elsewhere)
             name = program.removeprefix(".venv/bin/")
+            if cwd != REPO:
+                found.append(f"{program} run from {cwd}, not the repository root")
+            elif not (VENV_BIN / name).exists():
+                found.append(f"{program}: the venv has no {name}")
         elif "/" in program:
             found.append(f"{program}: run programs from the venv or by name")
             continue
@@ -132,8 +135,8 @@ def problems(line: str) -> list[str]:
             continue  # checked by test_programs_to_install_are_introduced_with_their_install
         elif program not in STANDARD and not (VENV_BIN / program).exists():
             found.append(f"`{program}` is neither in the venv's bin nor a standard tool")
-        if program == "source" and args and not (cwd / args[0]).exists() and cwd.exists():
-            found.append(f"source {args[0]}: no such file")
+        if program == "source" and (args != [".venv/bin/activate"] or cwd != REPO):
+            found.append(f"source {' '.join(args)}: activate the venv from the repository root")
         if name in {"python", "python3", "torchrun", "accelerate"} and "-m" in args:
             module = args[args.index("-m") + 1] if args[-1] != "-m" else ""
             if not module or importlib.util.find_spec(module) is None:
@@ -141,7 +144,7 @@ def problems(line: str) -> list[str]:
         elif name in {"python", "python3", "bash"} and args and not args[0].startswith("-"):
             script = cwd / args[0]
             if cwd.exists() and not script.is_file():
-                found.append(f"{name} {args[0]}: no such file (from {cwd.relative_to(REPO)})")
+                found.append(f"{name} {args[0]}: no such file (from {cwd})")
         if name == "dragonfly-eval":
             sub = next((a for a in args if not a.startswith("-")), None)
             if sub not in subcommands():
@@ -169,6 +172,19 @@ def test_every_command_runs_in_the_venv(page, line):
     assert not problems(line), f"{page}: {line}"
 
 
+def test_the_one_activation_step_is_stated_where_a_reader_starts():
+    """Bare `lmms-eval`, `python`, `hf` run the venv's only after `source .venv/bin/activate`:
+    the README's Quickstart gives it as a command, and each docs page says at its top that its
+    commands assume it."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quickstart = readme[readme.index("## Quickstart") :].split("\n## ", 1)[0]
+    blocks = [body for lang, body in fenced_blocks(quickstart) if lang == "bash"]
+    assert any(body.strip() == "source .venv/bin/activate" for body in blocks), blocks
+    for page in PAGES[1:]:
+        top = "\n".join(page.read_text(encoding="utf-8").splitlines()[:8])
+        assert "source .venv/bin/activate" in top, f"{page.name} does not say its commands need it"
+
+
 def test_programs_to_install_are_introduced_with_their_install():
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
@@ -183,6 +199,8 @@ def test_the_checker_catches_what_a_newcomer_met():
     assert problems("dragonfly-eval leaderbord out/")
     assert problems("python bench/no_such_bench.py")
     assert problems("cd hub && .venv/bin/lmms-eval --tasks x")  # no .venv in hub/
+    assert problems("cd hub && source .venv/bin/activate")
+    assert not problems(".venv/bin/python -m pytest -q")
     assert inline_commands("run `hf auth login`, not `hf ...`") == ["hf auth login"]
     assert not problems("python -m dragonfly_eval.tasks.make_hub_layout hub")
     assert not problems("cd bench && python preprocess.py")
