@@ -1,7 +1,8 @@
 """Every shell command in the README and docs/*.md runs as written after the Quickstart: its
 program is in the venv (the pages assume `source .venv/bin/activate`) or is a standard tool,
 each `python -m X` (also `torchrun`/`accelerate launch ... -m X`) names a module the venv finds,
-each script it runs exists, and each `dragonfly-eval <sub>` is a subcommand."""
+each script it runs exists, each `dragonfly-eval <sub>` is a subcommand, and the links between
+the pages resolve."""
 
 from __future__ import annotations
 
@@ -205,3 +206,25 @@ def test_the_checker_catches_what_a_newcomer_met():
     assert not problems("python -m dragonfly_eval.tasks.make_hub_layout hub")
     assert not problems("cd bench && python preprocess.py")
     assert not problems("OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m lmms_eval --model x")
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings."""
+    headings = re.findall(r"^#+ (.*)$", page.read_text(encoding="utf-8"), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_between_the_pages_resolve():
+    """A section moved to another page leaves no link to where it was."""
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
