@@ -4,8 +4,8 @@ A request costs the work on its image (41 crops through the tower, then the 2,09
 prefix through the LLM) plus the work on its question (a few dozen more prompt positions and the
 answer's tokens). With image reuse (the harness's `image_cache` + `prefix_cache`), an image asked
 several questions (POPE: 9,000 questions over 500 images) pays its image work once. The per-request
-figures default to the H100 measurement recorded in the README (6.4 samples/s at batch 32, 8 new
-tokens, 46.2 TFLOP per sample of which vision 15.0 and prefill 31.0); `bench/throughput.py
+figures default to the H100 measurement recorded in docs/performance.md (6.4 samples/s at batch
+32, 8 new tokens, 46.2 TFLOP per sample of which vision 15.0 and prefill 31.0); `bench/throughput.py
 --profile` prints the same three inputs measured on the machine at hand. 8 GPUs run lmms-eval's data
 parallel (each rank a slice of every task), so the time divides by 8 up to the slowest slice.
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 MEASURED_NEW_TOKENS = 8  # new tokens per request in the measurement the figures come from
 PROMPT_POSITIONS = 2135  # positions of the measured prompt (bench/throughput.py's question)
 IMAGE_POSITIONS = 2098  # of which the image block (v2: 577 + 40 x 37 tokens + separators)
-# The README's H100 run: vision 15.0 TFLOP + prefill 31.0 TFLOP of a 46.2 TFLOP sample.
+# The H100 run in docs/performance.md: vision 15.0 TFLOP + prefill 31.0 TFLOP of a 46.2 TFLOP sample.
 DEFAULT_IMAGE_SHARE = (15.0 + 31.0 * IMAGE_POSITIONS / PROMPT_POSITIONS) / 46.2
-DEFAULT_SAMPLES_PER_S = 6.4  # README, Performance: 6.59 and 6.35 samples/s on one H100
+DEFAULT_SAMPLES_PER_S = 6.4  # docs/performance.md: 6.59 and 6.35 samples/s on one H100
 # Assumed, not measured: one decode step of a batch of 32 on an H100 (8B weights read once,
 # about 25 ms with transformers' generate loop) shared by its 32 samples.
 DEFAULT_DECODE_MS_PER_TOKEN = 25.0 / 32

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_mini_metrics_equal_the_baseline_exactly(demo_dir):
     }
     assert not moved, (
         f"mini-suite metrics moved (baseline, now): {moved}; if the change is intended, "
-        "regenerate leaderboards/mini_baseline (README, 'Regression gate')"
+        "regenerate leaderboards/mini_baseline (docs/leaderboard-and-gate.md, 'Regression gate')"
     )
 
 
@@ -115,6 +116,33 @@ def test_the_demo_shows_the_zoom_in_test_working(demo_dir):
     low = _metrics(demo_dir / "zoom_low")[key]
     assert full >= low + 0.25, (full, low)
     assert full >= 0.75 and low <= 0.5, (full, low)
+
+
+def test_the_readme_quickstart_shows_what_the_demo_prints(demo_dir):
+    """The README's Quickstart copies the demo's zoom table (OUT/zoom.md); the copy is wrapped
+    at 100 columns, so the two are compared word by word."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quickstart = readme[readme.index("## Quickstart") :]
+    block = quickstart[quickstart.index("```text\n") + len("```text\n") :]
+    block = block[: block.index("```")]
+    assert block.split() == (demo_dir / "zoom.md").read_text().split(), (
+        "the README's Quickstart output is out of date: copy dragonfly-demo/zoom.md into it"
+    )
+
+
+def test_the_embedded_model_page_shows_what_the_demo_scores(demo_dir):
+    """docs/embedded-model.md's table of the mini-suite scores (its zoom=full column, in the
+    suite's order) and the average it names are the demo's leaderboard row."""
+    page = (REPO / "docs" / "embedded-model.md").read_text(encoding="utf-8")
+    table = page[page.index("| task | zoom=full | chance |") :].split("\n\n", 1)[0]
+    cells = [row.split("|")[2] for row in table.splitlines()[2:]]
+    shown = [re.search(r"\d+\.\d", cell).group(0) for cell in cells]
+    row = _markdown_row((demo_dir / "leaderboard.md").read_text(), "dragonfly-tiny")
+    printed, average = row[2:-1], row[-1]
+    assert len(shown) == len(printed) == len(load_suite().suites["mini"]), (shown, printed)
+    moved = [(s, p) for s, p in zip(shown, printed, strict=True) if p != "–" and s != p]
+    assert not moved, f"docs/embedded-model.md's scores are out of date (page, demo): {moved}"
+    assert f"average ({average})" in page
 
 
 def _markdown_row(markdown: str, label: str) -> list[str]:

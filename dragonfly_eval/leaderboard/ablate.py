@@ -144,7 +144,7 @@ def build_ablation(written: dict[str, list[Path]], suite: Suite) -> Ablation:
 
 def render_ablation_markdown(ablation: Ablation) -> str:
     """The ablation table and the per-benchmark count of documents only full zoom got right."""
-    header = ["Zoom", "Visual tokens per image (v1 / v2)"] + [b.name for b in ablation.benchmarks]
+    header = ["Zoom", "Positions per image (v1 / v2)"] + [b.name for b in ablation.benchmarks]
     rows = []
     for zoom in ablation.zooms:
         cells = [zoom, tokens_text(zoom)]
@@ -161,7 +161,8 @@ def render_ablation_markdown(ablation: Ablation) -> str:
 
 
 def tokens_text(zoom: str) -> str:
-    """A setting's visual tokens per image for v1 and v2 checkpoints."""
+    """A setting's positions per image (the sequence positions its image blocks take) for v1 and v2
+    checkpoints."""
     v1, v2 = VISUAL_TOKENS[zoom]
     return " / ".join(MISSING if n is None else str(n) for n in (v1, v2))
 

@@ -177,7 +177,7 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
         help="run tasks once per zoom setting and print the ablation table",
         description="Runs the tasks once per --zoom setting (like `dragonfly-eval run`, with "
         "--log_samples) into OUTPUT_PATH/zoom_<setting>/, then prints a table: one row per "
-        "setting with its visual tokens per image, one column per benchmark (score and 95% "
+        "setting with its positions per image, one column per benchmark (score and 95% "
         "interval), and per benchmark how many documents scored better only with full zoom. "
         "Exit 0; 2 for bad options; a failed run's exit code.",
     )

@@ -129,7 +129,7 @@ def ablation_figure(ablation: Ablation) -> Figure:
             )
     fig.suptitle(
         "Zoom-in test: one model, the same questions, without and with the zoomed-in crops\n"
-        "(score with its 95% interval; visual tokens per image, v1 / v2)",
+        "(score with its 95% interval; positions per image, v1 / v2)",
         fontsize=10,
     )
     return fig

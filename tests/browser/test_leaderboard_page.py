@@ -218,8 +218,8 @@ def _rerun(root: Path, name: str, stamp: str, tasks: list[str], model_args: str 
 
 @pytest.fixture(scope="module")
 def crowded_page(tmp_path_factory) -> Path:
-    """The README's page (the mini baseline and the published numbers, suites mini and
-    general) after a few more runs: two tasks re-run on later days, so one row holds runs of
+    """The page the README and docs/leaderboard-and-gate.md show (the mini baseline and the
+    published numbers, suites mini and general) after a few more runs: two tasks re-run on later days, so one row holds runs of
     three days, and a zoom=low run, a row of its own."""
     root = tmp_path_factory.mktemp("crowded")
     _rerun(root / "runs", "a", "20261203_101500", [LIKELIHOOD_TASK])

@@ -1,7 +1,7 @@
 """Data parallel on the CPU: the mini suite's generation and likelihood tasks under two processes
 (torchrun, and accelerate launch with its machine options) against one process.
 
-Each launcher runs the same lmms-eval command line, with the README's multi-GPU commands'
+Each launcher runs the same lmms-eval command line, with docs/evaluating.md's multi-GPU commands'
 options and device=cpu. Each process must answer its own share of the documents (seen in the
 shared resume store, where every process writes under its own run id, and in the per-rank
 failure logs), and the merged results and sample logs must equal the one-process run's. The
@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 
 def _lmms_eval_args(out: Path) -> list[str]:
-    """`-m lmms_eval ...` as the README's data-parallel commands give it, on the CPU."""
+    """`-m lmms_eval ...` as docs/evaluating.md's data-parallel commands give it, on the CPU."""
     model_args = (
         f"pretrained=dragonfly-tiny,device=cpu,batch_size=2,"
         f"resume_store={out / 'resume.sqlite'},failure_report={out / 'failures.jsonl'}"

@@ -9,8 +9,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_model_args() -> list[str]:
-    """The names in the first column of the table under the README's "### model_args"."""
-    section = README.read_text(encoding="utf-8").split("### model_args\n", 1)[1]
+    """The names in the first column of the table under the README's "## model_args"."""
+    section = re.split(r"^#+ model_args\n", README.read_text(encoding="utf-8"), flags=re.M)[1]
     section = re.split(r"^#", section, maxsplit=1, flags=re.MULTILINE)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     return [name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])]

@@ -78,7 +78,7 @@ def test_the_table_has_a_row_per_setting_and_counts_documents_only_full_got(
     }
     markdown = render_ablation_markdown(build_ablation(written, suite))
     lines = markdown.splitlines()
-    assert lines[0] == "| Zoom | Visual tokens per image (v1 / v2) | AI2D |"
+    assert lines[0] == "| Zoom | Positions per image (v1 / v2) | AI2D |"
     assert lines[2] == "| low | 51 / 578 | 25.0 ± 49.0 |"
     assert lines[3] == "| full | 1479 / 2098 | 75.0 ± – |"
     assert "- AI2D: 2 of 4 documents scored better with zoom=full than with zoom=low" in markdown
@@ -125,7 +125,7 @@ def test_ablate_runs_the_mini_suite_once_per_zoom(tmp_path, offline_env):
         assert f"zoom={folder.removeprefix('zoom_')}" in config["model_args"]
         assert len(list(results.parent.glob("*_samples_dragonfly_mini_vqa*.jsonl"))) == 2
     lines = done.stdout.splitlines()
-    assert lines[0] == "| Zoom | Visual tokens per image (v1 / v2) | Mini VQA | Mini answer loss |"
+    assert lines[0] == "| Zoom | Positions per image (v1 / v2) | Mini VQA | Mini answer loss |"
     assert re.fullmatch(
         r"\| low \| 51 / 578 \| \d+\.\d ± \d+\.\d \| \d+\.\d ± \d+\.\d \|", lines[2]
     )

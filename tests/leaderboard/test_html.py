@@ -169,7 +169,7 @@ def test_the_committed_page_is_what_the_readme_command_writes(tmp_path, capsys):
     chart = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
     committed = (repo / "leaderboards" / "mini.html").read_text(encoding="utf-8")
     assert chart.sub("", written.read_text(encoding="utf-8")) == chart.sub("", committed), (
-        "leaderboards/mini.html is out of date: regenerate it (README, 'dragonfly-eval leaderboard')"
+        "leaderboards/mini.html is out of date: regenerate it (docs/leaderboard-and-gate.md, 'dragonfly-eval leaderboard')"
     )
 
 

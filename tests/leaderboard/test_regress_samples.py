@@ -133,7 +133,7 @@ def test_four_losses_of_400_get_the_sign_test_not_the_t_test(runs, suite):
     assert cmp.interval.p_value == pytest.approx(0.125)
     # 4 changed documents cannot make the sign test significant: the tolerance decides
     assert cmp.status == "REGRESSION" and cmp.rule.startswith("underpowered")
-    # the README's comparison: lmms-eval's paired t-test would call this drop significant
+    # docs/leaderboard-and-gate.md's comparison: lmms-eval's paired t-test would call this drop significant
     assert paired_ttest(cur, base)["p_value"] == pytest.approx(0.045, abs=0.001)
 
 

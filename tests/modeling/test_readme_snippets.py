@@ -1,4 +1,4 @@
-"""The README's "Using the model directly" snippet runs as a user writes it: the package import
+"""The "Using the model directly" snippet (docs/using-the-model.md) runs as a user writes it: the package import
 registers the Auto classes, a used processor saves, and a folder saved at two zooms is refused
 when it is loaded, saying so."""
 
@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "using-the-model.md"
 SNIPPET_MARK = "import dragonfly_eval  # registers the Auto classes"
 
 
 def _auto_snippet() -> tuple[str, list[str]]:
-    """The README's Auto-classes snippet and the lines the text under it says it prints."""
-    text = README.read_text(encoding="utf-8")
+    """The page's Auto-classes snippet and the lines the text under it says it prints."""
+    text = PAGE.read_text(encoding="utf-8")
     for match in re.finditer(r"^```python\n(.*?)^```\n", text, flags=re.S | re.M):
         if match.group(1).startswith(SNIPPET_MARK):
             after = text[match.end() :].lstrip()
             assert after.startswith("prints "), "the snippet is not followed by what it prints"
             prints = after[: after.index(". ")]
             return match.group(1), re.findall(r"`([^`]+)`", prints)
-    raise AssertionError(f"README.md has no python block starting {SNIPPET_MARK!r}")
+    raise AssertionError(f"{PAGE.name} has no python block starting {SNIPPET_MARK!r}")
 
 
 def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -33,7 +33,7 @@ def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_readme_auto_class_snippet_runs_and_prints_what_it_says(tmp_path, offline_env):
+def test_the_docs_auto_class_snippet_runs_and_prints_what_it_says(tmp_path, offline_env):
     code, expected = _auto_snippet()
     code = code.replace('"/tmp/my-dragonfly"', repr(str(tmp_path / "saved")))
     done = _python(code, offline_env)

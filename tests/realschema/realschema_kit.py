@@ -12,7 +12,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# The built-in tasks of the README's first command; captioning metrics need Java.
+# The built-in tasks of the lmms-eval command in docs/leaderboard-and-gate.md ("Task names");
+# captioning metrics need Java.
 CAPTION_TASKS = ("coco2017_cap_val",)
 BUILTIN_TASKS = (
     "textvqa_val",

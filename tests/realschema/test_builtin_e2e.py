@@ -32,7 +32,8 @@ COLUMNS = {
 
 @pytest.fixture(scope="module")
 def builtin_run(hub_mirror, realschema_env, tmp_path_factory):
-    """The README's first command, once: the built-in tasks on the tiny model."""
+    """The built-in tasks of docs/leaderboard-and-gate.md's lmms-eval command, once, on the
+    tiny model."""
     out = tmp_path_factory.mktemp("builtin_run")
     tasks = runnable(BUILTIN_TASKS)
     args = [*TINY, "--tasks", ",".join(tasks), "--output_path", str(out), "--log_samples"]
