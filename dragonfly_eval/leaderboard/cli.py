@@ -186,8 +186,20 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     ablate.add_argument(
         "--zoom", required=True, help="zoom settings, comma-separated, e.g. low,low+medium,full"
     )
-    ablate.add_argument("--output_path", type=Path, default=Path("ablation"))
+    ablate.add_argument(
+        "--output_path",
+        type=Path,
+        default=Path("ablation"),
+        metavar="DIR",
+        help="folder for the runs, one OUTPUT_PATH/zoom_<setting>/ each (default ablation)",
+    )
     ablate.add_argument("--limit", help="lmms-eval --limit for every run")
+    ablate.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted ablation: each setting continues the newest run in its "
+        "folder, and answers it stored are not computed again",
+    )
     ablate.add_argument(
         "--trust-dataset-commands",
         action="store_true",
@@ -300,13 +312,16 @@ def run_ablate(args: argparse.Namespace) -> int:
             args.output_path,
             extra,
             args.trust_dataset_commands,
+            args.resume,
+            getattr(args, "argv", None) or [],
         )
         ablation = build_ablation(written, suite)
     except SuiteError as err:
         _error("ablate", err)
         return 2
     except AblateError as err:
-        _error("ablate", err)
+        if str(err):  # an interrupted run has said how to continue
+            _error("ablate", err)
         return err.code
     sys.stdout.write(render_ablation_markdown(ablation))
     return 0
