@@ -425,12 +425,9 @@ def token_problem(tasks: list[TaskSpec]) -> Problem:
         ",".join(names),
         "hf_token",
         f"{len(names)} tasks ({shown(names)}) read hub datasets with `dataset_kwargs: token: "
-        f"true`, and no Hugging Face token is configured. {login}, or use local copies: "
-        f"{hub_layout_route(datasets[0])}; likewise for {shown(datasets[1:])}."
-        if len(datasets) > 1
-        else f"{len(names)} tasks ({shown(names)}) read the hub dataset {datasets[0]} with "
-        f"`dataset_kwargs: token: true`, and no Hugging Face token is configured. {login}, or "
-        f"use a local copy: {hub_layout_route(datasets[0])}.",
+        f"true`, and no Hugging Face token is configured. {login}, or give each dataset a local "
+        "copy where there is network (`hf download DATASET --repo-type dataset --local-dir "
+        f"DATASET` for {shown(datasets)}) and start the run from the folder that holds them.",
     )
 
 
