@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommand_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of the subcommand `name`."""
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return subparsers.choices[name]
+
+
 INTERRUPTED = 130  # the exit code of a program ended by SIGINT (128 + 2)
 
 
@@ -34,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv  # to print the command that continues an interrupted run
         if args.command == "run":
             args.lmms_eval_args = rest
-        elif rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        elif rest:  # the subcommand's usage, not the top-level one
+            subcommand_parser(parser, args.command).error(
+                f"unrecognized arguments: {' '.join(rest)}"
+            )
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("dragonfly-eval: interrupted", file=sys.stderr)

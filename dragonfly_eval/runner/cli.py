@@ -448,15 +448,21 @@ def command_line(argv: list[str]) -> str:
     return f"{program()} {shlex.join(argv)}"
 
 
+# the escape sequences that colour a terminal's text (lmms-eval's log colours its levels)
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def last_redraw(line: str) -> str:
-    """What a line redrawn with carriage returns (a progress bar) finally shows."""
-    return line.rstrip("\r").rsplit("\r", 1)[-1]
+    """What a line redrawn with carriage returns (a progress bar) finally shows, without the
+    colour codes that only a terminal reads."""
+    return ANSI_COLOUR.sub("", line.rstrip("\r").rsplit("\r", 1)[-1])
 
 
 def relay(cmd: list[str]) -> tuple[int, str]:
     """Run `cmd`, copying its output to stderr as it comes; returns (exit code, its output).
-    At a terminal, carriage returns pass through, so progress bars redraw in place; elsewhere
-    each line is written once in its last state (one line per bar, not one per refresh)."""
+    At a terminal, carriage returns and colours pass through, so progress bars redraw in place;
+    elsewhere each line is written once in its last state (one line per bar, not one per
+    refresh), without colour codes."""
     tty = sys.stderr.isatty()
     env = {**os.environ, progress.MODE_ENV: "tty" if tty else "lines"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)

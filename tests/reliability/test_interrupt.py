@@ -58,6 +58,7 @@ def interrupt(cmd: list[str], out: Path, env: dict[str, str], group: bool = True
             proc.wait()
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert "\x1b[" not in err  # lmms-eval's log colours stay out of a redirected log
     return err
 
 
