@@ -69,3 +69,12 @@ def test_the_default_output_folders_are_ignored_by_git(command, option):
         ["git", "check-ignore", "-q", f"{folder}/x_results.json"], cwd=repo, timeout=60
     )
     assert done.returncode == 0, f"{folder}/ is not in .gitignore"
+
+
+def test_results_files_are_dated_in_utc_like_run_ids_unless_timezone_is_given():
+    from dragonfly_eval.runner.cli import lmms_eval_command
+
+    cmd = lmms_eval_command(["--tasks", "dragonfly_mini_vqa"], "out", False)
+    assert cmd[cmd.index("--timezone") + 1] == "UTC"
+    mine = lmms_eval_command(["--tasks", "x", "--timezone", "Asia/Tokyo"], "out", False)
+    assert mine.count("--timezone") == 1 and "UTC" not in mine

@@ -122,7 +122,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[str]:
-    """The lmms-eval command line for `extra` user arguments."""
+    """The lmms-eval command line for `extra` user arguments (results dated in UTC unless they
+    give --timezone)."""
     given = cmdline.user_options(extra)
     cmd = list(LMMS_EVAL)
     if "model" not in given:
@@ -130,6 +131,8 @@ def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[
     if "include_path" not in given:
         cmd += ["--include_path", str(task_yaml_dir())]
     cmd += ["--output_path", output_path]
+    if "timezone" not in given:  # results files dated in UTC, as run ids are
+        cmd += ["--timezone", "UTC"]
     if resume and "use_cache" not in given:
         cmd += ["--use_cache", str(Path(output_path) / "cache" / "responses")]
     return cmd + extra
