@@ -128,5 +128,5 @@ def test_ctrl_c_on_demo_says_how_to_continue_and_the_demo_continues(tmp_path, cl
         command, env=cli_env, capture_output=True, text=True, timeout=900, cwd=tmp_path
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(list((out / "results").rglob("*_results.json"))) == 1
-    assert len(list((out / "zoom_low").rglob("*_results.json"))) == 1
+    assert len(list((out / "results").rglob("[0-9]*_results.json"))) == 1
+    assert len(list((out / "zoom_low").rglob("[0-9]*_results.json"))) == 1
