@@ -21,15 +21,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommand_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of the subcommand `name`."""
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return subparsers.choices[name]
+
+
+INTERRUPTED = 130  # the exit code of a program ended by SIGINT (128 + 2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `dragonfly-eval` console script; returns the exit code."""
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "run":
-        args.lmms_eval_args = rest
-    elif rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return int(args.handler(args) or 0)
+    """Entry point of the `dragonfly-eval` console script; returns the exit code. Ctrl-C
+    outside a run (whose own line says how to continue) ends it with one line, no traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args, rest = parser.parse_known_args(argv)
+        args.argv = argv  # to print the command that continues an interrupted run
+        if args.command == "run":
+            args.lmms_eval_args = rest
+        elif rest:  # the subcommand's usage, not the top-level one
+            subcommand_parser(parser, args.command).error(
+                f"unrecognized arguments: {' '.join(rest)}"
+            )
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("dragonfly-eval: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VENV:-.venv}/bin"
 "$BIN/dragonfly-eval" leaderboard leaderboards/mini_baseline --suite mini \
-    --output leaderboards/mini.md --plot leaderboards/mini.png
+    --markdown leaderboards/mini.md --plot leaderboards/mini.png
 "$BIN/dragonfly-eval" leaderboard leaderboards/mini_baseline --suite mini,general \
     --html leaderboards/mini.html
 chromium --headless=new --no-sandbox --hide-scrollbars --window-size=1280,2200 \

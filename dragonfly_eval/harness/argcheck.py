@@ -1,14 +1,17 @@
 """`python -m dragonfly_eval.harness.argcheck MODEL_ARGS...`: the `--model_args` of planned
 runs of the `dragonfly` model, checked as the model reads them, before any run starts.
 
-Names, values and the zoom setting against the checkpoint's version (read from its config,
-no weights loaded; a hub checkpoint only when it is already in the local cache). Prints one
+Names (with the nearest valid name for a misspelt one), values, the checkpoint (a local folder's
+config and weight files, read without tensor data: `loading.check_files`; a folder that does not
+exist; a hub id that an offline machine has not downloaded) and the zoom setting against the
+checkpoint's version (a hub checkpoint only when it is already in the local cache). Prints one
 problem per line and exits 2 when there is one. The runner (torch-free) starts it as a child
-process, as it starts lmms-eval.
+process, as it starts lmms-eval, once for all the runs it plans.
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
@@ -23,7 +26,13 @@ from dragonfly_eval.harness.model import (
 )
 from dragonfly_eval.modeling import released
 from dragonfly_eval.modeling.configuration import CheckpointError
-from dragonfly_eval.modeling.loading import NAMED_CHECKPOINTS, read_config, resolve_checkpoint
+from dragonfly_eval.modeling.loading import (
+    NAMED_CHECKPOINTS,
+    check_files,
+    looks_like_hub_id,
+    read_config,
+    resolve_checkpoint,
+)
 
 SETTINGS = (
     "batch_size",
@@ -44,7 +53,7 @@ def model_args_problems(model_args: str) -> list[str]:
         return [f"--model_args {model_args!r}: cannot be read ({err})"]
     unknown = sorted(set(args) - set(valid_model_args()))
     if unknown:
-        return [f"unknown model_args for dragonfly: {unknown}; valid: {valid_model_args()}"]
+        return [unknown_names_problem(unknown)]
     problems = []
     if args.get("max_batch_size") is not None:
         problems.append("max_batch_size is not supported by dragonfly: give batch_size=N")
@@ -59,7 +68,54 @@ def model_args_problems(model_args: str) -> list[str]:
             check()
         except (TypeError, ValueError) as err:
             problems.append(f"--model_args {model_args!r}: {err}")
+    checkpoint = checkpoint_problem(args)
+    if checkpoint:
+        return [*problems, checkpoint]
     return problems + zoom_problems(args)
+
+
+def unknown_names_problem(unknown: list[str]) -> str:
+    """The line for model_args names the model does not take, with the nearest valid name of
+    each misspelt one."""
+    valid = valid_model_args()
+    hints = []
+    for name in unknown:
+        near = difflib.get_close_matches(name, valid, n=1)
+        hints.append(f"{name} (did you mean {near[0]}?)" if near else name)
+    return f"unknown model_args for dragonfly: {', '.join(hints)}; valid: {', '.join(valid)}"
+
+
+def checkpoint_problem(args: dict) -> str | None:
+    """Why the checkpoint `pretrained=` names cannot load, found without reading a tensor: a
+    local folder's config or weight files, a folder that does not exist, or a hub id that this
+    offline machine has not downloaded. None when it can load (or will be downloaded)."""
+    pretrained = str(args.get("pretrained", DEFAULT_PRETRAINED))
+    if pretrained in NAMED_CHECKPOINTS:
+        return None  # written by this package on first use
+    folder = Path(pretrained).expanduser()
+    if folder.is_dir():
+        try:
+            check_files(folder, allow_pickle=as_bool(args.get("allow_pickle", False)))
+        except CheckpointError as err:
+            return " ".join(str(err).split())
+        return None
+    if folder.exists():
+        return f"pretrained={pretrained}: is a file; give the checkpoint's folder"
+    if not looks_like_hub_id(pretrained):
+        return (
+            f"pretrained={pretrained}: no such folder; download with `hf download "
+            f"{DEFAULT_PRETRAINED} --local-dir {pretrained}` (or another Dragonfly release) or "
+            "pass a local folder"
+        )
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE and _local_checkpoint(pretrained, args.get("revision")) is None:
+        return (
+            f"pretrained={pretrained}: no such folder, and this hub checkpoint is not in the "
+            "Hugging Face cache while HF_HUB_OFFLINE is set; download it with `hf download "
+            f"{pretrained}` where there is network, or pass a local folder"
+        )
+    return None
 
 
 def zoom_problems(args: dict) -> list[str]:

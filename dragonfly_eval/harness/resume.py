@@ -123,6 +123,25 @@ class ResumeStore:
         self._db.close()
 
 
+def count_answers(path: str | Path) -> int:
+    """How many answers a store file holds, read without writing to it; 0 for no file, or one
+    that is not a readable store."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 0
+    try:
+        (count,) = db.execute("SELECT COUNT(*) FROM answers").fetchone()
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
+    return int(count)
+
+
 def damaged(path: Path, err: Exception) -> ResumeStoreError:
     """The error for a store file SQLite cannot read."""
     return ResumeStoreError(

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from dragonfly_eval.leaderboard.diff import diff_task
 from dragonfly_eval.leaderboard.markdown import escape, markdown_table
@@ -84,10 +85,14 @@ def run_ablation(
     output_path: Path,
     extra: Sequence[str] = (),
     trust_dataset_commands: bool = False,
+    resume: bool = False,
+    argv: Sequence[str] = (),
 ) -> dict[str, list[Path]]:
     """Run the tasks once per zoom setting; returns each setting's results files. Stops at the
     first run that fails (AblateError with its exit code). `trust_dataset_commands` is `run`'s
-    --trust-dataset-commands."""
+    --trust-dataset-commands; with `resume` each setting continues the newest run in its folder
+    (answers it stored are not computed again). `argv` is the ablate command line, repeated
+    with --resume in the line that Ctrl-C prints."""
     from dragonfly_eval.runner import cli as runner  # the project's `run` machinery
 
     environment = runner.environment_problem()
@@ -105,19 +110,40 @@ def run_ablation(
         if refused is not None:
             code, problems = refused
             raise AblateError("; ".join(problems) or "lmms-eval refuses the options above", code)
+    missing = runner.missing_tasks(lmms_args[len(runner.LMMS_EVAL) :])
+    if missing:
+        raise AblateError("; ".join(missing))
     problems = runner.model_args_problems([with_zoom(model_args, zoom) for zoom in zooms])
     if problems:
         raise AblateError("; ".join(problems))
     problems = runner.preflight_problems(next(iter(commands.values())), trust_dataset_commands)
     if problems:
         raise AblateError("; ".join(p.message for p in problems))
+    again = ablate_again(runner, list(argv))
     written: dict[str, list[Path]] = {}
     for zoom, command in commands.items():
-        code, files = runner.run_lmms_eval(command, str(zoom_folder(output_path, zoom)))
+        code, files = runner.run_lmms_eval(
+            command,
+            str(zoom_folder(output_path, zoom)),
+            runner.runfiles.LATEST if resume else None,
+            again=again,
+            replace_earlier=True,
+        )
+        if code == runner.INTERRUPTED:
+            raise AblateError("", code)  # the run's own line says how to continue
         if code != 0:
             raise AblateError(f"the run with zoom={zoom} failed (exit {code})", code)
         written[zoom] = files
     return written
+
+
+def ablate_again(runner: ModuleType, argv: list[str]) -> Callable[[str | None], str]:
+    """The command that continues an interrupted ablation: the same one with --resume."""
+
+    def again(run_id: str | None) -> str:
+        return runner.command_line(argv if "--resume" in argv else [*argv, "--resume"])
+
+    return again
 
 
 def build_ablation(written: dict[str, list[Path]], suite: Suite) -> Ablation:

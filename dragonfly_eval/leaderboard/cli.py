@@ -56,12 +56,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "leaderboard",
         help="build a leaderboard from lmms-eval results",
         description="One row per model (one run per task: see --prefer), headline scores per "
-        "benchmark, published reference rows marked †. Markdown to stdout (or --output FILE); a "
+        "benchmark, published reference rows marked †. Markdown to stdout (or --markdown FILE); a "
         "rich table at a terminal; --html FILE also writes a static page. Exit 0, or 2 when no "
         "input holds usable results.",
     )
     board.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="results file or folder")
-    board.add_argument("--output", "-o", type=Path, metavar="FILE", help="write markdown here")
+    board.add_argument(
+        "--markdown",
+        "--output",
+        "-o",
+        dest="output",
+        type=Path,
+        metavar="FILE",
+        help="write the markdown table here (--output and -o are the old spellings)",
+    )
     board.add_argument(
         "--suite", metavar="SUITE", help=f"{SUITE_HELP} (default: suites with scores)"
     )
@@ -97,8 +105,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "usable results (missing path, malformed JSON, nothing in common), the sides ran on "
         "different documents or prompts, or an option is out of range.",
     )
-    gate.add_argument("--baseline", type=Path, required=True, metavar="PATH")
-    gate.add_argument("--current", type=Path, required=True, metavar="PATH")
+    gate.add_argument(
+        "--baseline",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="results file or folder of the reference run (e.g. the committed baseline)",
+    )
+    gate.add_argument(
+        "--current",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="results file or folder of the run under test",
+    )
     gate.add_argument(
         "--tolerance",
         type=_tolerance,
@@ -108,6 +128,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     gate.add_argument(
         "--suite", metavar="SUITE", default="all", help=f"{SUITE_HELP} (default: all)"
+    )
+    gate.add_argument(
+        "--tasks",
+        metavar="TASKS",
+        help="comma-separated lmms-eval tasks: only the benchmarks they score (default: all)",
     )
     gate.add_argument(
         "--allow-partial",
@@ -186,8 +211,20 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     ablate.add_argument(
         "--zoom", required=True, help="zoom settings, comma-separated, e.g. low,low+medium,full"
     )
-    ablate.add_argument("--output_path", type=Path, default=Path("ablation"))
+    ablate.add_argument(
+        "--output_path",
+        type=Path,
+        default=Path("ablation"),
+        metavar="DIR",
+        help="folder for the runs, one OUTPUT_PATH/zoom_<setting>/ each (default ablation)",
+    )
     ablate.add_argument("--limit", help="lmms-eval --limit for every run")
+    ablate.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted ablation: each setting continues the newest run in its "
+        "folder, and answers it stored are not computed again",
+    )
     ablate.add_argument(
         "--trust-dataset-commands",
         action="store_true",
@@ -239,6 +276,7 @@ def run_regress(args: argparse.Namespace) -> int:
             _suite_names(args.suite) or ["all"],
             allow_partial=args.allow_partial,
             settings=settings,
+            tasks=_task_names(args.tasks),
         )
     except (SuiteError, RegressError) as err:
         _error("regress", err)
@@ -272,8 +310,7 @@ def run_diff(args: argparse.Namespace) -> int:
         return 2
     try:
         suite = load_suite(args.suite_file)
-        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-        report = diff_runs(args.a, args.b, tasks, suite)
+        report = diff_runs(args.a, args.b, _task_names(args.tasks), suite)
     except (SuiteError, DiffError) as err:
         _error("diff", err)
         return 2
@@ -300,13 +337,16 @@ def run_ablate(args: argparse.Namespace) -> int:
             args.output_path,
             extra,
             args.trust_dataset_commands,
+            args.resume,
+            getattr(args, "argv", None) or [],
         )
         ablation = build_ablation(written, suite)
     except SuiteError as err:
         _error("ablate", err)
         return 2
     except AblateError as err:
-        _error("ablate", err)
+        if str(err):  # an interrupted run has said how to continue
+            _error("ablate", err)
         return err.code
     sys.stdout.write(render_ablation_markdown(ablation))
     return 0
@@ -346,6 +386,11 @@ def _iterations(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 10:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 10, not {raw!r}")
     return int(raw)
+
+
+def _task_names(raw: str | None) -> list[str] | None:
+    """A --tasks value as names (None: all tasks)."""
+    return [t.strip() for t in raw.split(",") if t.strip()] if raw else None
 
 
 def _suite_names(raw: str | None) -> list[str] | None:

@@ -154,6 +154,20 @@ class Settings:
     aggregations: Aggregations | None = field(default=None, compare=False)
 
 
+def benchmarks_of_tasks(benchmarks: Sequence[Benchmark], tasks: Sequence[str]) -> list[Benchmark]:
+    """The benchmarks a source of which is scored by one of `tasks`; RegressError for none."""
+    wanted = set(tasks)
+    kept = [
+        b for b in benchmarks if any(wanted & set(source.headline.tasks) for source in b.sources)
+    ]
+    if not kept:
+        raise RegressError(
+            f"--tasks {','.join(tasks)}: no benchmark of the chosen suites is scored by these "
+            "tasks (the suite mapping: dragonfly_eval/data/suite.yaml)"
+        )
+    return kept
+
+
 def compare(
     baseline: Iterable[Path | str],
     current: Iterable[Path | str],
@@ -162,6 +176,7 @@ def compare(
     tolerance: float = DEFAULT_TOLERANCE,
     allow_partial: bool = False,
     settings: Settings | None = None,
+    tasks: Sequence[str] | None = None,
 ) -> RegressReport:
     """Compare the headline scores of `current` against `baseline` (results files or folders).
 
@@ -171,7 +186,8 @@ def compare(
     scored a benchmark with different tasks, or (unless `allow_partial`) ran a benchmark on
     different documents (a different --limit or dataset size, other doc_ids or doc_hashes, or
     other prompt settings). `settings` (default: per-document statistics where sample logs
-    exist) overrides `tolerance` when given.
+    exist) overrides `tolerance` when given. `tasks` keeps only the benchmarks scored by one
+    of these lmms-eval tasks (RegressError when none is).
     """
     settings = settings or Settings(tolerance=tolerance)
     tolerance = settings.tolerance
@@ -180,6 +196,8 @@ def compare(
     if not 0 < settings.alpha < 1:
         raise RegressError(f"alpha must be between 0 and 1, not {settings.alpha}")
     benchmarks = suite.select(list(suite_names))
+    if tasks is not None:
+        benchmarks = benchmarks_of_tasks(benchmarks, tasks)
     warnings: list[str] = []
     base_models = _side("baseline", baseline, benchmarks, warnings)
     cur_models = _side("current", current, benchmarks, warnings)

@@ -37,6 +37,11 @@ def register_checkpoint(name: str, folder: Callable[[], Path]) -> None:
     NAMED_CHECKPOINTS[name] = folder
 
 
+def looks_like_hub_id(name_or_path: str) -> bool:
+    """Whether a `pretrained=` value that is no local folder is read as a hub id (`org/name`)."""
+    return name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~"))
+
+
 def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
     """A local folder for a named checkpoint, a checkpoint folder or a hub id (downloaded once
     into the HF cache)."""
@@ -47,8 +52,7 @@ def resolve_checkpoint(name_or_path: str, revision: str | None = None) -> Path:
         return path
     if path.exists():
         raise CheckpointError(f"{path}: expected a checkpoint folder, found a file")
-    looks_like_hub_id = name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/"))
-    if not looks_like_hub_id:
+    if not looks_like_hub_id(name_or_path):
         raise CheckpointError(f"{name_or_path}: no such checkpoint folder")
     from huggingface_hub import snapshot_download
 

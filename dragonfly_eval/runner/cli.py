@@ -7,8 +7,11 @@ import codecs
 import dataclasses
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -16,22 +19,29 @@ from rich.console import Console
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.runner import cmdline, progress, runfiles
 from dragonfly_eval.runner.preflight import (
+    LISTINGS,
     TRUST_FLAG,
     Problem,
     TaskSpec,
     hub_layout_route,
     is_local_dataset,
     resolve_tasks,
+    task_listing,
     task_problems,
+    unknown_tasks,
 )
 from dragonfly_eval.runner.taskcheck import TaskCheckError, check_command, plugin_problem
 
 # lmms-eval's command line, with its prompt templates rendered in jinja2's sandbox
 LMMS_EVAL = (sys.executable, "-m", "dragonfly_eval.runner.lmms_main")
-# the checks of a local checkpoint folder that read no tensor (a process of its own: torch)
-CHECKPOINT_CHECK = (sys.executable, "-m", "dragonfly_eval.harness.checkpoint_check")
-# the dragonfly model's check of --model_args (a child process: the runner never imports torch)
+# the dragonfly model's check of --model_args and of the checkpoint they name, reading no
+# tensor (a child process: the runner never imports torch)
 MODEL_ARGS_CHECK = (sys.executable, "-m", "dragonfly_eval.harness.argcheck")
+# The command that continues an interrupted run, given its id (None: nothing was stored).
+Again = Callable[[str | None], str]
+INTERRUPTED = 130  # the exit code of a program ended by SIGINT (128 + 2)
+
+
 DEMO_TASKS = "dragonfly_mini"
 DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
 DEMO_ZOOM_TASK, DEMO_ZOOM_BENCHMARK = "dragonfly_mini_fine", "mini_fine"
@@ -87,13 +97,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="offline demo: the mini suite on the embedded tiny model, then a leaderboard",
+        description=(
+            "The mini suite on the embedded dragonfly-tiny model (CPU, offline), its "
+            "leaderboard, and the fine-detail task again at zoom=low. A demo continues the "
+            "newest interrupted demo in its folder: stored answers are not computed again, "
+            "and the folder keeps one set of results files per run."
+        ),
     )
-    demo.add_argument("--output", default="dragonfly-demo", help="folder for results and tables")
+    demo.add_argument(
+        "--output_path",
+        "--output",
+        dest="output_path",
+        default="dragonfly-demo",
+        metavar="DIR",
+        help="folder for the results, leaderboard.md/.png and zoom.md/.png (default "
+        "dragonfly-demo; --output is the old spelling)",
+    )
+    demo.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest interrupted demo in the folder (what a demo does anyway)",
+    )
     demo.set_defaults(handler=demo_command)
 
 
 def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[str]:
-    """The lmms-eval command line for `extra` user arguments."""
+    """The lmms-eval command line for `extra` user arguments (results dated in UTC unless they
+    give --timezone)."""
     given = cmdline.user_options(extra)
     cmd = list(LMMS_EVAL)
     if "model" not in given:
@@ -101,6 +131,8 @@ def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[
     if "include_path" not in given:
         cmd += ["--include_path", str(task_yaml_dir())]
     cmd += ["--output_path", output_path]
+    if "timezone" not in given:  # results files dated in UTC, as run ids are
+        cmd += ["--timezone", "UTC"]
     if resume and "use_cache" not in given:
         cmd += ["--use_cache", str(Path(output_path) / "cache" / "responses")]
     return cmd + extra
@@ -116,25 +148,6 @@ def uses_dragonfly(extra: list[str]) -> bool:
     except TaskCheckError:
         return False  # the task guard refuses the config file
     return bool(runs) and all(args.model == "dragonfly" for args, _ in runs)
-
-
-def checkpoint_problem(extra: list[str]) -> str | None:
-    """Why the local checkpoint folder a dragonfly run's `--model_args` names cannot load (its
-    config, tower or weight files), as one line; None when it passes or names none."""
-    from lmms_eval.utils import simple_parse_args_string
-
-    if not uses_dragonfly(extra):
-        return None
-    model_args = runfiles.option_value(extra, "--model_args")
-    if not isinstance(model_args, str):
-        return None
-    pretrained = simple_parse_args_string(model_args).get("pretrained")
-    if not isinstance(pretrained, str) or not Path(pretrained).expanduser().is_dir():
-        return None  # a named checkpoint or a hub id: checked as it loads
-    done = subprocess.run([*CHECKPOINT_CHECK, model_args], capture_output=True, text=True)
-    lines = done.stderr.strip().splitlines()
-    # any other failure of the check itself: lmms-eval loads the model and reports it
-    return lines[-1] if done.returncode == 2 and lines else None
 
 
 def environment_problem() -> str | None:
@@ -153,15 +166,62 @@ def environment_refusal() -> int | None:
     return 2
 
 
+def dragonfly_model_args(lmms_args: list[str]) -> list[str]:
+    """The --model_args of each evaluation of an lmms-eval command line (its --config entries
+    included) that runs the `dragonfly` model."""
+    try:
+        runs = cmdline.evaluations(lmms_args)
+    except TaskCheckError:
+        return []  # the task guard refuses the config file
+    return [
+        args.model_args or ""
+        for args, _ in runs
+        if args.model == "dragonfly" and isinstance(args.model_args or "", str)
+    ]
+
+
+class ModelCheck:
+    """The `dragonfly` model's check of planned runs' --model_args (names, values, checkpoint,
+    zoom: `harness/argcheck.py`), in a child process (the runner never imports torch) that is
+    started at once, so that its seconds of imports pass while the rest is checked."""
+
+    def __init__(self, model_args: list[str]) -> None:
+        self._proc = (
+            subprocess.Popen(
+                [*MODEL_ARGS_CHECK, *model_args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            if model_args
+            else None
+        )
+
+    def problems(self) -> list[str]:
+        """One line per problem the check found (waits for it)."""
+        if self._proc is None:
+            return []
+        out, err = self._proc.communicate()
+        if self._proc.returncode == 0:
+            return []
+        last = (err.strip().splitlines() or ["no message"])[-1]
+        return out.strip().splitlines() or [f"the model_args check failed: {last}"]
+
+    def __enter__(self) -> ModelCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
 def model_args_problems(model_args: list[str]) -> list[str]:
     """What the `dragonfly` model would refuse in each planned run's --model_args (names,
-    values, a zoom the checkpoint's version lacks), found before any run starts."""
-    done = subprocess.run([*MODEL_ARGS_CHECK, *model_args], capture_output=True, text=True)
-    if done.returncode == 0:
-        return []
-    lines = done.stdout.strip().splitlines()
-    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-    return lines or [f"the model_args check failed: {last}"]
+    values, the checkpoint, a zoom the checkpoint's version lacks), found before any run
+    starts."""
+    with ModelCheck(model_args) as check:
+        return check.problems()
 
 
 def argument_problems(lmms_args: list[str]) -> tuple[int, list[str]] | None:
@@ -239,28 +299,61 @@ def dataset_hints(log: str, tasks: list[TaskSpec]) -> list[str]:
     return hints
 
 
-def run_lmms_eval(
-    extra: list[str], output_path: str, resume: str | None = None
-) -> tuple[int, list[Path]]:
-    """Run lmms-eval, streaming its output; returns (exit code, results files the run wrote).
-    `resume` is the id of the run to continue (or `runfiles.LATEST`)."""
-    # The checks read the command line lmms-eval will get (the run's own files, added below,
-    # name no task code).
-    lmms_args = lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
+def missing_tasks(lmms_args: list[str]) -> list[str]:
+    """A line for each --tasks name (of every evaluation, --config entries included) that
+    lmms-eval would not find, with the nearest known names; looked up in the cached task index,
+    in seconds, where lmms-eval finds it out after half a minute of start-up."""
+    try:
+        runs = cmdline.evaluations(lmms_args)
+    except TaskCheckError:
+        return []  # the task guard refuses the config file
+    lines = []
+    for args, _ in runs:
+        if isinstance(args.tasks, str) and isinstance(args.include_path, str | None):
+            lines += unknown_tasks(args.tasks, args.include_path)
+    return list(dict.fromkeys(lines))
+
+
+def start_refusal(lmms_args: list[str], model_check: ModelCheck | None) -> int | None:
+    """Print why lmms-eval must not start with `lmms_args` (its parser's refusal, a value it
+    checks only once started, task code the guard refuses, a task it would not find, what the
+    model check found) and return the exit code; None when it may start."""
     refused = argument_problems(lmms_args)
     if refused is not None:
         for problem in refused[1]:
             print(f"dragonfly-eval: cannot start: {problem}", file=sys.stderr)
-        return refused[0], []
+        return refused[0]
     problems = unsafe_task_code(lmms_args)
     if problems:
         for problem in problems:
             print(f"dragonfly-eval: refusing to run: {problem}", file=sys.stderr)
-        return 2, []
-    checkpoint = checkpoint_problem(extra)
-    if checkpoint:
-        print(f"dragonfly-eval: cannot start: {checkpoint}", file=sys.stderr)
-        return 2, []
+        return 2
+    problems = missing_tasks(lmms_args) + (model_check.problems() if model_check else [])
+    for problem in problems:
+        print(f"dragonfly-eval: cannot start: {problem}", file=sys.stderr)
+    return 2 if problems else None
+
+
+def run_lmms_eval(
+    extra: list[str],
+    output_path: str,
+    resume: str | None = None,
+    model_check: ModelCheck | None = None,
+    again: Again | None = None,
+    replace_earlier: bool = False,
+) -> tuple[int, list[Path]]:
+    """Run lmms-eval, streaming its output; returns (exit code, results files the run wrote).
+    `resume` is the id of the run to continue (or `runfiles.LATEST`); `model_check` the check
+    of the run's --model_args, started by the caller. `again` gives the command that continues
+    the run after Ctrl-C (the same command with `--resume <id>` when not given);
+    `replace_earlier` removes the files an earlier part of a resumed run wrote once this part
+    wrote its own (the demo's and ablate's folders keep one set per run)."""
+    # The checks read the command line lmms-eval will get (the run's own files, added below,
+    # name no task code).
+    lmms_args = lmms_eval_command(extra, output_path, resume is not None)[len(LMMS_EVAL) :]
+    refused = start_refusal(lmms_args, model_check)
+    if refused is not None:
+        return refused, []
     console = Console(stderr=True)
     try:
         run = runfiles.start_run(output_path, resume, console)
@@ -272,10 +365,15 @@ def run_lmms_eval(
     cmd = lmms_eval_command(extra, output_path, resume is not None)
     print("+ " + " ".join(cmd), file=sys.stderr)
     try:
-        code, log = relay(cmd)
+        try:
+            code, log = relay(cmd)
+        except KeyboardInterrupt:
+            return interrupted(run, again or same_command_resumed), []
         written = [p for p in runfiles.run_results(run) if has_numbers(p)]
         if uses_dragonfly(extra):
             runfiles.finish_run(run, written, console)
+        if written and replace_earlier:
+            runfiles.remove_earlier_results(run)
     finally:
         runfiles.release(run)
     if code != 0:
@@ -288,44 +386,128 @@ def run_lmms_eval(
         )
         for hint in dataset_hints(log, run_tasks(extra)):
             print(f"dragonfly-eval: {hint}", file=sys.stderr)
-        if uses_dragonfly(extra):
+        stored = runfiles.stored_answers(run) if uses_dragonfly(extra) else 0
+        if stored:
             print(
-                "dragonfly-eval: the answers this run finished are kept; add "
+                f"dragonfly-eval: the {stored} answers this run finished are kept; add "
                 f"`--resume {run.run_id}` to the same command to continue it",
                 file=sys.stderr,
             )
+        else:
+            runfiles.discard_if_empty(run)
         return 1, []
     return 0, written
 
 
+def same_command_resumed(run_id: str | None) -> str:
+    """How to continue a run whose command is not known here."""
+    return "the same command" if run_id is None else f"the same command with `--resume {run_id}`"
+
+
+def interrupted(run: runfiles.Run, again: Again) -> int:
+    """After Ctrl-C: one line with the answers stored and the command that continues the run;
+    returns INTERRUPTED. A run that stored nothing leaves no folder behind."""
+    stored = runfiles.stored_answers(run)
+    if stored:
+        line = (
+            f"interrupted; {stored} answers of run {run.run_id} are stored (the rest are "
+            f"computed when it continues); to continue: {again(run.run_id)}"
+        )
+    else:
+        runfiles.release(run)
+        runfiles.discard_if_empty(run)
+        line = f"interrupted before any answer was stored; to start again: {again(None)}"
+    print(f"dragonfly-eval: {line}", file=sys.stderr)
+    return INTERRUPTED
+
+
+def program() -> str:
+    """The command that started this dragonfly-eval, as it can be typed again."""
+    if Path(sys.argv[0]).name == "dragonfly-eval":
+        return sys.argv[0]
+    return shlex.join([sys.executable, "-m", "dragonfly_eval.cli"])
+
+
+def resumed_argv(argv: list[str], resume: str | None, run_id: str | None) -> list[str]:
+    """`dragonfly-eval` arguments with `--resume` (as parsed: `resume`) replaced by
+    `--resume RUN_ID`, or left out for None."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            if arg == resume:
+                continue
+        if arg == "--resume":
+            skip = resume not in (None, runfiles.LATEST)
+            continue
+        if arg.startswith("--resume="):
+            continue
+        out.append(arg)
+    return out + (["--resume", run_id] if run_id else [])
+
+
+def command_line(argv: list[str]) -> str:
+    """A dragonfly-eval command line, quoted for a shell."""
+    return f"{program()} {shlex.join(argv)}"
+
+
+# the escape sequences that colour a terminal's text (lmms-eval's log colours its levels)
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def last_redraw(line: str) -> str:
-    """What a line redrawn with carriage returns (a progress bar) finally shows."""
-    return line.rstrip("\r").rsplit("\r", 1)[-1]
+    """What a line redrawn with carriage returns (a progress bar) finally shows, without the
+    colour codes that only a terminal reads."""
+    return ANSI_COLOUR.sub("", line.rstrip("\r").rsplit("\r", 1)[-1])
 
 
 def relay(cmd: list[str]) -> tuple[int, str]:
     """Run `cmd`, copying its output to stderr as it comes; returns (exit code, its output).
-    At a terminal, carriage returns pass through, so progress bars redraw in place; elsewhere
-    each line is written once in its last state (one line per bar, not one per refresh)."""
+    At a terminal, carriage returns and colours pass through, so progress bars redraw in place;
+    elsewhere each line is written once in its last state (one line per bar, not one per
+    refresh), without colour codes."""
     tty = sys.stderr.isatty()
     env = {**os.environ, progress.MODE_ENV: "tty" if tty else "lines"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     assert proc.stdout is not None
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     log, pending = [], ""
-    while chunk := proc.stdout.read1(1 << 16):
-        text = decoder.decode(chunk)
-        log.append(text)
-        if tty:
-            sys.stderr.write(text)
-            sys.stderr.flush()
-            continue
-        *lines, pending = (pending + text).split("\n")
-        for line in lines:
-            sys.stderr.write(last_redraw(line) + "\n")
+    try:
+        while chunk := proc.stdout.read1(1 << 16):
+            text = decoder.decode(chunk)
+            log.append(text)
+            if tty:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+                continue
+            *lines, pending = (pending + text).split("\n")
+            for line in lines:
+                sys.stderr.write(last_redraw(line) + "\n")
+    except KeyboardInterrupt:
+        stop(proc)
+        raise
     if pending and not tty:
         sys.stderr.write(last_redraw(pending) + "\n")
     return proc.wait(), "".join(log)
+
+
+def stop(proc: subprocess.Popen, grace: float = 30) -> None:
+    """End lmms-eval after Ctrl-C, its output left unread: a terminal's Ctrl-C has reached it
+    too, else it gets SIGINT here; killed when it has not ended after `grace` seconds. Another
+    Ctrl-C meanwhile is ignored (the answers it stored are safe either way)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        try:
+            proc.communicate(timeout=1)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -333,10 +515,23 @@ def run_command(args: argparse.Namespace) -> int:
     refused = environment_refusal()
     if refused is not None:
         return refused
-    problems = preflight_problems(args.lmms_eval_args, args.trust_dataset_commands)
-    if problems:
-        return refuse(problems)
-    code, written = run_lmms_eval(args.lmms_eval_args, args.output_path, args.resume)
+    extra = args.lmms_eval_args
+    tasks = runfiles.option_value(extra, "--tasks")
+    if tasks in LISTINGS:  # lmms-eval lists names and runs nothing
+        include_path = runfiles.option_value(extra, "--include_path") or str(task_yaml_dir())
+        sys.stdout.write(task_listing(tasks, include_path))
+        return 0
+    lmms_args = lmms_eval_command(extra, args.output_path, False)[len(LMMS_EVAL) :]
+    with ModelCheck(dragonfly_model_args(lmms_args)) as check:
+        problems = preflight_problems(extra, args.trust_dataset_commands)
+        if problems:
+            return refuse(problems)
+
+        def again(run_id: str | None) -> str:
+            argv = getattr(args, "argv", None) or ["run", *extra]
+            return command_line(resumed_argv(argv, args.resume, run_id))
+
+        code, written = run_lmms_eval(extra, args.output_path, args.resume, check, again)
     for path in written:
         print(f"dragonfly-eval: results written to {path}", file=sys.stderr)
     return code
@@ -372,10 +567,15 @@ def demo_command(args: argparse.Namespace) -> int:
     if blocking:
         return refuse(blocking)
     tasks, left_out = demo_selection(demo, problems)
-    out = Path(args.output)
+    out = Path(args.output_path)
     results = out / "results"
+    again = demo_again(out)
     code, written = run_lmms_eval(
-        ["--model_args", DEMO_MODEL_ARGS, "--tasks", tasks, "--log_samples"], str(results)
+        ["--model_args", DEMO_MODEL_ARGS, "--tasks", tasks, "--log_samples"],
+        str(results),
+        runfiles.LATEST,
+        again=again,
+        replace_earlier=True,
     )
     if code != 0:
         return code
@@ -392,7 +592,7 @@ def demo_command(args: argparse.Namespace) -> int:
     else:
         print(markdown)
     console.print(DEMO_SUMMARY)
-    code = demo_zoom_test(written, out, console)
+    code = demo_zoom_test(written, out, console, again)
     if code != 0:
         return code
     console.print(
@@ -404,7 +604,12 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_zoom_test(full_results: list[Path], out: Path, console: Console) -> int:
+def demo_again(out: Path) -> Again:
+    """The command that continues an interrupted demo: the demo again, into the same folder."""
+    return lambda run_id: command_line(["demo", "--output_path", str(out)])
+
+
+def demo_zoom_test(full_results: list[Path], out: Path, console: Console, again: Again) -> int:
     """The demo's last step: the fine-detail task again at zoom=low (one 336x336 crop instead of
     41), beside its full-zoom score, written to OUT/zoom.md (printed) and drawn in OUT/zoom.png."""
     from dragonfly_eval.leaderboard.ablate import (
@@ -429,6 +634,9 @@ def demo_zoom_test(full_results: list[Path], out: Path, console: Console) -> int
             "--log_samples",
         ],
         str(zoom_folder(out, "low")),
+        runfiles.LATEST,
+        again=again,
+        replace_earlier=True,
     )
     if code != 0:
         return code

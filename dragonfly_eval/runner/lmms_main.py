@@ -12,10 +12,13 @@ fails with jinja2's SecurityError instead of running.
 lmms-eval extracts a video dataset's tar archives (`dataset_kwargs: video: true`) with
 `extractall` and no filter, which writes absolute members and `a/../../x` outside the cache
 folder; here every extraction without a filter of its own gets `tarfile.data_filter`.
+
+Ctrl-C ends it quietly (exit 130): the `dragonfly-eval` that started it says how to continue.
 """
 
 from __future__ import annotations
 
+import sys
 import tarfile
 
 from jinja2.sandbox import SandboxedEnvironment
@@ -39,12 +42,16 @@ def filter_tar_extraction() -> None:
 
 def main() -> None:
     """Run lmms-eval's command line (as `python -m lmms_eval`) with sandboxed templates and
-    filtered tar extraction."""
-    from lmms_eval.cli.dispatch import main as lmms_eval_main
+    filtered tar extraction. Ctrl-C ends it with exit code 130 and no traceback: `dragonfly-eval`
+    says how to continue."""
+    try:
+        from lmms_eval.cli.dispatch import main as lmms_eval_main
 
-    sandbox_templates()
-    filter_tar_extraction()
-    lmms_eval_main()
+        sandbox_templates()
+        filter_tar_extraction()
+        lmms_eval_main()
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

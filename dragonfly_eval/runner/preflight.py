@@ -11,6 +11,7 @@ loader in its "simple" mode, which leaves `!function` targets unimported.
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 import hashlib
 import importlib.util
@@ -27,6 +28,10 @@ import yaml
 JAVA_INSTALL = "apt-get install default-jre-headless"
 JUDGE_MODULE = "dragonfly_eval.tasks.judge"
 TRUST_FLAG = "--trust-dataset-commands"
+# `--tasks` values for which lmms-eval lists names instead of running anything
+LISTINGS = ("list", "list_groups", "list_tags", "list_subtasks")
+# task names a grouped problem shows before "and N more"
+SHOWN_TASKS = 6
 # (module, function) calls that run their argument through a shell
 SHELL_FUNCTIONS = {
     ("os", "system"),
@@ -76,6 +81,49 @@ def resolve_tasks(names: list[str], include_path: str | None = None) -> list[Tas
     finally:
         logger.enable("lmms_eval")
     return list(found.values())
+
+
+def unknown_tasks(tasks: str, include_path: str | None = None) -> list[str]:
+    """One line for each name of a `--tasks` value that lmms-eval would not find (looked up as
+    its `cli_evaluate` does: a registered task, group or tag, a wildcard, a YAML file, or a
+    folder of YAMLs for the whole value), with the nearest registered names."""
+    if tasks in LISTINGS or Path(tasks).is_dir():
+        return []
+    names = tasks.split(",")
+    from loguru import logger
+
+    logger.disable("lmms_eval")
+    try:
+        manager = task_manager(include_path)
+        found = set(manager.match_tasks(names))
+    finally:
+        logger.enable("lmms_eval")
+    missing = [n for n in names if n not in found and "*" not in n and not Path(n).is_file()]
+    lines = []
+    for name in missing:
+        near = difflib.get_close_matches(name.strip(), manager.all_tasks, n=3)
+        hint = f"did you mean {' or '.join(near)}?" if near else "no registered name is close"
+        lines.append(
+            f"--tasks {name}: no such task, group or tag ({hint} `dragonfly-eval run --tasks "
+            "list` lists them all)"
+        )
+    return lines
+
+
+def task_listing(tasks: str, include_path: str | None = None) -> str:
+    """What lmms-eval prints for `--tasks list` (every registered name), `list_groups`,
+    `list_tags` or `list_subtasks`, read from the cached task index."""
+    from loguru import logger
+
+    logger.disable("lmms_eval")
+    try:
+        manager = task_manager(include_path)
+        if tasks == "list":
+            return "\n".join(sorted(manager.all_tasks)) + "\n"
+        kinds = {"groups": "list_groups", "tags": "list_tags", "subtasks": "list_subtasks"}
+        return manager.list_all_tasks(**{f"list_{k}": v == tasks for k, v in kinds.items()})
+    finally:
+        logger.enable("lmms_eval")
 
 
 def task_manager(include_path: str | None):
@@ -357,16 +405,36 @@ def hub_layout_route(dataset: str) -> str:
     )
 
 
-def token_problem(task: TaskSpec) -> Problem:
-    """The problem of a `token: true` hub dataset without a Hugging Face token."""
-    dataset = str(task.config.get("dataset_path"))
+def token_problem(tasks: list[TaskSpec]) -> Problem:
+    """The problem of `token: true` hub datasets without a Hugging Face token: one for all the
+    tasks that need one (the fix is the same for each)."""
+    login = "Log in with `hf auth login` (or set HF_TOKEN)"
+    if len(tasks) == 1:
+        (task,) = tasks
+        dataset = str(task.config.get("dataset_path"))
+        return Problem(
+            task.name,
+            "hf_token",
+            f"task {task.name}: its YAML ({task.yaml_path}) sets `dataset_kwargs: token: true` "
+            f"for the hub dataset {dataset}, and no Hugging Face token is configured. {login}, "
+            f"or use a local copy: {hub_layout_route(dataset)}.",
+        )
+    names = [task.name for task in tasks]
+    datasets = list(dict.fromkeys(str(task.config.get("dataset_path")) for task in tasks))
     return Problem(
-        task.name,
+        ",".join(names),
         "hf_token",
-        f"task {task.name}: its YAML ({task.yaml_path}) sets `dataset_kwargs: token: true` for "
-        f"the hub dataset {dataset}, and no Hugging Face token is configured. Log in with "
-        f"`hf auth login` (or set HF_TOKEN), or use a local copy: {hub_layout_route(dataset)}.",
+        f"{len(names)} tasks ({shown(names)}) read hub datasets with `dataset_kwargs: token: "
+        f"true`, and no Hugging Face token is configured. {login}, or give each dataset a local "
+        "copy where there is network (`hf download DATASET --repo-type dataset --local-dir "
+        f"DATASET` for {shown(datasets)}) and start the run from the folder that holds them.",
     )
+
+
+def shown(names: list[str]) -> str:
+    """The first SHOWN_TASKS names, then how many more."""
+    more = len(names) - SHOWN_TASKS
+    return ", ".join(names[:SHOWN_TASKS]) + (f" and {more} more" if more > 0 else "")
 
 
 def judge_problem(task: TaskSpec) -> Problem | None:
@@ -421,13 +489,14 @@ def task_problems(tasks: list[TaskSpec], trust_dataset_commands: bool = False) -
     problems = []
     java = shutil.which("java") is not None
     token = hub_token_configured()
+    need_token = []
     for task in tasks:
         if not trust_dataset_commands:
             problems += shell_problems(task)
         if not java and needs_java(task):
             problems.append(java_problem(task))
         if not token and needs_hub_token(task):
-            problems.append(token_problem(task))
+            need_token.append(task)
         if is_judged(task):
             problems += filter(None, [judge_problem(task)])
-    return problems
+    return problems + ([token_problem(need_token)] if need_token else [])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import IO, Any
 import yaml
 from rich.console import Console
 
-from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError
+from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError, count_answers
 from dragonfly_eval.runner import cmdline
 from dragonfly_eval.runner.report import (
     failures_file_for,
@@ -58,8 +59,10 @@ class Run:
     resumed: bool = False
     started: float = field(default_factory=time.time)
     lock: IO | None = field(default=None, repr=False)
-    # The failure log the harness was told to keep, when the user's model_args named their own.
+    # The failure log and resume store the harness was told to keep, when the user's model_args
+    # named their own.
     user_failure_log: Path | None = None
+    user_resume_store: Path | None = None
 
     @property
     def folder(self) -> Path:
@@ -68,6 +71,11 @@ class Run:
     @property
     def resume_store(self) -> Path:
         return self.folder / RESUME_STORE
+
+    @property
+    def answers_store(self) -> Path:
+        """The store the harness writes this run's answers to."""
+        return self.user_resume_store or self.resume_store
 
     @property
     def failure_log(self) -> Path:
@@ -169,6 +177,9 @@ def with_run_files(args: list[str], run: Run) -> list[str]:
     report = given.get("failure_report", defaults["failure_report"])
     if Path(str(report)) != run.failure_log:
         run.user_failure_log = Path(str(report))
+    store = given.get("resume_store", defaults["resume_store"])
+    if Path(str(store)) != run.resume_store:
+        run.user_resume_store = Path(str(store))
     return merged
 
 
@@ -289,3 +300,50 @@ def finish_run(run: Run, results_files: list[Path], console: Console) -> list[di
     for target in targets:
         say(console, f"dragonfly-eval: failure report written to {target}")
     return failures
+
+
+def stored_answers(run: Run) -> int:
+    """How many answers the run's resume store holds (what `--resume` would not compute again)."""
+    return count_answers(run.answers_store)
+
+
+def discard_if_empty(run: Run) -> None:
+    """Remove the folder of a run that this process started and that kept nothing: no stored
+    answer, no failure, no results file (a run that failed at once leaves no trace)."""
+    if run.resumed or stored_answers(run) or read_failures(run.failure_log) or run_results(run):
+        return
+    release(run)
+    shutil.rmtree(run.folder, ignore_errors=True)
+    runs = run.folder.parent
+    if runs.is_dir() and not any(runs.iterdir()):
+        runs.rmdir()
+
+
+def remove_earlier_results(run: Run) -> list[Path]:
+    """Remove the results files an earlier part of a resumed run wrote (and their sample logs
+    and failure reports), keeping those of this part; returns what was removed."""
+    if not run.resumed or not run.output_path.is_dir():
+        return []
+    removed = []
+    for results in run.output_path.rglob("[0-9]*_results.json"):
+        if owns(run, results) or not _names_run(run, results):
+            continue
+        stem = results.name.removesuffix("_results.json")
+        for path in [results, *results.parent.glob(f"{stem}_samples_*.jsonl")]:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        failures = failures_file_for(results)
+        if failures.is_file():
+            failures.unlink()
+            removed.append(failures)
+    return removed
+
+
+def _names_run(run: Run, results_file: Path) -> bool:
+    """Whether a results file's model_args name the run's folder (it is the run's, from any
+    part of it)."""
+    try:
+        model_args = read_json(results_file, MAX_RESULTS_BYTES, ValueError)["config"]["model_args"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return str(run.folder) in str(model_args)

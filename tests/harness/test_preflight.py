@@ -1,6 +1,5 @@
 """`dragonfly-eval run`/`demo` check what the chosen tasks need before lmms-eval starts."""
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -159,7 +158,7 @@ def test_run_without_java_stops_before_lmms_eval_starts(no_java, monkeypatch, tm
     def no_lmms_eval(*args, **kwargs):
         raise AssertionError(f"lmms-eval was started: {args}")
 
-    monkeypatch.setattr(subprocess, "Popen", no_lmms_eval)
+    monkeypatch.setattr(cli, "relay", no_lmms_eval)
     out = tmp_path / "out"
     code = main(
         [

@@ -41,7 +41,7 @@ def no_lmms_eval(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("lmms-eval was started")
 
-    monkeypatch.setattr(subprocess, "Popen", started)
+    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", started)
 
 
 def task(folder: Path, text: str, name: str = "task.yaml") -> Path:

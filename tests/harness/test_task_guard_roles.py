@@ -10,8 +10,6 @@ function defined inside lmms_eval". A control first shows lmms-eval really does 
 
 from __future__ import annotations
 
-import subprocess
-
 import lmms_eval.utils
 import pytest
 from lmms_eval.filters import build_filter_ensemble
@@ -29,7 +27,7 @@ def no_lmms_eval(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("lmms-eval was started")
 
-    monkeypatch.setattr(subprocess, "Popen", started)
+    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", started)
 
 
 def task_yaml(folder, body: str):
@@ -68,7 +66,7 @@ def test_a_filter_that_runs_a_shell_command_is_refused(tmp_path, capsys, monkeyp
     assert marker.exists()
     marker.unlink()
 
-    monkeypatch.setattr(subprocess, "Popen", None)  # lmms-eval must not be started
+    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", None)  # lmms-eval must not start
     err = refusal(tmp_path, capsys, path.parent)
     assert str(path) in err and RUN_CMD in err and "as filter" in err
     assert not marker.exists()

@@ -86,8 +86,9 @@ def test_the_table_has_a_row_per_setting_and_counts_documents_only_full_got(
 
 def test_a_failed_run_stops_the_ablation_with_its_exit_code(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(harness_cli, "preflight_problems", lambda extra, trust=False: [])
-    monkeypatch.setattr(harness_cli, "run_lmms_eval", lambda extra, out: (1, []))
-    argv = ["ablate", "--model_args", "pretrained=x", "--tasks", TASK, "--zoom", "low,full"]
+    monkeypatch.setattr(harness_cli, "run_lmms_eval", lambda extra, out, *a, **kw: (1, []))
+    argv = ["ablate", "--model_args", "pretrained=dragonfly-tiny", "--tasks", TASK]
+    argv += ["--zoom", "low,full"]
     assert run_cli([*argv, "--output_path", str(tmp_path)]) == 1
     assert "the run with zoom=low failed (exit 1)" in capsys.readouterr().err
 

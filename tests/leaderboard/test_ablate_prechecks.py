@@ -45,7 +45,7 @@ def test_a_model_args_name_the_model_refuses_is_refused_before_the_first_run(
     tmp_path, capsys, no_run
 ):
     err = ablate(tmp_path, capsys, TINY + ", Zoom=low", "low,full")
-    assert "unknown model_args for dragonfly: ['Zoom']" in err
+    assert "unknown model_args for dragonfly: Zoom (did you mean zoom?)" in err
 
 
 @pytest.mark.parametrize(("limit", "message"), [("-5", "--limit -5.0"), ("abc", "usage:")])

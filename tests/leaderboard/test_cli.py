@@ -109,3 +109,13 @@ def test_runs_at_another_zoom_are_their_own_row_not_a_newer_run(tmp_path, suite_
         "| org/m | 2026-12-01 12:00:00 +08:00 | **100.0** | – | – | 100.0 (1/2) |",
         "| org/m (zoom=low) | 2026-12-01 11:00:00 +08:00 | 25.0 | – | – | 25.0 (1/2) |",
     ]
+
+
+def test_regress_tasks_keeps_only_the_benchmarks_of_those_tasks(suite_file, capsys):
+    argv = ["regress", "--baseline", str(REAL_RUN), "--current", str(REAL_RUN)]
+    argv += ["--suite-file", str(suite_file), "--exact"]
+    assert run_cli([*argv, "--tasks", "dragonfly_ai2d"]) == 0
+    out = capsys.readouterr().out
+    assert "| AI2D |" in out and "POPE" not in out
+    assert run_cli([*argv, "--tasks", "dragonfly_nosuch"]) == 2
+    assert "--tasks dragonfly_nosuch: no benchmark" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dragonfly_eval import DragonflyForCausalLM
-from dragonfly_eval.harness import checkpoint_check
+from dragonfly_eval.harness import argcheck
 from dragonfly_eval.modeling.loading import CheckpointError, read_config, weight_files
 from dragonfly_eval.modeling.tiny import tiny_checkpoint
 
@@ -90,9 +90,9 @@ def test_run_names_the_broken_checkpoint_file_in_one_line_before_lmms_eval_start
 
 
 def test_the_pre_run_check_passes_a_sound_checkpoint_and_refuses_a_broken_one(checkpoint, capsys):
-    assert checkpoint_check.main([f"pretrained={checkpoint},device=cpu"]) == 0
-    assert checkpoint_check.main(["pretrained=dragonfly-tiny"]) == 0  # checked as it loads
+    assert argcheck.main([f"pretrained={checkpoint},device=cpu"]) == 0
+    assert argcheck.main(["pretrained=dragonfly-tiny"]) == 0  # checked as it loads
     config_file = with_huge_integer(checkpoint)
-    assert checkpoint_check.main([f"pretrained={checkpoint}"]) == 2
-    (line,) = capsys.readouterr().err.splitlines()
+    assert argcheck.main([f"pretrained={checkpoint}"]) == 2
+    (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith(f"{config_file}: not valid JSON")

@@ -29,12 +29,12 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """A wheel built offline from a copy of the working tree."""
+def wheel_build(tmp_path_factory) -> tuple[Path, str]:
+    """A wheel built offline from a copy of the working tree, and the build's output."""
     work = tmp_path_factory.mktemp("wheel")
     source = work / "src"
     shutil.copytree(REPO, source, ignore=_ignore)
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -43,17 +43,30 @@ def wheel(tmp_path_factory) -> Path:
             "--no-deps",
             "--no-build-isolation",
             "--no-index",
-            "-q",
             "-w",
             str(work / "dist"),
             str(source),
         ],
         check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
     (built,) = (work / "dist").glob("dragonfly_eval-*.whl")
-    return built
+    return built, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(wheel_build) -> Path:
+    """The wheel built from the working tree."""
+    return wheel_build[0]
+
+
+@pytest.mark.slow
+def test_the_build_prints_no_setuptools_warning(wheel_build):
+    """No deprecated license table, no data folder that "would be ignored"."""
+    output = wheel_build[1]
+    assert "Warning" not in output and "would be ignored" not in output, output[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -161,3 +161,20 @@ def test_relay_redraws_in_place_only_at_a_terminal(monkeypatch, terminal):
         assert shown.getvalue() == "tty\n\r0/4\r1/4\r2/4\r3/4\r4/4\ndone\n"
     else:
         assert shown.getvalue() == "lines\n4/4\ndone\n"
+
+
+COLOURED = (
+    "import sys\n"
+    "sys.stderr.write('\\x1b[32m2026-12-01\\x1b[0m | \\x1b[1mINFO    \\x1b[0m | evaluating\\n')\n"
+)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_relay_keeps_lmms_eval_s_colours_only_at_a_terminal(monkeypatch, terminal):
+    shown = _Terminal() if terminal else StringIO()
+    monkeypatch.setattr(sys, "stderr", shown)
+    assert cli.relay([sys.executable, "-c", COLOURED])[0] == 0
+    if terminal:
+        assert "\x1b[32m2026-12-01\x1b[0m" in shown.getvalue()
+    else:
+        assert shown.getvalue() == "2026-12-01 | INFO     | evaluating\n"

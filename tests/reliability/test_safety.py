@@ -1,7 +1,6 @@
 import ast
 import inspect
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -107,7 +106,7 @@ def test_run_refuses_a_task_folder_with_foreign_code_before_starting_lmms_eval(
     def no_launch(*args, **kwargs):
         raise AssertionError("lmms-eval was started")
 
-    monkeypatch.setattr(subprocess, "Popen", no_launch)
+    monkeypatch.setattr(harness_cli, "relay", no_launch)
     code = main(
         ["run", "--output_path", str(tmp_path / "out"), "--include_path", str(tmp_path / "tasks")]
         + ["--tasks", "dragonfly_x"]
@@ -132,7 +131,8 @@ def test_run_points_the_harness_at_its_resume_store_and_failure_log(tmp_path, mo
     assert "OSError: x" in err  # its failures are the ones reported
     args = first[first.index("--model_args") + 1].split(",")
     run_id = args[2].split("/")[-2]
-    assert f"add `--resume {run_id}` to the same command" in err  # no results: how to go on
+    assert "--resume" not in err  # no answer was stored: nothing to continue
+    assert not (out / "dragonfly_runs" / run_id).exists()  # nor a run folder left empty
     assert args[:2] == ["pretrained=x", "resume_store=mine"]  # the user's value wins
     assert args[2].startswith(f"failure_report={out.resolve() / RUNS_DIR}/")
     assert args[2].endswith("/failures.jsonl")
