@@ -198,7 +198,10 @@ class Engine:
         rows = out[:, inputs["input_ids"].shape[1] :].tolist()
         pad_id = self.model.language_model.generation_config.pad_token_id
         stops = kwargs["eos_token_id"]
-        self.generated_tokens += sum(len(generated_part(row, stops, pad_id)) for row in rows)
+        self.generated_tokens += sum(
+            len(generated_part(row, stops, pad_id, self.processor.decode, settings.until))
+            for row in rows
+        )
         return [cut_at_stop(self.processor.decode(row), settings.until) for row in rows]
 
     def _score_part(
@@ -307,11 +310,21 @@ class Engine:
         return [i for i in dict.fromkeys(ids) if i is not None]
 
 
-def generated_part(row: list[int], stop_ids: Sequence[int], pad_id: int | None) -> list[int]:
+def generated_part(
+    row: list[int],
+    stop_ids: Sequence[int],
+    pad_id: int | None,
+    decode: Callable[[list[int]], str] | None = None,
+    until: Sequence[str] = (),
+) -> list[int]:
     """The tokens a row of `generate` output actually generated: up to its first stop token
-    (kept), else up to the padding that fills a row finished early (by a stop string)."""
+    (kept), else up to the padding that fills a row finished early. A row a stop string ended
+    is padded too, with the end-of-text token when the model has no pad token: a "stop token"
+    after text that already holds a stop string (`until`, read with `decode`) is that padding."""
     for i, token in enumerate(row):
         if token in stop_ids:
+            if until and decode is not None and any(u in decode(row[:i]) for u in until):
+                return row[:i]
             return row[: i + 1]
         if token == pad_id:
             return row[:i]
