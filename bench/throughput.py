@@ -330,16 +330,28 @@ def timed(engine, requests: list[GenRequest], device: torch.device) -> float:
 
 
 def vllm_engine(folder: Path, gpu: bool, prefix_caching: bool):
-    """The vLLM engine of `--model dragonfly_vllm` on the saved bench model."""
+    """The vLLM engine of `--model dragonfly_vllm` on the saved bench model, with vLLM's
+    statistics on (for the prefix cache's hit count)."""
     from dragonfly_eval.vllm.engine import VllmEngine, VllmSettings
 
-    settings = VllmSettings(
+    @dataclass(frozen=True)
+    class WithStats(VllmSettings):
+        def llm_kwargs(self) -> dict:
+            return {**super().llm_kwargs(), "disable_log_stats": False}
+
+    settings = WithStats(
         dtype="bfloat16" if gpu else "float32",
         enforce_eager=not gpu,  # compiling costs ~40 s of start-up on the CPU
         enable_prefix_caching=prefix_caching,
         progress=False,
     )
     return VllmEngine(str(folder), settings)
+
+
+def prefix_cache_counts(engine) -> tuple[int, int]:
+    """(hits, queries) of vLLM's prefix cache so far, in tokens."""
+    counts = {m.name: getattr(m, "value", 0) for m in engine.llm.get_metrics()}
+    return counts.get("vllm:prefix_cache_hits", 0), counts.get("vllm:prefix_cache_queries", 0)
 
 
 def processor_ms_per_image(engine, images: list) -> tuple[float, float]:
@@ -390,7 +402,10 @@ def side_by_side(
         engine.generated_tokens = 0
         plain_s = timed(engine, plain, device)
         plain_tokens = engine.generated_tokens
+        hits, queries = prefix_cache_counts(engine)
         cached_s = timed(engine, reuse, device)
+        after = prefix_cache_counts(engine)
+        hits, queries = after[0] - hits, after[1] - queries
         crop_ms, crop_cpu_ms = processor_ms_per_image(engine, images)
         engine.close()
         del engine
@@ -425,6 +440,7 @@ def side_by_side(
         f"{n / uncached_s:7.3f} samples/s | {uncached_s / cached_s:.2f}x; hf (image and prefix "
         f"caches) {n / hf_reuse_s:7.3f} samples/s"
     )
+    print(f"  vllm prefix cache, reuse run: {hits:,} of {queries:,} prompt tokens were hits")
     print(
         f"vLLM multimodal processor, cutting crops: {crop_ms:.1f} ms wall, {crop_cpu_ms:.1f} ms "
         f"CPU (all threads of the process) per image ({len(images)} images, one per call)"

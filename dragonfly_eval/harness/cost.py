@@ -14,7 +14,8 @@ results), one entry goes to lmms-eval's own throughput log
 lmms-eval sums tokens and seconds over the entries of a run and gives every other number as
 `avg_<name>`, its mean over the entries: one entry per run, so each is the run's own value.
 `avg_device_seconds` (wall seconds x the CUDA devices the run held, what a GPU-hour bill counts)
-is there only when the model ran on CUDA. The engine is the results' `config.model`
+is there only when the model ran on CUDA. Tokens are the work done: a batch the HF engine runs
+again in float32 after non-finite logits counts twice. The engine is the results' `config.model`
 (`dragonfly`: the HF engine; `dragonfly_vllm`: vLLM). Under torchrun every rank logs the
 totals of all ranks (samples and tokens summed, wall seconds the slowest rank's, device seconds
 summed); lmms-eval writes rank 0's. The leaderboard reads it (`leaderboard.results.Cost`).
