@@ -9,24 +9,37 @@ reference-style loop (batch 1, CLIP image processor per crop, `generate` per sam
 Without a GPU it runs a scaled-down config on the CPU and says so.
 
     python bench/throughput.py [--n-images 64] [--batch-size 32] [--n-reference 16] [--new-tokens 8]
-                               [--profile]
+                               [--profile] [--engines hf,vllm]
 
 `--profile` also runs the same images batch by batch through the stages of the harness's work
 (bench/profile_stages.py) and prints where the time goes, with the device busy fraction and, on
 a GPU, the CPU cost per image of the device preprocessing path.
+
+`--engines hf,vllm` also runs the same workload on vLLM (`dragonfly_eval.vllm.engine`, the
+engine of `--model dragonfly_vllm`, the model saved to a temporary folder) and prints the
+samples/s of each engine and their ratio; then the image-reuse case (`--questions-per-image`
+questions on each of `--reuse-images` images, POPE asks 18 per image) on vLLM with and without
+`enable_prefix_caching` and on the HF engine (its image and prefix caches on); and the CPU time
+per image of vLLM's multimodal processor cutting the crops (the plugin's `_call_hf_processor`).
+On the CPU the scaled-down config has head_dim 32, the smallest vLLM's CPU attention takes; one
+vLLM engine is alive at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from common import synthetic_image
 from preprocess import ReferencePreprocessor
 from profile_stages import DEVICE_STAGES, encoded_images, gpu_path_cpu_cost, print_profile
 from profile_stages import profile_batch as run_profile_batch
+from reuse import QUESTIONS as REUSE_QUESTIONS
 
 from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSettings
 from dragonfly_eval.modeling import DragonflyForCausalLM, chat_prompt
@@ -203,6 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also print the per-stage breakdown of a batch"
     )
+    parser.add_argument(
+        "--engines",
+        type=parse_engines,
+        default=("hf",),
+        help="hf (default), or hf,vllm: the HF engine and vLLM side by side on one workload",
+    )
+    parser.add_argument("--reuse-images", type=int, default=2, help="images of the reuse case")
+    parser.add_argument(
+        "--questions-per-image", type=int, default=9, help="questions per image (POPE: 18)"
+    )
     args = parser.parse_args(argv)
 
     gpu = torch.cuda.is_available() and not args.cpu
@@ -267,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         busy = profile(model, processor, images, warm, batch_size, args.new_tokens, flops, ours_s)
         busy_text = f", device busy {busy:.0%} (profile, harness estimate)"
+    if "vllm" in args.engines:
+        side_by_side(args, model, processor, images, warm, harness, rows[0][1], gpu)
     speedup = rows[0][1] / rows[1][1]
     print(
         f"SUMMARY throughput [{'GPU' if gpu else 'CPU scaled-down'}]: harness {rows[0][1]:.3f} "
@@ -275,6 +300,158 @@ def main(argv: list[str] | None = None) -> int:
         f"{n_images} images, {args.new_tokens} new tokens, build {build_s:.1f} s{busy_text}"
     )
     return 0
+
+
+def parse_engines(raw: str) -> tuple[str, ...]:
+    """--engines: hf, or hf,vllm (the HF engine always runs: it is the baseline)."""
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if not names or set(names) - {"hf", "vllm"} or "hf" not in names:
+        raise argparse.ArgumentTypeError(f"give hf or hf,vllm, not {raw!r}")
+    return names
+
+
+def gen_requests(images: list, questions: list[str], new_tokens: int) -> list[GenRequest]:
+    """One request per (question, image), images interleaved, exactly `new_tokens` each."""
+    settings = GenSettings(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    return [
+        GenRequest(q, [image], settings, "bench", k * len(images) + i)
+        for k, q in enumerate(questions)
+        for i, image in enumerate(images)
+    ]
+
+
+def timed(engine, requests: list[GenRequest], device: torch.device) -> float:
+    """Seconds of one `generate` call over all requests."""
+    sync(device)
+    start = time.perf_counter()
+    engine.generate(requests)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def vllm_engine(folder: Path, gpu: bool, prefix_caching: bool):
+    """The vLLM engine of `--model dragonfly_vllm` on the saved bench model, with vLLM's
+    statistics on (for the prefix cache's hit count)."""
+    from dragonfly_eval.vllm.engine import VllmEngine, VllmSettings
+
+    @dataclass(frozen=True)
+    class WithStats(VllmSettings):
+        def llm_kwargs(self) -> dict:
+            return {**super().llm_kwargs(), "disable_log_stats": False}
+
+    settings = WithStats(
+        dtype="bfloat16" if gpu else "float32",
+        enforce_eager=not gpu,  # compiling costs ~40 s of start-up on the CPU
+        enable_prefix_caching=prefix_caching,
+        progress=False,
+    )
+    return VllmEngine(str(folder), settings)
+
+
+def prefix_cache_counts(engine) -> tuple[int, int]:
+    """(hits, queries) of vLLM's prefix cache so far, in tokens."""
+    counts = {m.name: getattr(m, "value", 0) for m in engine.llm.get_metrics()}
+    return counts.get("vllm:prefix_cache_hits", 0), counts.get("vllm:prefix_cache_queries", 0)
+
+
+def processor_ms_per_image(engine, images: list) -> tuple[float, float]:
+    """(wall, CPU) milliseconds per image of vLLM's multimodal processor cutting the crops (the
+    plugin's `_call_hf_processor`, one image per call, distinct images: no cache involved)."""
+    from vllm.multimodal import MULTIMODAL_REGISTRY
+
+    mm = MULTIMODAL_REGISTRY.create_processor(engine.llm.llm_engine.model_config)
+    mm._call_hf_processor({"images": [images[0]]}, {})  # warm-up
+    wall, cpu = time.perf_counter(), time.process_time()
+    for image in images:
+        mm._call_hf_processor({"images": [image]}, {})
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall / len(images) * 1e3, cpu / len(images) * 1e3
+
+
+def side_by_side(
+    args: argparse.Namespace,
+    model: DragonflyForCausalLM,
+    processor: DragonflyProcessor,
+    images: list,
+    warm: list,
+    harness: Engine,
+    hf_sps: float,
+    gpu: bool,
+) -> None:
+    """vLLM on the harness's workload, the reuse case on both engines, the processor's cost."""
+    if not gpu:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    device = model.device
+    with tempfile.TemporaryDirectory(prefix="dragonfly-bench-") as tmp:
+        folder = Path(tmp)
+        model.save_pretrained(folder)
+        processor.tokenizer.save_pretrained(folder)
+        plain = gen_requests(images, [QUESTION], args.new_tokens)
+        questions = [
+            REUSE_QUESTIONS[k % len(REUSE_QUESTIONS)] for k in range(args.questions_per_image)
+        ]
+        reuse_images = [
+            synthetic_image(*SIZES[i % len(SIZES)], seed=2000 + i) for i in range(args.reuse_images)
+        ]
+        reuse = gen_requests(reuse_images, questions, args.new_tokens)
+        warm_requests = gen_requests(warm, [QUESTION], args.new_tokens)
+
+        engine = vllm_engine(folder, gpu, prefix_caching=True)
+        engine.generate(warm_requests)
+        engine.generated_tokens = 0
+        plain_s = timed(engine, plain, device)
+        plain_tokens = engine.generated_tokens
+        hits, queries = prefix_cache_counts(engine)
+        cached_s = timed(engine, reuse, device)
+        after = prefix_cache_counts(engine)
+        hits, queries = after[0] - hits, after[1] - queries
+        crop_ms, crop_cpu_ms = processor_ms_per_image(engine, images)
+        engine.close()
+        del engine
+        engine = vllm_engine(folder, gpu, prefix_caching=False)
+        engine.generate(warm_requests)
+        uncached_s = timed(engine, reuse, device)
+        engine.close()
+        del engine
+
+    for store in (harness.caches.embeddings, harness.caches.prefixes):
+        if store is not None:
+            store.clear()
+    hf_reuse_s = timed(harness, reuse, device)
+    vllm_sps = len(plain) / plain_s
+    where = (
+        "GPU" if gpu else "CPU scaled-down config (head_dim 32: vLLM's CPU attention needs >= 32)"
+    )
+    print(
+        f"engines side by side [{where}], {len(plain)} images x 1 question, {args.new_tokens} new tokens:"
+    )
+    print(
+        f"  hf   {hf_sps:7.3f} samples/s | vllm {vllm_sps:7.3f} samples/s "
+        f"({plain_tokens} tokens generated) | vllm / hf {vllm_sps / hf_sps:.2f}x"
+    )
+    n = len(reuse)
+    print(
+        f"image reuse [{where}], {args.reuse_images} images x {args.questions_per_image} "
+        f"questions = {n} requests:"
+    )
+    print(
+        f"  vllm enable_prefix_caching=true {n / cached_s:7.3f} samples/s | false "
+        f"{n / uncached_s:7.3f} samples/s | {uncached_s / cached_s:.2f}x; hf (image and prefix "
+        f"caches) {n / hf_reuse_s:7.3f} samples/s"
+    )
+    print(f"  vllm prefix cache, reuse run: {hits:,} of {queries:,} prompt tokens were hits")
+    print(
+        f"vLLM multimodal processor, cutting crops: {crop_ms:.1f} ms wall, {crop_cpu_ms:.1f} ms "
+        f"CPU (all threads of the process) per image ({len(images)} images, one per call)"
+    )
+    print(
+        f"SUMMARY engines [{'GPU' if gpu else 'CPU scaled-down, head_dim 32'}]: hf {hf_sps:.3f} "
+        f"samples/s, vllm {vllm_sps:.3f} samples/s, vllm/hf {vllm_sps / hf_sps:.2f}x; reuse "
+        f"({args.reuse_images}x{args.questions_per_image}): vllm prefix caching on "
+        f"{n / cached_s:.3f} / off {n / uncached_s:.3f} samples/s ({uncached_s / cached_s:.2f}x), "
+        f"hf {n / hf_reuse_s:.3f}; processor {crop_ms:.1f} ms/image wall, {crop_cpu_ms:.1f} ms CPU"
+    )
 
 
 def suite_cost_inputs(

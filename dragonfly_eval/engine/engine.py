@@ -86,6 +86,7 @@ class Engine:
             processor, self.caches, settings.max_length, self._fail, self.input_device
         )
         self._rerun = Float32Rerun(model, self.caches)
+        self.generated_tokens = 0  # new tokens of every answer so far, the stop token included
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -194,10 +195,14 @@ class Engine:
             }
         inputs = self._on_device(inputs)
         out = self.model.generate(**inputs, **kwargs)
-        new_tokens = out[:, inputs["input_ids"].shape[1] :]
-        return [
-            cut_at_stop(self.processor.decode(row), settings.until) for row in new_tokens.tolist()
-        ]
+        rows = out[:, inputs["input_ids"].shape[1] :].tolist()
+        pad_id = self.model.language_model.generation_config.pad_token_id
+        stops = kwargs["eos_token_id"]
+        self.generated_tokens += sum(
+            len(generated_part(row, stops, pad_id, self.processor.decode, settings.until))
+            for row in rows
+        )
+        return [cut_at_stop(self.processor.decode(row), settings.until) for row in rows]
 
     def _score_part(
         self,
@@ -303,3 +308,24 @@ class Engine:
         """<|eot_id|> ends an answer; so does the tokenizer's end of text."""
         ids = [self.processor.eot_id, self.processor.tokenizer.eos_token_id]
         return [i for i in dict.fromkeys(ids) if i is not None]
+
+
+def generated_part(
+    row: list[int],
+    stop_ids: Sequence[int],
+    pad_id: int | None,
+    decode: Callable[[list[int]], str] | None = None,
+    until: Sequence[str] = (),
+) -> list[int]:
+    """The tokens a row of `generate` output actually generated: up to its first stop token
+    (kept), else up to the padding that fills a row finished early. A row a stop string ended
+    is padded too, with the end-of-text token when the model has no pad token: a "stop token"
+    after text that already holds a stop string (`until`, read with `decode`) is that padding."""
+    for i, token in enumerate(row):
+        if token in stop_ids:
+            if until and decode is not None and any(u in decode(row[:i]) for u in until):
+                return row[:i]
+            return row[: i + 1]
+        if token == pad_id:
+            return row[:i]
+    return row

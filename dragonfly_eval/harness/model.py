@@ -27,6 +27,7 @@ from dragonfly_eval.engine.batching import FirstTime, gen_kwargs_key
 from dragonfly_eval.engine.numerics import enable_determinism
 from dragonfly_eval.engine.requests import as_bool
 from dragonfly_eval.harness import compat
+from dragonfly_eval.harness.cost import RunCost
 from dragonfly_eval.harness.resume import (
     ResumeStore,
     SaveBatch,
@@ -75,6 +76,7 @@ class EngineAdapter(lmms):
         self._resume = ResumeStore(resume_store) if resume_store else None
         self._model_id = json.dumps(list(model_id))
         self._ignored_warned = FirstTime()  # (task, gen_kwargs key) pairs already warned about
+        self._cost = RunCost()  # the subclass sets `devices` once it knows where the model runs
         return self._failure_log.append if self._failure_log else None
 
     @classmethod
@@ -91,6 +93,13 @@ class EngineAdapter(lmms):
     def failures(self) -> list[dict[str, Any]]:
         """The requests that got an empty answer so far: task, doc_id, reason."""
         return self.engine.failures
+
+    def clean(self) -> None:
+        """lmms-eval calls this once every request type is answered, before it writes the
+        results: log what the run cost into them (`harness.cost`), then lmms-eval's own clean-up
+        (which deletes the model's modules)."""
+        self._cost.log()
+        super().clean()
 
     # --- Instance.args -> typed requests --------------------------------------------------
     def _doc(self, task: str, split: str, doc_id: Any) -> Any:
@@ -212,13 +221,19 @@ class EngineAdapter(lmms):
         requests: Sequence[GenRequest | ScoreRequest],
         compute: Callable[[list, SaveBatch | None], list],
     ) -> list:
-        """Answers of `requests`: stored ones from the resume store, the rest computed."""
+        """Answers of `requests`: stored ones from the resume store, the rest computed (and
+        their cost counted)."""
+
+        def computed(pending: list[int], save: SaveBatch | None) -> list:
+            with self._cost.timing(len(pending), self.engine):
+                return compute([requests[i] for i in pending], save)
+
         return answer_with_store(
             self._resume,
             request_type,
             keys if self._resume is not None else [],
             [(r.task, r.doc_id) for r in requests],
-            lambda pending, save: compute([requests[i] for i in pending], save),
+            computed,
         )
 
 
@@ -336,6 +351,8 @@ class Dragonfly(EngineAdapter):
         self.engine = Engine(
             model, self.processor, replace(settings, progress=self.rank == 0), on_failure
         )
+        if self._device.type == "cuda":  # device seconds count every GPU the model is on
+            self._cost.devices = torch.cuda.device_count() if device_map else 1
 
     # --- lmms-eval properties -------------------------------------------------------------
     @property

@@ -106,6 +106,7 @@ class DragonflyVllm(EngineAdapter):
             ],
         )
         self.engine = VllmEngine(pretrained, settings, on_failure, revision=revision)
+        self._cost.devices = cuda_devices(settings.tensor_parallel_size)
 
     @property
     def model(self) -> Any:
@@ -119,6 +120,13 @@ def default_dtype() -> str:
     from vllm.platforms import current_platform
 
     return "float32" if current_platform.is_cpu() else "bfloat16"
+
+
+def cuda_devices(tensor_parallel_size: int) -> int:
+    """The CUDA devices vLLM runs the model on (one per tensor-parallel rank); 0 elsewhere."""
+    from vllm.platforms import current_platform
+
+    return tensor_parallel_size if current_platform.is_cuda() else 0
 
 
 def valid_model_args() -> list[str]:

@@ -91,6 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="which run of a model and task is shown: largest (a full run over a partial "
         "--limit run, then the most documents, then the newest; default) or newest",
     )
+    board.add_argument(
+        "--cost",
+        action="store_true",
+        help="add what each row's runs cost: their engine (hf, vllm) and samples/s, as the "
+        "dragonfly models record it in the results (markdown and terminal tables)",
+    )
     board.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     board.set_defaults(handler=run_leaderboard)
 
@@ -240,7 +246,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite_file)
         reference = [] if args.no_reference else _reference_rows(args.reference)
         suite_names = _suite_names(args.suite)
-        table = build_table(args.paths, suite, suite_names, reference, args.prefer)
+        table = build_table(args.paths, suite, suite_names, reference, args.prefer, args.cost)
     except (SuiteError, ReferenceError, LeaderboardError) as err:
         _error("leaderboard", err)
         return 2

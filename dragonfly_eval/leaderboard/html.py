@@ -12,6 +12,7 @@ import base64
 import hashlib
 import html
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from dragonfly_eval.leaderboard.markdown import (
@@ -100,7 +101,8 @@ LEGEND = (
 
 def _board(table: Table, extra: bool, suite: str) -> str:
     """One sortable table: the grid of table.py, each cell with its sort key and tooltip."""
-    header, cells = grid(table, extra=extra)
+    # The page has no run-cost columns (--cost is for the markdown and terminal tables).
+    header, cells = grid(replace(table, show_cost=False), extra=extra)
     columns = table.extra_columns if extra else table.columns
     # The rows grid() shows, in its order: the extra view leaves out rows without extra metrics.
     rows = [r for r in table.rows if not extra or any(c.key in r.values for c in columns)]

@@ -52,6 +52,44 @@ class ResultsError(ValueError):
     """A results file or folder that holds no usable results."""
 
 
+# The run-cost record that `dragonfly` and `dragonfly_vllm` log into lmms-eval's `throughput`
+# block (dragonfly_eval/harness/cost.py); lmms-eval names the record's own numbers avg_<name>.
+ENGINES = {"dragonfly": "hf", "dragonfly_vllm": "vllm"}
+_MAX_ENGINE_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a run cost: its engine (`hf`, `vllm`, or the lmms-eval model name), requests
+    answered, samples/s, generated tokens/s, wall seconds of the engine's work, and device
+    seconds (wall x CUDA devices; None for a run on the CPU)."""
+
+    engine: str
+    samples: int
+    samples_per_s: float
+    tokens_per_s: float
+    wall_s: float
+    device_s: float | None = None
+
+    @staticmethod
+    def total(costs: Iterable[Cost]) -> Cost | None:
+        """Several runs as one (a row merged from runs of different tasks): samples, seconds
+        and tokens summed, rates over the summed seconds; None for no run."""
+        costs = list(costs)
+        if not costs:
+            return None
+        wall = sum(c.wall_s for c in costs)
+        devices = [c.device_s for c in costs]
+        return Cost(
+            engine="+".join(sorted({c.engine for c in costs})),
+            samples=sum(c.samples for c in costs),
+            samples_per_s=sum(c.samples for c in costs) / wall,
+            tokens_per_s=sum(c.tokens_per_s * c.wall_s for c in costs) / wall,
+            wall_s=wall,
+            device_s=None if None in devices else sum(d for d in devices if d is not None),
+        )
+
+
 @dataclass(frozen=True)
 class Documents:
     """How many documents a task result covers: lmms-eval's n-samples and the run's --limit."""
@@ -106,6 +144,7 @@ class Run:
     limit: float | None = None
     model_args: str = ""
     variant: str = ""  # the answer-changing model_args, e.g. "zoom=low"; "" when none
+    cost: Cost | None = None  # what the run cost, when the model recorded it
 
     @property
     def date_label(self) -> str:
@@ -214,7 +253,46 @@ def read_run(path: Path) -> Run:
         limit=_number(config.get("limit")),
         model_args=_model_args(config.get("model_args")),
         variant=", ".join(f"{k}={v}" for k, v in pairs if k not in NEUTRAL_MODEL_ARGS),
+        cost=read_cost(data),
     )
+
+
+def read_cost(data: Mapping[str, Any]) -> Cost | None:
+    """The run-cost record of a results file (its `throughput` block as `dragonfly` and
+    `dragonfly_vllm` log it), or None when the file has none or any of its numbers is not one
+    a run can have (a missing, negative, non-finite or wrongly typed value): a malformed record
+    is left out, never shown."""
+    block = data.get("throughput")
+    if not isinstance(block, dict):
+        return None
+    wall = _number(block.get("total_elapsed_time"))
+    rate = _number(block.get("avg_samples_per_s"))
+    tokens = block.get("total_gen_tokens")
+    samples = _number(block.get("avg_samples"))
+    if None in (wall, rate, samples) or not isinstance(tokens, int) or isinstance(tokens, bool):
+        return None
+    if wall <= 0 or rate <= 0 or tokens < 0 or samples < 1 or not samples.is_integer():
+        return None
+    device = block.get("avg_device_seconds")
+    device_s = _number(device)
+    if device is not None and (device_s is None or device_s < 0):
+        return None
+    config = data.get("config")
+    model = config.get("model") if isinstance(config, dict) else None
+    engine = model.strip() if isinstance(model, str) and model.strip() else "unknown"
+    return Cost(
+        engine=ENGINES.get(engine, one_line_text(engine[:_MAX_ENGINE_CHARS])),
+        samples=int(samples),
+        samples_per_s=samples / wall,  # avg_samples_per_s marks the record; it is the same
+        tokens_per_s=tokens / wall,
+        wall_s=wall,
+        device_s=device_s,
+    )
+
+
+def one_line_text(text: str) -> str:
+    """Text with control characters blanked (an engine name from an untrusted file)."""
+    return "".join(" " if not ch.isprintable() else ch for ch in text)
 
 
 def load_runs(paths: Iterable[Path | str]) -> LoadedRuns:

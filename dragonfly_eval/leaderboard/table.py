@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dragonfly_eval.leaderboard.reference import ReferenceRow
 from dragonfly_eval.leaderboard.results import (
+    Cost,
     Documents,
     ModelResults,
     Run,
@@ -47,6 +48,7 @@ class Row:
     source: str | None = None
     partial: Mapping[str, str] = field(default_factory=dict)
     found: Mapping[str, Found] = field(default_factory=dict)  # the runs behind each value
+    cost: Cost | None = None  # what the runs behind the values cost, when they recorded it
 
     @property
     def published(self) -> bool:
@@ -92,6 +94,7 @@ class Table:
     alternates: tuple[str, ...] = ()
     prefer: str = "largest"
     sections: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (suite, its benchmark keys)
+    show_cost: bool = False  # the headline view ends with the run-cost columns (--cost)
 
     @property
     def average_columns(self) -> tuple[Column, ...]:
@@ -121,12 +124,14 @@ def build_table(
     suite_names: Sequence[str] | None = None,
     reference: Sequence[ReferenceRow] = (),
     prefer: str = "largest",
+    cost: bool = False,
 ) -> Table:
     """Read lmms-eval results under `paths` and lay them out by the suite's headline scores.
 
     `suite_names` picks the column groups (e.g. ["general"], ["all"]); None picks every suite
     that some run has a score in. `prefer` picks among runs of one model and task (see
-    merge_runs). Raises LeaderboardError when no path holds a usable run.
+    merge_runs). `cost` adds the engine and samples/s of the runs behind each row (`COST_TITLES`).
+    Raises LeaderboardError when no path holds a usable run.
     """
     loaded = load_runs(paths)
     if not loaded.runs:
@@ -158,6 +163,7 @@ def build_table(
         alternates=tuple(note for m in models for note in _alternate_notes(m, benchmarks)),
         prefer=prefer,
         sections=_sections(suite, suite_names),
+        show_cost=cost,
     )
 
 
@@ -270,6 +276,9 @@ def grid(
     best_average = max(full) if len(full) >= 2 else None
     if not extra:
         header.append(table.average_title)
+    cost = table.show_cost and not extra
+    if cost:
+        header.extend(COST_TITLES)
     cells = []
     for row in table.rows:
         if extra and not any(c.key in row.values for c in columns):
@@ -288,8 +297,21 @@ def grid(
                 line.append(Cell(f"{value:.1f}", round(value, 1) == best[column.key]))
         if not extra:
             line.append(_average_cell(table.average(row), None if row.partial else best_average))
+        if cost:
+            line.extend(cost_cells(row))
         cells.append(line)
     return header, cells
+
+
+COST_TITLES = ("Engine", "Samples/s")
+
+
+def cost_cells(row: Row) -> list[Cell]:
+    """The engine and samples/s of a row's runs; – for a published row or runs that recorded
+    no cost."""
+    if row.cost is None:
+        return [Cell(MISSING), Cell(MISSING)]
+    return [Cell(row.cost.engine), Cell(f"{row.cost.samples_per_s:.3g}")]
 
 
 def short_labels(rows: Sequence[Row]) -> dict[str, str]:
@@ -349,7 +371,9 @@ def _model_row(model: ModelResults, benchmarks: Sequence[Benchmark]) -> Row:
             if found.documents.partial:
                 partial[key] = found.documents.label
             dates.update(run.date_label for run in found.runs)
-    return Row(model.model, values, tuple(sorted(dates)), partial=partial, found=behind)
+    runs = {run.path: run for found in behind.values() for run in found.runs}
+    cost = Cost.total(run.cost for run in runs.values() if run.cost is not None)
+    return Row(model.model, values, tuple(sorted(dates)), partial=partial, found=behind, cost=cost)
 
 
 def _reference_row(ref: ReferenceRow) -> Row:

@@ -119,6 +119,7 @@ class VllmEngine:
         self.zoom = config.zoom
         self._fail = FailureRecorder(on_failure)
         self._prep = Preparer(self.processor, None, settings.max_length, self._fail)
+        self.generated_tokens = 0  # new tokens of every answer so far, the stop token included
         from vllm import LLM
 
         self.llm = LLM(model=str(folder), **settings.llm_kwargs())
@@ -265,6 +266,7 @@ class VllmEngine:
     def _answer(self, item: Prepared, output: Any) -> str:
         """The generated text, decoded and cut at the first stop string as the HF engine does."""
         tokens = output.outputs[0].token_ids
+        self.generated_tokens += len(tokens)
         return cut_at_stop(self.processor.decode(tokens), item.request.settings.until)
 
     def _score(self, item: Prepared, output: Any) -> tuple[float, bool]:

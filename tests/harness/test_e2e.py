@@ -107,3 +107,58 @@ def test_dragonfly_eval_run_fails_when_no_results_are_written(tmp_path, offline_
     assert not _results(tmp_path / "out")
     assert "wrote no results" in out.stderr, out.stderr[-3000:]
     assert str(missing) in out.stdout + out.stderr
+
+
+def _leaderboard(args, env, cwd):
+    script = Path(sys.executable).with_name("dragonfly-eval")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "dragonfly_eval.cli"]
+    return _run([*cmd, "leaderboard", *args], env, cwd)
+
+
+@pytest.mark.slow
+def test_a_run_records_what_it_cost_and_the_leaderboard_shows_it(tmp_path, offline_env):
+    limit = 4
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "lmms_eval",
+            "--model",
+            "dragonfly",
+            "--model_args",
+            "pretrained=dragonfly-tiny,device=cpu",
+            "--tasks",
+            "dragonfly_mini_vqa",
+            "--include_path",
+            str(task_yaml_dir()),
+            "--limit",
+            str(limit),
+            "--output_path",
+            str(tmp_path / "out"),
+        ],
+        offline_env,
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (results_file,) = _results(tmp_path / "out")
+    results = json.loads(results_file.read_text())
+    record = results["throughput"]
+    wall = record["total_elapsed_time"]
+    # the engine's work only: more than nothing, less than the whole process took
+    assert 0 < wall < 600
+    assert record["avg_samples"] == limit
+    assert record["avg_samples_per_s"] == pytest.approx(limit / wall)
+    # greedy answers of at most the task's max_new_tokens each, the stop token counted
+    max_new = 8  # task_yaml/mini/vqa.yaml
+    assert isinstance(record["total_gen_tokens"], int)
+    assert limit <= record["total_gen_tokens"] <= limit * (max_new + 1)
+    assert record["avg_speed"] == pytest.approx(record["total_gen_tokens"] / wall)
+    assert "avg_device_seconds" not in record  # a CPU run held no CUDA device
+
+    board = _leaderboard([str(tmp_path / "out"), "--cost", "--no-reference"], offline_env, tmp_path)
+    assert board.returncode == 0, board.stderr[-3000:]
+    header, _, row = board.stdout.splitlines()[:3]
+    assert header.split("|")[-3:-1] == [" Engine ", " Samples/s "]
+    assert row.split("|")[-3:-1] == [" hf ", f" {limit / wall:.3g} "]
+    plain = _leaderboard([str(tmp_path / "out"), "--no-reference"], offline_env, tmp_path)
+    assert "Samples/s" not in plain.stdout

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dragonfly_eval.leaderboard.results import (
+    Cost,
     ResultsError,
     find_results_files,
     load_runs,
@@ -233,3 +234,69 @@ def test_a_newer_partial_run_does_not_replace_a_full_one_unless_newest_is_prefer
     assert newest.tasks["a"][1].path == smaller
     (among_partial,) = merge_runs(runs[1:])
     assert among_partial.tasks["a"][1].path == partial  # more documents beat a newer date
+
+
+# --- the run-cost record (dragonfly_eval/harness/cost.py writes it as lmms-eval's throughput) ---
+COST_BLOCK = {
+    "total_gen_tokens": 40,
+    "total_elapsed_time": 8.0,
+    "avg_speed": 5.0,
+    "avg_latency": 2.0,
+    "avg_samples": 4.0,
+    "avg_samples_per_s": 0.5,
+}
+
+
+def _with_cost(tmp_path: Path, block, model="dragonfly_vllm") -> Path:
+    data = json.loads(REAL_FILE.read_text())
+    data["throughput"] = block
+    data["config"]["model"] = model
+    path = tmp_path / "20260101_000000_results.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_cost_record_is_read_with_its_engine(tmp_path):
+    cost = read_run(_with_cost(tmp_path, COST_BLOCK)).cost
+    assert cost == Cost("vllm", 4, 0.5, 5.0, 8.0, None)
+    gpu = read_run(_with_cost(tmp_path, {**COST_BLOCK, "avg_device_seconds": 16.0}, "dragonfly"))
+    assert gpu.cost == Cost("hf", 4, 0.5, 5.0, 8.0, 16.0)
+    assert read_run(_with_cost(tmp_path, COST_BLOCK, "other\nmodel")).cost.engine == "other model"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"total_elapsed_time": 0},
+        {"total_elapsed_time": -1.0},
+        {"total_elapsed_time": "8"},
+        {"total_gen_tokens": True},
+        {"total_gen_tokens": 4.5},
+        {"total_gen_tokens": -1},
+        {"avg_samples": 2.5},
+        {"avg_samples": 0},
+        {"avg_samples_per_s": None},
+        {"avg_device_seconds": -3.0},
+        {"avg_device_seconds": [1]},
+        {"total_elapsed_time": 1e400},
+    ],
+    ids=repr,
+)
+def test_a_malformed_cost_record_is_left_out_not_shown(tmp_path, change):
+    block = {**COST_BLOCK, **change}
+    run = read_run(_with_cost(tmp_path, {k: v for k, v in block.items() if v is not None}))
+    assert run.cost is None
+    assert run.tasks  # the scores are still read
+
+
+def test_a_throughput_block_of_another_model_is_no_cost_record(tmp_path):
+    # lmms-eval's own models log throughput without the record's samples
+    block = {"total_gen_tokens": 10, "total_elapsed_time": 1.0, "avg_speed": 10.0}
+    assert read_run(_with_cost(tmp_path, block, "vllm")).cost is None
+    assert read_run(_with_cost(tmp_path, [1, 2])).cost is None
+
+
+def test_costs_of_several_runs_add_up():
+    total = Cost.total([Cost("hf", 4, 0.5, 5.0, 8.0, None), Cost("vllm", 6, 3.0, 30.0, 2.0, 4.0)])
+    assert total == Cost("hf+vllm", 10, 1.0, pytest.approx(10.0), 10.0, None)
+    assert Cost.total([]) is None

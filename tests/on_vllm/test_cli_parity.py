@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dragonfly_eval.leaderboard.results import read_run
 from dragonfly_eval.paths import task_yaml_dir
 from tests.on_vllm.vllm_kit import NEEDS_VLLM
 
@@ -19,7 +20,8 @@ LIMIT = 3
 
 
 def _lmms_eval(model: str, model_args: str, out: Path, env: dict, cwd: Path) -> dict:
-    """Run lmms-eval's CLI; the logged samples of each task by doc_id."""
+    """Run lmms-eval's CLI; the logged samples of each task by doc_id, and under "cost" the
+    run-cost record the leaderboard reads from the results file."""
     done = subprocess.run(
         [
             sys.executable,
@@ -51,6 +53,8 @@ def _lmms_eval(model: str, model_args: str, out: Path, env: dict, cwd: Path) -> 
         (path,) = out.rglob(f"*_samples_{task}.jsonl")
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         samples[task] = {row["doc_id"]: row for row in rows}
+    (results,) = out.rglob("*_results.json")
+    samples["cost"] = read_run(results).cost
     return samples
 
 
@@ -81,3 +85,14 @@ def test_vllm_gives_the_hf_engines_answers_and_choices_per_document(
         assert ours.index(min(ours)) == theirs.index(min(theirs)), doc_id
         assert ours == pytest.approx(theirs, abs=1e-4), doc_id
         assert vllm[LIKELIHOOD][doc_id]["acc"] == row["acc"]
+
+    # each run records what it cost: every request answered (one generation per document, one
+    # likelihood per choice), the generated tokens of the same answers, no CUDA device
+    for engine, run in (("hf", hf), ("vllm", vllm)):
+        cost = run["cost"]
+        choices = sum(len(r["filtered_resps"]) for r in run[LIKELIHOOD].values())
+        assert (cost.engine, cost.samples, cost.device_s) == (engine, LIMIT + choices, None)
+        assert cost.wall_s > 0 and cost.samples_per_s == pytest.approx(cost.samples / cost.wall_s)
+    assert hf["cost"].tokens_per_s * hf["cost"].wall_s == pytest.approx(
+        vllm["cost"].tokens_per_s * vllm["cost"].wall_s
+    )
