@@ -15,7 +15,7 @@ import json
 import math
 import re
 from array import array
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,9 +113,8 @@ def find_sample_logs(path: Path) -> dict[str, Path]:
     return found
 
 
-def read_sample_log(path: Path, task: str, keep: Collection[str] | None = None) -> SampleLog:
-    """Parse one sample log; SampleLogError naming the file and line when it is unusable.
-    With `keep`, each record holds only doc_id and those fields (a large log's memory)."""
+def read_sample_log(path: Path, task: str) -> SampleLog:
+    """Parse one sample log; SampleLogError naming the file and line when it is unusable."""
     records: dict[int, Mapping[str, Any]] = {}
     for number, line in _lines(path):
         if not line.strip():
@@ -124,7 +123,7 @@ def read_sample_log(path: Path, task: str, keep: Collection[str] | None = None) 
         doc_id = record["doc_id"]
         if doc_id in records:
             raise SampleLogError(_twice(path, doc_id))
-        records[doc_id] = record if keep is None else {k: record[k] for k in keep if k in record}
+        records[doc_id] = record
     if not records:
         raise SampleLogError(f"{path}: no documents")
     return SampleLog(path, task, records)
