@@ -89,24 +89,27 @@ def test_dragonfly_eval_run_exits_zero_with_results(tmp_path, offline_env, v2_ch
 
 @pytest.mark.slow
 def test_dragonfly_eval_run_fails_when_no_results_are_written(tmp_path, offline_env):
-    # lmms-eval itself exits 0 here; the wrapper must not.
-    missing = tmp_path / "no-such-checkpoint"
+    # lmms-eval itself exits 0 when a task's dataset cannot be loaded; the wrapper must not. (A
+    # missing checkpoint or task no longer gets this far: the pre-run checks refuse them.)
+    env = {**offline_env, "HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": "unused"}
     out = _dragonfly_eval(
         [
             "--model_args",
-            f"pretrained={missing},device=cpu",
+            "pretrained=dragonfly-tiny,device=cpu",
             "--tasks",
-            TASK,
+            "dragonfly_chartqa",
+            "--limit",
+            "1",
             "--output_path",
             str(tmp_path / "out"),
         ],
-        offline_env,
+        env,
         tmp_path,
     )
-    assert out.returncode != 0
+    assert out.returncode == 1, out.stderr[-3000:]
     assert not _results(tmp_path / "out")
     assert "wrote no results" in out.stderr, out.stderr[-3000:]
-    assert str(missing) in out.stdout + out.stderr
+    assert "lmms-lab-encoder/ChartQA is not reachable" in out.stderr
 
 
 def _leaderboard(args, env, cwd):
