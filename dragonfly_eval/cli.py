@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dragonfly_eval.errors import DragonflyEvalError, ExitCode
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered by its own module."""
@@ -27,27 +29,30 @@ def subcommand_parser(parser: argparse.ArgumentParser, name: str) -> argparse.Ar
     return subparsers.choices[name]
 
 
-INTERRUPTED = 130  # the exit code of a program ended by SIGINT (128 + 2)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dragonfly-eval` console script; returns the exit code. Ctrl-C
     outside a run (whose own line says how to continue) ends it with one line, no traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = "dragonfly-eval"
     try:
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)
         args.argv = argv  # to print the command that continues an interrupted run
+        command = f"dragonfly-eval {args.command}"
         if args.command == "run":
             args.lmms_eval_args = rest
         elif rest:  # the subcommand's usage, not the top-level one
             subcommand_parser(parser, args.command).error(
                 f"unrecognized arguments: {' '.join(rest)}"
             )
-        return int(args.handler(args) or 0)
+        return int(args.handler(args) or ExitCode.OK)
+    except DragonflyEvalError as err:
+        message = " ".join(str(err).split())
+        print(f"{command}: {message}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("dragonfly-eval: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":
