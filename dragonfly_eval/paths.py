@@ -31,6 +31,13 @@ def leaderboards_dir() -> Path:
     return checkout if checkout.is_dir() else _PACKAGE / "leaderboards"
 
 
+def cache_root() -> Path:
+    """Where dragonfly-eval keeps files it generates (the tiny checkpoint, task indexes):
+    `$XDG_CACHE_HOME/dragonfly-eval`, by default `~/.cache/dragonfly-eval`."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dragonfly-eval"
+
+
 def check_regular_file(path: Path, cap: int, error: type[ValueError]) -> None:
     """Refuse, before it is opened, anything but a regular file of at most `cap` bytes: a FIFO
     would block open() and /dev/zero would never end. OSError passes through."""

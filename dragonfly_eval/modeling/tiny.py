@@ -32,6 +32,7 @@ from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.loading import register_checkpoint
 from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
 from dragonfly_eval.modeling.processing import DragonflyProcessor
+from dragonfly_eval.paths import cache_root
 
 TINY_NAME = "dragonfly-tiny"
 FORMAT = 2  # bump when write_tiny_checkpoint changes what it writes
@@ -157,12 +158,6 @@ def tiny_config(vocab_size: int) -> DragonflyConfig:
         ),
         image_encoder="dragonfly-tiny",
     )
-
-
-def cache_root() -> Path:
-    """Where dragonfly-eval keeps generated files: `$XDG_CACHE_HOME/dragonfly-eval`."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dragonfly-eval"
 
 
 def tiny_digest() -> str:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from dragonfly_eval.paths import cache_root
+
 JAVA_INSTALL = "apt-get install default-jre-headless"
 JUDGE_MODULE = "dragonfly_eval.tasks.judge"
 TRUST_FLAG = "--trust-dataset-commands"
@@ -141,7 +143,7 @@ def task_manager(include_path: str | None):
 def cached_index(task_dir: str, build: Callable[[str], dict], kind: str = "task-index") -> dict:
     """`build(task_dir)`, read from the cache when the folder's YAML files (names, sizes,
     modification times) are the same as when it was stored; `kind` names the builder."""
-    path = index_cache_dir() / f"{kind}-{folder_signature(task_dir)}.json"
+    path = cache_root() / f"{kind}-{folder_signature(task_dir)}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -155,12 +157,6 @@ def cached_index(task_dir: str, build: Callable[[str], dict], kind: str = "task-
     except OSError:
         pass  # a read-only home only costs the time of indexing again
     return index
-
-
-def index_cache_dir() -> Path:
-    """Where task indexes are cached: $XDG_CACHE_HOME/dragonfly-eval (default ~/.cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dragonfly-eval"
 
 
 def folder_signature(task_dir: str) -> str:

@@ -56,7 +56,7 @@ from jinja2.sandbox import (
     SandboxedEnvironment,
 )
 
-from dragonfly_eval.paths import check_regular_file
+from dragonfly_eval.paths import cache_root, check_regular_file
 
 ALLOWED_PACKAGES = ("dragonfly_eval", "lmms_eval")
 PROJECT_TASK_MODULES = "dragonfly_eval.tasks"  # the project's functions task YAMLs may name
@@ -455,9 +455,8 @@ def allowed_functions() -> dict[str, frozenset[tuple[str, str]]]:
     are unchanged (reading ~2000 YAMLs takes seconds), and in memory per task folder and cache
     folder."""
     from dragonfly_eval.paths import task_yaml_dir
-    from dragonfly_eval.runner.preflight import index_cache_dir
 
-    return _allowed_functions(task_yaml_dir(), index_cache_dir())
+    return _allowed_functions(task_yaml_dir(), cache_root())
 
 
 @cache

@@ -16,13 +16,14 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 from dragonfly_eval import DragonflyForCausalLM, DragonflyProcessor
 from dragonfly_eval.modeling import tiny
 from dragonfly_eval.modeling.loading import resolve_checkpoint
+from dragonfly_eval.paths import cache_root
 
 MODELING = Path(tiny.__file__).parent
 
 
 def test_the_tiny_name_resolves_to_a_checkpoint_folder_loaded_the_ordinary_way():
     folder = resolve_checkpoint("dragonfly-tiny")
-    assert folder.parent == tiny.cache_root()
+    assert folder.parent == cache_root()
     assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json"} <= {
         p.name for p in folder.iterdir()
     }
