@@ -18,7 +18,7 @@ from common import synthetic_image
 from throughput import bench_processor, build_model
 
 from dragonfly_eval.engine import Engine, EngineSettings, ScoreRequest
-from dragonfly_eval.modeling.tiny import tiny_config
+from dragonfly_eval.tiny.config import tiny_config
 
 VOCAB = 128_256
 TARGET_GB = 1.5

@@ -45,7 +45,8 @@ from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSetting
 from dragonfly_eval.modeling import DragonflyForCausalLM, chat_prompt
 from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.processing import DragonflyProcessor
-from dragonfly_eval.modeling.tiny import build_tiny_tokenizer, v2_config
+from dragonfly_eval.tiny.config import v2_config
+from dragonfly_eval.tiny.tokenizer import build_tiny_tokenizer
 
 QUESTION = "Is there a red circle in the image? Please answer yes or no."
 SIZES = [(640, 480), (1024, 768), (500, 375), (1280, 720), (800, 1200), (2500, 1700)]

@@ -6,7 +6,9 @@ touch the model (`leaderboard`, `regress`) start without importing torch or tran
 Importing the package is enough for transformers' Auto classes to load Dragonfly folders: when
 transformers is imported (or at once, when it already is), `dragonfly_eval.modeling` is imported,
 and importing it registers `dragonfly` with `AutoConfig`, `AutoModelForCausalLM`,
-`AutoImageProcessor` and `AutoProcessor`.
+`AutoImageProcessor` and `AutoProcessor`; then `dragonfly_eval.tiny.checkpoint`, which registers
+the embedded model's name `dragonfly-tiny` (modeling sits below the embedded model and never
+imports it).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def __dir__() -> list[str]:
 
 
 def register_auto_classes() -> None:
-    """Register the Dragonfly classes with transformers' Auto classes (imports torch)."""
+    """Register the Dragonfly classes with transformers' Auto classes, and the embedded model's
+    name with the checkpoint lookup (imports torch)."""
     importlib.import_module("dragonfly_eval.modeling")  # registers them as it is imported
+    importlib.import_module("dragonfly_eval.tiny.checkpoint")
 
 
 class _RegisterAfterTransformers(importlib.abc.MetaPathFinder):

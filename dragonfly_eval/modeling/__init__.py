@@ -16,7 +16,6 @@ from dragonfly_eval.modeling.configuration import DragonflyConfig
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
 from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
 from dragonfly_eval.modeling.processing import DragonflyProcessor, chat_prompt
-from dragonfly_eval.modeling.tiny import TINY_NAME  # registers the `dragonfly-tiny` name
 
 AutoConfig.register("dragonfly", DragonflyConfig, exist_ok=True)
 AutoModelForCausalLM.register(DragonflyConfig, DragonflyForCausalLM, exist_ok=True)
@@ -30,6 +29,5 @@ __all__ = [
     "DragonflyForCausalLM",
     "DragonflyImageProcessor",
     "DragonflyProcessor",
-    "TINY_NAME",
     "chat_prompt",
 ]

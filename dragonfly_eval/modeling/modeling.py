@@ -319,7 +319,6 @@ class DragonflyForCausalLM(PreTrainedModel):
         return total, misses == 0, marked[:, 1:].sum(dim=1).to(logits.device)
 
     # --- image-prefix KV caches (layout private to the model) ----------------------------
-    @torch.no_grad()
     def prefill_image_prefixes(
         self,
         input_ids: torch.Tensor,
@@ -328,7 +327,9 @@ class DragonflyForCausalLM(PreTrainedModel):
         visual_embeds: torch.Tensor,
     ) -> list[torch.Tensor]:
         """Keys and values of image-only samples (one image each, no text, no padding), one
-        self-contained tensor per sample, to store and later pass to `image_prefix_cache`."""
+        self-contained tensor per sample, to store and later pass to `image_prefix_cache`.
+        Under `torch.no_grad()` for inference; with gradients, training backpropagates
+        through them (one image block serving several questions)."""
         n = input_ids.shape[0]
         out = self(
             input_ids=input_ids,

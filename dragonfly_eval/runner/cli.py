@@ -42,8 +42,17 @@ Again = Callable[[str | None], str]
 INTERRUPTED = 130  # the exit code of a program ended by SIGINT (128 + 2)
 
 
+# this project's lmms-eval models: one adapter in front of its own engine or of vLLM
+DRAGONFLY_MODELS = ("dragonfly", "dragonfly_vllm")
 DEMO_TASKS = "dragonfly_mini"
-DEMO_MODEL_ARGS = "pretrained=dragonfly-tiny,device=cpu,batch_size=4"
+# the demo's model_args on each engine
+DEMO_MODELS = {
+    "dragonfly": "pretrained=dragonfly-tiny,device=cpu,batch_size=4",
+    "dragonfly_vllm": "pretrained=dragonfly-tiny,dtype=float32",
+}
+# vLLM on the CPU takes its KV cache from this variable (GiB); dragonfly-tiny's 1 KB per
+# position needs far less than one
+DEMO_VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 DEMO_ZOOM_TASK, DEMO_ZOOM_BENCHMARK = "dragonfly_mini_fine", "mini_fine"
 DEMO_SUMMARY = (
     "What the numbers mean: dragonfly-tiny is a 0.2M-parameter Dragonfly trained for 18 minutes "
@@ -118,6 +127,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue the newest interrupted demo in the folder (what a demo does anyway)",
     )
+    demo.add_argument(
+        "--model",
+        choices=tuple(DEMO_MODELS),
+        default="dragonfly",
+        help="the lmms-eval model: dragonfly (this project's engine, default) or dragonfly_vllm "
+        "(vLLM, float32 on the CPU); both give the same answers",
+    )
     demo.set_defaults(handler=demo_command)
 
 
@@ -139,15 +155,15 @@ def lmms_eval_command(extra: list[str], output_path: str, resume: bool) -> list[
 
 
 def uses_dragonfly(extra: list[str]) -> bool:
-    """Whether the run evaluates this project's model class: the default, unless the command
-    line or its --config file names another."""
+    """Whether the run evaluates one of this project's model classes: the default, unless the
+    command line or its --config file names another."""
     if "model" not in cmdline.user_options(extra):
         return True
     try:
         runs = cmdline.evaluations(extra)
     except TaskCheckError:
         return False  # the task guard refuses the config file
-    return bool(runs) and all(args.model == "dragonfly" for args, _ in runs)
+    return bool(runs) and all(args.model in DRAGONFLY_MODELS for args, _ in runs)
 
 
 def environment_problem() -> str | None:
@@ -567,11 +583,15 @@ def demo_command(args: argparse.Namespace) -> int:
     if blocking:
         return refuse(blocking)
     tasks, left_out = demo_selection(demo, problems)
+    if args.model == "dragonfly_vllm":
+        for name, value in DEMO_VLLM_ENV.items():
+            os.environ.setdefault(name, value)
+    model = ["--model", args.model, "--model_args", DEMO_MODELS[args.model]]
     out = Path(args.output_path)
     results = out / "results"
-    again = demo_again(out)
+    again = demo_again(out, args.model)
     code, written = run_lmms_eval(
-        ["--model_args", DEMO_MODEL_ARGS, "--tasks", tasks, "--log_samples"],
+        [*model, "--tasks", tasks, "--log_samples"],
         str(results),
         runfiles.LATEST,
         again=again,
@@ -592,7 +612,7 @@ def demo_command(args: argparse.Namespace) -> int:
     else:
         print(markdown)
     console.print(DEMO_SUMMARY)
-    code = demo_zoom_test(written, out, console, again)
+    code = demo_zoom_test(args.model, written, out, console, again)
     if code != 0:
         return code
     console.print(
@@ -604,12 +624,15 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_again(out: Path) -> Again:
+def demo_again(out: Path, model: str) -> Again:
     """The command that continues an interrupted demo: the demo again, into the same folder."""
-    return lambda run_id: command_line(["demo", "--output_path", str(out)])
+    engine = [] if model == "dragonfly" else ["--model", model]
+    return lambda run_id: command_line(["demo", "--output_path", str(out), *engine])
 
 
-def demo_zoom_test(full_results: list[Path], out: Path, console: Console, again: Again) -> int:
+def demo_zoom_test(
+    model: str, full_results: list[Path], out: Path, console: Console, again: Again
+) -> int:
     """The demo's last step: the fine-detail task again at zoom=low (one 336x336 crop instead of
     41), beside its full-zoom score, written to OUT/zoom.md (printed) and drawn in OUT/zoom.png."""
     from dragonfly_eval.leaderboard.ablate import (
@@ -627,8 +650,10 @@ def demo_zoom_test(full_results: list[Path], out: Path, console: Console, again:
     )
     code, low_results = run_lmms_eval(
         [
+            "--model",
+            model,
             "--model_args",
-            with_zoom(DEMO_MODEL_ARGS, "low"),
+            with_zoom(DEMO_MODELS[model], "low"),
             "--tasks",
             DEMO_ZOOM_TASK,
             "--log_samples",

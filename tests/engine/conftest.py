@@ -26,7 +26,7 @@ def random_tiny_parts(tiny_parts):
     """dragonfly-tiny's architecture with untrained weights (transformers' initialisation from a
     fixed seed): its answers run on to the token limit, which the stop-string tests need (the
     trained model answers in a few tokens and stops)."""
-    from dragonfly_eval.tiny_train import initial_model
+    from dragonfly_eval.tiny.train import initial_model
 
     model, _ = initial_model(0)
     model.config.zoom = "low"

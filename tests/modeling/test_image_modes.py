@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from dragonfly_eval.modeling.image_processing import wide_mode
-from dragonfly_eval.modeling.tiny import build_tiny_processor
 from dragonfly_eval.modeling.zoom import to_rgb
+from dragonfly_eval.tiny.checkpoint import build_tiny_processor
 
 INTEGERS = [0, 1, 100, 254, 255, 256, 1000, 4095, 65535]
 CLIPPED = [0, 1, 100, 254, 255, 255, 255, 255, 255]

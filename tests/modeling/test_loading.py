@@ -411,7 +411,7 @@ def test_free_memory_of_gpus_comes_from_cuda(monkeypatch):
 
 def text_variant(**changes) -> DragonflyConfig:
     """The embedded model's config with its text config changed, built as from config.json."""
-    from dragonfly_eval.modeling.tiny import tiny_config
+    from dragonfly_eval.tiny.config import tiny_config
 
     data = tiny_config(300).to_dict()
     data["text_config"].update(changes)

@@ -96,6 +96,11 @@ def test_wheel_ships_package_data_and_the_model(wheel_files):
         assert path.relative_to(REPO).as_posix() in wheel_files
     for module in (REPO / "dragonfly_eval" / "modeling").glob("*.py"):
         assert module.relative_to(REPO).as_posix() in wheel_files
+    tiny = sorted((REPO / "dragonfly_eval" / "tiny").rglob("*.*"))
+    assert {"model.safetensors", "tokenizer.json", "train.py"} <= {p.name for p in tiny}
+    for path in tiny:
+        if "__pycache__" not in path.parts:
+            assert path.relative_to(REPO).as_posix() in wheel_files
     assert not any(name.startswith("tests/") for name in wheel_files)
 
 
@@ -104,7 +109,7 @@ import json
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.leaderboard.reference import default_reference_path
 from dragonfly_eval.leaderboard.suite import load_suite
-from dragonfly_eval.modeling.tiny import build_tiny_processor
+from dragonfly_eval.tiny.checkpoint import build_tiny_processor
 from dragonfly_eval.tasks.mini import doc_to_visual, mini_data_dir
 record = json.loads((mini_data_dir() / "vqa.jsonl").read_text().splitlines()[0])
 print(json.dumps({

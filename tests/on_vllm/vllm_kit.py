@@ -56,7 +56,7 @@ def write_released_checkpoint(folder: Path, version: int, seed: int) -> Path:
     from transformers import CLIPVisionConfig, LlamaConfig
 
     from dragonfly_eval.modeling import DragonflyConfig, DragonflyForCausalLM
-    from dragonfly_eval.modeling.tiny import build_tiny_tokenizer
+    from dragonfly_eval.tiny.tokenizer import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     crop, patch = (336, 14) if version == 2 else (224, 32)

@@ -1,9 +1,9 @@
 """Train the embedded `dragonfly-tiny` on rendered images, so that the offline demo measures
-something: `python -m dragonfly_eval.tiny_train` (about 20 minutes on 2 CPU cores).
+something: `python -m dragonfly_eval.tiny.train` (about 20 minutes on 2 CPU cores).
 
 The whole model learns (CLIP tower, projector, language model) at the released v2 zoom geometry
 (41 crops of 336 px, patch 14, 2098 image positions), with the tiny widths of
-`modeling.tiny.tiny_config`. Training the tower costs its backward pass (about a fifth of a
+`tiny.config.tiny_config`. Training the tower costs its backward pass (about a fifth of a
 full-zoom image's step) and lets the patch embedding learn what 1-pixel stripes and checks look
 like, which the fine-detail family is about; a frozen random tower was not tried.
 
@@ -33,16 +33,18 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from dragonfly_eval.modeling.modeling import cache_kwargs, output_cache
-from dragonfly_eval.modeling.processing import chat_prompt
-from dragonfly_eval.modeling.tiny import assets_dir, file_sha256
+from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
+from dragonfly_eval.modeling.processing import DragonflyProcessor, chat_prompt
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.tasks import make_mini
+from dragonfly_eval.tiny import assets_dir
+from dragonfly_eval.tiny.checkpoint import file_sha256
+from dragonfly_eval.tiny.config import tiny_config
+from dragonfly_eval.tiny.tokenizer import build_tiny_tokenizer
 
 WEIGHTS = "model.safetensors"
 RECORD = "training.json"
@@ -110,24 +112,10 @@ class Prompts:
 
 def initial_model(seed: int):
     """dragonfly-tiny with transformers' own initialisation, drawn from `seed`."""
-    from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
-    from dragonfly_eval.modeling.tiny import build_tiny_tokenizer, tiny_config
-
     tokenizer = build_tiny_tokenizer()
     torch.manual_seed(seed)
     model = DragonflyForCausalLM(tiny_config(len(tokenizer)))
     return model, tokenizer
-
-
-def _expanded_cache(cache: Any, rows: int, config: Any) -> Any:
-    """The image prefix's KV cache repeated for `rows` questions (views, no copies)."""
-    from transformers import DynamicCache
-
-    layers = [
-        (layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
-        for layer in cache.layers
-    ]
-    return DynamicCache(ddp_cache_data=layers, config=config)
 
 
 class Trainer:
@@ -135,8 +123,6 @@ class Trainer:
     the weights so far."""
 
     def __init__(self, settings: Settings) -> None:
-        from dragonfly_eval.modeling.processing import DragonflyProcessor
-
         self.settings = settings
         torch.set_num_threads(settings.threads)
         torch.use_deterministic_algorithms(True)
@@ -195,16 +181,13 @@ class Trainer:
         """Mean cross-entropy over the answer tokens of every question about one image: the
         image block runs through the language model once and its KV cache serves them all."""
         model, processor = self.model, self.processors[zoom]
-        visual = model.encode_images(pixels)
         block = processor.layout_ids([[]], [1], padding_side="right")
-        prefix = model.embed_inputs(
-            block["input_ids"],
+        (prefix,) = model.prefill_image_prefixes(
+            input_ids=block["input_ids"],
+            attention_mask=block["attention_mask"],
             image_patches_indices=block["image_patches_indices"],
-            visual_embeds=visual,
-            images_per_sample=[1],
+            visual_embeds=model.encode_images(pixels),
         )
-        lm = model.language_model
-        cache = output_cache(lm.model(inputs_embeds=prefix, use_cache=True))
         rows, labels = [], []
         for family, fields in questions:
             prompt = processor.text_ids(chat_prompt(self.prompts.context(family, fields)))
@@ -220,15 +203,15 @@ class Trainer:
         text_mask = (target != IGNORE) | (
             torch.arange(width)[None] < torch.tensor([len(r) for r in rows])[:, None]
         )
-        n_prefix = prefix.shape[1]
+        n_prefix = model.image_prefix_length(prefix)
         mask = torch.cat([torch.ones(len(rows), n_prefix, dtype=torch.long), text_mask.long()], 1)
         positions = (n_prefix + torch.arange(width))[None].expand(len(rows), -1)
-        logits = lm(
+        logits = model(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
+            cache=model.image_prefix_cache([prefix] * len(rows)),
             use_cache=False,
-            **cache_kwargs(_expanded_cache(cache, len(rows), lm.config)),
         ).logits
         return F.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]).float(),

@@ -1,5 +1,6 @@
 """`dragonfly-tiny` is data: a real checkpoint folder, written once (deterministically, safely
-under a race) and loaded by the ordinary path; the modeling modules import in one direction."""
+under a race) and loaded by the ordinary path; the modeling modules import in one direction and
+never import the embedded model above them."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoProcessor
 
-from dragonfly_eval import DragonflyForCausalLM, DragonflyProcessor
-from dragonfly_eval.modeling import tiny
+from dragonfly_eval import DragonflyForCausalLM, DragonflyProcessor, modeling
 from dragonfly_eval.modeling.loading import resolve_checkpoint
 from dragonfly_eval.paths import cache_root
+from dragonfly_eval.tiny import checkpoint
 
-MODELING = Path(tiny.__file__).parent
+MODELING = Path(modeling.__file__).parent
 
 
 def test_the_tiny_name_resolves_to_a_checkpoint_folder_loaded_the_ordinary_way():
@@ -36,7 +37,7 @@ def test_the_tiny_name_resolves_to_a_checkpoint_folder_loaded_the_ordinary_way()
 
 
 def test_writing_the_tiny_checkpoint_is_deterministic(tmp_path):
-    tiny.write_tiny_checkpoint(tmp_path / "a")
+    checkpoint.write_tiny_checkpoint(tmp_path / "a")
     written = tmp_path / "a" / "model.safetensors"
     cached = resolve_checkpoint("dragonfly-tiny") / "model.safetensors"
     assert written.read_bytes() == cached.read_bytes()
@@ -44,7 +45,7 @@ def test_writing_the_tiny_checkpoint_is_deterministic(tmp_path):
 
 RACE = """
 import sys
-from dragonfly_eval.modeling.tiny import tiny_checkpoint
+from dragonfly_eval.tiny.checkpoint import tiny_checkpoint
 print(tiny_checkpoint())
 """
 
@@ -65,20 +66,33 @@ def test_two_processes_writing_the_tiny_checkpoint_at_once_both_get_it(tmp_path)
     assert [p.name for p in (tmp_path / "dragonfly-eval").iterdir()] == [Path(*folders).name]
 
 
-def modeling_imports(path: Path) -> set[str]:
-    """The dragonfly_eval.modeling modules a module imports, at any depth of its code."""
+def dragonfly_imports(path: Path) -> set[str]:
+    """The dragonfly_eval modules a module imports, at any depth of its code."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "dragonfly_eval.modeling":
-                found.update(alias.name for alias in node.names)
-            elif node.module.startswith("dragonfly_eval.modeling."):
-                found.add(node.module.rsplit(".", 1)[1])
+            if node.module in ("dragonfly_eval", "dragonfly_eval.modeling"):
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif node.module.startswith("dragonfly_eval."):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("dragonfly_eval."))
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
+            found.update(
+                arg.value
+                for arg in node.args
+                if isinstance(arg, ast.Constant) and str(arg.value).startswith("dragonfly_eval.")
+            )
     return found
 
 
 def test_the_modeling_modules_import_each_other_without_a_circle():
-    graph = {p.stem: modeling_imports(p) for p in MODELING.glob("*.py") if p.stem != "__init__"}
+    prefix = "dragonfly_eval.modeling."
+    graph = {
+        p.stem: {m[len(prefix) :] for m in dragonfly_imports(p) if m.startswith(prefix)}
+        for p in MODELING.glob("*.py")
+        if p.stem != "__init__"
+    }
     order: list[str] = []
 
     def visit(module: str, path: tuple[str, ...]) -> None:
@@ -90,5 +104,14 @@ def test_the_modeling_modules_import_each_other_without_a_circle():
 
     for module in sorted(graph):
         visit(module, ())
-    assert order.index("loading") < order.index("modeling") < order.index("tiny")
-    assert order.index("processing") < order.index("tiny")
+    assert order.index("configuration") < order.index("loading") < order.index("modeling")
+
+
+def test_modeling_never_imports_the_embedded_model():
+    """`tiny` sits above `modeling`: the name `dragonfly-tiny` is registered from the package's
+    top level, not by an import inside modeling."""
+    reaching = {
+        p.name: sorted(m for m in dragonfly_imports(p) if m.startswith("dragonfly_eval.tiny"))
+        for p in MODELING.glob("*.py")
+    }
+    assert not {name: mods for name, mods in reaching.items() if mods}

@@ -14,12 +14,12 @@ import torch
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
-from dragonfly_eval import tiny_train
 from dragonfly_eval.modeling.processing import chat_prompt
-from dragonfly_eval.modeling.tiny import assets_dir
 from dragonfly_eval.tasks import make_mini
+from dragonfly_eval.tiny import assets_dir
+from dragonfly_eval.tiny import train as tiny_train
 
-STEPS_CHECKPOINT = Path(__file__).parent / "data" / "tiny_train_steps.safetensors"
+STEPS_CHECKPOINT = Path(__file__).parents[1] / "data" / "tiny_train_steps.safetensors"
 
 
 def few_steps_settings() -> tiny_train.Settings:
