@@ -55,8 +55,8 @@ DEMO_MODELS = {
 DEMO_VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
 DEMO_ZOOM_TASK, DEMO_ZOOM_BENCHMARK = "dragonfly_mini_fine", "mini_fine"
 DEMO_SUMMARY = (
-    "What the numbers mean: dragonfly-tiny is a 0.2M-parameter Dragonfly trained for 18 minutes "
-    "on 2 CPU cores (`python -m dragonfly_eval.tiny_train`) on rendered scenes of the mini "
+    "What the numbers mean: dragonfly-tiny is a 0.2M-parameter Dragonfly trained for about 19 "
+    "minutes on 2 CPU cores (`python -m dragonfly_eval.tiny.train`) on rendered scenes of the mini "
     "suite's kinds, drawn from another seed. Chance is 25% on the four-way questions (multiple "
     "choice, fine detail), about 23% on the charts, about 22% (ANLS) on the documents, 50% "
     "accuracy on yes/no and about 13% on the signs; a score above chance was read from the "

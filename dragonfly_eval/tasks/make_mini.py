@@ -5,7 +5,7 @@ function of this file and Pillow's bundled default font: the same code writes th
 and the same pixels, which tests/tasks/test_make_mini.py checks against the committed copy.
 
 Each family draws a *scene* (an image and the facts it shows) and asks one question of it. The
-embedded model's training script (`dragonfly_eval.tiny_train`) draws the same scenes from another
+embedded model's training script (`dragonfly_eval.tiny.train`) draws the same scenes from another
 seed and asks every question a scene allows, so the suite is held out from training by seed.
 The `fine` family is the zoom-in test: a square panel in a 2016x2016 image, filled with 1-pixel
 stripes or checks or flat grey. The 336x336 low-resolution view averages every panel into the

@@ -20,7 +20,7 @@ shows.
 Deterministic from the seed: one RNG per step draws the scenes, torch's generator the initial
 weights, and a fixed thread count keeps the float reductions in one order. The run writes
 `model.safetensors` and `training.json` (settings, loss curve, the weights' SHA-256), which
-`tests/test_tiny_train.py` checks against the shipped files.
+`tests/tiny/test_tiny_train.py` checks against the shipped files.
 """
 
 from __future__ import annotations
