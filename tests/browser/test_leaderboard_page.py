@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dragonfly_eval.leaderboard import cli
+from dragonfly_eval.leaderboard.results import read_run
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = next((REPO / "leaderboards" / "mini_baseline").glob("*_results.json"))
@@ -25,8 +26,9 @@ LIKELIHOOD_COLUMN = "Mini multiple choice (likelihood)"
 LOSS_TASK = "dragonfly_mini_vqa_nll"
 LOSS_COLUMN = "Mini answer loss (nats x100)"
 _BASE = json.loads(BASELINE.read_text(encoding="utf-8"))
-_STAMP = _BASE["date"]  # lmms-eval's YYYYMMDD_HHMMSS, shown as "YYYY-MM-DD HH:MM:SS +08:00"
-BASE_DATE = f"{_STAMP[:4]}-{_STAMP[4:6]}-{_STAMP[6:8]} {_STAMP[9:11]}:{_STAMP[11:13]}:{_STAMP[13:]}"
+# the baseline's date as the page shows it, "YYYY-MM-DD HH:MM:SS", and the UTC offset of its
+# run's --timezone, which the copies of it below share
+BASE_DATE, OFFSET = read_run(BASELINE).date_label.rsplit(" ", 1)
 # two variants above the baseline's likelihood score; a loss below the baseline's and one above
 BASE_LIKELIHOOD = _BASE["results"][LIKELIHOOD_TASK]["acc,none"]
 BASE_LOSS = _BASE["results"][LOSS_TASK]["answer_nll,none"]
@@ -180,7 +182,7 @@ def test_a_partial_cell_is_marked_and_cells_carry_their_run(browser, page):
     )
     tip = partial.get_attribute("title")
     assert "partial run (n=5)" in tip
-    assert f"{LIKELIHOOD_TASK}: run {BASE_DATE} +08:00" in tip
+    assert f"{LIKELIHOOD_TASK}: run {BASE_DATE} {OFFSET}" in tip
     assert "model_args: pretrained=org/partial,device=cpu,batch_size=4" in tip
     assert "documents: 5 of 12" in tip
     chart = browser.find_element(By.CSS_SELECTOR, "figure.chart img")
@@ -280,7 +282,7 @@ def test_a_row_of_several_runs_shows_their_days_and_each_date_in_its_tip(browser
     date = rows["dragonfly-tiny"].find_elements(By.TAG_NAME, "td")[0]
     assert date.text == f"{BASE_DATE[:10]} – 2026-12-07 (3 runs)"
     assert date.get_attribute("title") == (
-        f"runs: {BASE_DATE} +08:00; 2026-12-03 10:15:00 +08:00; 2026-12-07 18:30:00 +08:00"
+        f"runs: {BASE_DATE} {OFFSET}; 2026-12-03 10:15:00 {OFFSET}; 2026-12-07 18:30:00 {OFFSET}"
     )
     low = rows["dragonfly-tiny (zoom=low)"].find_elements(By.TAG_NAME, "td")[0]
     assert low.text == "2026-12-08"
