@@ -13,7 +13,7 @@ negative log-likelihood per continuation token, and whether every one was the to
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -111,7 +111,7 @@ def replica_environments(
     placement: Placement,
     tensor_parallel_size: int,
     on_cpu: bool,
-    environ: dict[str, str] | os._Environ = os.environ,
+    environ: Mapping[str, str] = os.environ,
     gpu_count: Callable[[], int] | None = None,
 ) -> list[dict[str, str]]:
     """The environment each engine of `placement` starts under: its share of the machine's
@@ -231,8 +231,8 @@ class VllmEngine:
             placement = Placement(0, settings.data_parallel_size, settings.data_parallel_size)
         if placement.count != settings.data_parallel_size:
             raise ValueError(
-                f"placement of {placement.count} engines for data_parallel_size="
-                f"{settings.data_parallel_size}"
+                f"a placement of {placement.count} engines does not match data_parallel_size="
+                f"{settings.data_parallel_size}: give both the same number"
             )
         self.replicas = start_replicas(str(folder), settings, placement)
 
