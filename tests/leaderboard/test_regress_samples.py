@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.leaderboard.regress import Settings, compare
-from dragonfly_eval.leaderboard.samples import sample_log_path
+from dragonfly_eval.leaderboard.regress.gate import compare
+from dragonfly_eval.leaderboard.regress.verdict import Settings
+from dragonfly_eval.lmms_files.samples import sample_log_path
 from tests.leaderboard.test_regress import run_cli
 
 TASK = "dragonfly_ai2d"

@@ -176,7 +176,7 @@ def test_five_documents_all_lost_fail(runs, suite_file, capsys):
 
 
 def test_a_drop_beyond_the_detectable_drop_fails_though_not_significant(runs, suite):
-    from dragonfly_eval.leaderboard.regress import compare
+    from dragonfly_eval.leaderboard.regress.gate import compare
 
     base = [0.5, 0.6, 0.7]
     cur = [0.2, 0.5, 0.35]  # -25 points; on 3 documents the t-test's p is 0.082
@@ -279,7 +279,7 @@ def test_the_gates_t_test_equals_lmms_evals_paired_ttest():
 
 
 def test_document_fields_are_compared_as_python_compares_them(tmp_path):
-    from dragonfly_eval.leaderboard.samples import read_metric_log
+    from dragonfly_eval.lmms_files.samples import read_metric_log
 
     def log(name: str, targets: list) -> object:
         path = tmp_path / name

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dragonfly_eval.leaderboard.results import (
+from dragonfly_eval.lmms_files.results import (
     Cost,
     ResultsError,
     find_results_files,
