@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dragonfly_eval.cli import main as run_cli
-from tests.leaderboard.conftest import results_payload
+from tests.lmms_files.conftest import results_payload
 
 REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
 

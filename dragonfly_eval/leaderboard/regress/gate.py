@@ -134,17 +134,15 @@ def compare(
         raise RegressError(
             "no benchmark has a headline score in both the baseline and the current results"
         )
-    report = RegressReport(
-        tuple(reports), tolerance, tuple(warnings), settings.alpha, settings.exact
-    )
-    notes = any(c.note for r in reports for c in r.comparisons)
-    if not settings.exact and not report.per_document and not notes:
+    exact = settings.exact
+    comparisons = [c for r in reports for c in r.comparisons]
+    if not exact and not any(c.interval is not None or c.note for c in comparisons):
         warnings.append(
             "no benchmark has sample logs on both sides (lmms-eval --log_samples): compared "
             "the aggregate scores against the tolerance, without intervals"
         )
-        report = RegressReport(tuple(reports), tolerance, tuple(warnings), settings.alpha, True)
-    return report
+        exact = True
+    return RegressReport(tuple(reports), tolerance, tuple(warnings), settings.alpha, exact)
 
 
 def _side(
