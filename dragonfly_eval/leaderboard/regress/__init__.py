@@ -1,1 +1,1 @@
-"""`dragonfly-eval regress`: verdict types and rules, document pairing, the test that fits a metric, rendering, and the gate that ties them."""
+"""`dragonfly-eval regress`: verdict, pairing, the test that fits a metric, rendering, the gate."""
