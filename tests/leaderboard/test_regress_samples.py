@@ -282,3 +282,38 @@ def test_out_of_range_statistics_options_exit_2(runs, suite_file, capsys, option
         run_cli(gate_argv(base_path, cur_path, suite_file, option, value))
     assert stop.value.code == 2
     assert option in capsys.readouterr().err
+
+
+def test_logs_with_one_document_in_common_are_compared_on_their_aggregates(runs, suite):
+    scores = accuracy_scores(4, 3)
+    shifted = [
+        dict(line, doc_id=line["doc_id"] + 3, doc_hash=f"h{line['doc_id'] + 3}")
+        for line in sample_lines(scores)
+    ]
+    base_path, cur_path = runs(scores, scores, sample_lines(scores), shifted)
+    report = compare([base_path], [cur_path], suite, ["general"], allow_partial=True)
+    cmp = ai2d(report)
+    assert cmp.interval is None and cmp.status == "ok"
+    assert cmp.note == f"aggregate only: {TASK}: fewer than 2 documents in common"
+    assert report.warnings == (
+        f"compared on different documents: AI2D (org/m): {TASK}: 3 document(s) only in the "
+        "baseline, 3 only in the current run (e.g. doc_id 0)",
+    )
+
+
+def test_an_aggregation_that_fails_on_the_logged_values_leaves_the_aggregates_to_decide(
+    runs, suite
+):
+    def broken(items):
+        raise ZeroDivisionError("no items")
+
+    scores = accuracy_scores()
+    logged = sample_lines(flipped(scores, lost=5, gained=0))  # not the reported mean
+    base_path, cur_path = runs(scores, scores, logged, logged)
+    settings = Settings(aggregations=lambda task, metric: broken)
+    cmp = ai2d(compare([base_path], [cur_path], suite, ["general"], settings=settings))
+    assert cmp.interval is None and cmp.status == "ok"
+    assert cmp.note == (
+        f"aggregate only: {TASK}: lmms-eval's broken failed on the logged values "
+        "(ZeroDivisionError: no items)"
+    )
