@@ -52,7 +52,7 @@ from dragonfly_eval.leaderboard.regress.verdict import (
     DEFAULT_ALPHA,
     DEFAULT_BOOTSTRAP,
     DEFAULT_TOLERANCE,
-    Settings,
+    GateSettings,
 )
 from dragonfly_eval.leaderboard.suite import SuiteError, load_suite
 from dragonfly_eval.lmms_files.results import PREFER
@@ -279,7 +279,7 @@ def run_regress(args: argparse.Namespace) -> int:
     """Handle `dragonfly-eval regress`; returns OK (pass) or FAILED (a regression); a
     SuiteError or RegressError for unusable input."""
     suite = load_suite(args.suite_file)
-    settings = Settings(
+    settings = GateSettings(
         tolerance=args.tolerance, alpha=args.alpha, exact=args.exact, bootstrap=args.bootstrap
     )
     report = compare(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dragonfly_eval.leaderboard.regress.gate import compare
-from dragonfly_eval.leaderboard.regress.verdict import Settings
+from dragonfly_eval.leaderboard.regress.verdict import GateSettings
 from dragonfly_eval.lmms_files.samples import sample_log_path
 from tests.leaderboard.test_regress import run_cli
 
@@ -150,7 +150,7 @@ def test_non_binary_scores_get_lmms_evals_paired_t_test(runs, suite):
 def test_exact_mode_ignores_the_sample_logs(runs, suite):
     base = accuracy_scores()
     paths = runs(base, flipped(base, lost=10, gained=6))
-    report = compare([paths[0]], [paths[1]], suite, ["general"], settings=Settings(exact=True))
+    report = compare([paths[0]], [paths[1]], suite, ["general"], settings=GateSettings(exact=True))
     assert ai2d(report).status == "REGRESSION" and ai2d(report).interval is None
 
 
@@ -242,7 +242,7 @@ def test_corpus_level_metrics_get_a_seeded_paired_bootstrap(tmp_path, write_run,
         calls.append((name, metric_key))
         return lambda items: sum(item["score"] for item in items) / len(items)
 
-    settings = Settings(bootstrap=200, aggregations=aggregations)
+    settings = GateSettings(bootstrap=200, aggregations=aggregations)
     first = compare([paths[0]], [paths[1]], suite, ["caption"], settings=settings)
     again = compare([paths[0]], [paths[1]], suite, ["caption"], settings=settings)
     (cmp,) = first.pairs[0].comparisons
@@ -310,7 +310,7 @@ def test_an_aggregation_that_fails_on_the_logged_values_leaves_the_aggregates_to
     scores = accuracy_scores()
     logged = sample_lines(flipped(scores, lost=5, gained=0))  # not the reported mean
     base_path, cur_path = runs(scores, scores, logged, logged)
-    settings = Settings(aggregations=lambda task, metric: broken)
+    settings = GateSettings(aggregations=lambda task, metric: broken)
     cmp = ai2d(compare([base_path], [cur_path], suite, ["general"], settings=settings))
     assert cmp.interval is None and cmp.status == "ok"
     assert cmp.note == (

@@ -30,10 +30,10 @@ from dragonfly_eval.leaderboard.regress.pairing import (
 from dragonfly_eval.leaderboard.regress.verdict import (
     DEFAULT_TOLERANCE,
     Comparison,
+    GateSettings,
     PairReport,
     RegressError,
     RegressReport,
-    Settings,
     aggregate_status,
     interval_status,
 )
@@ -90,7 +90,7 @@ def compare(
     suite_names: Sequence[str] = ("all",),
     tolerance: float = DEFAULT_TOLERANCE,
     allow_partial: bool = False,
-    settings: Settings | None = None,
+    settings: GateSettings | None = None,
     tasks: Sequence[str] | None = None,
 ) -> RegressReport:
     """Compare the headline scores of `current` against `baseline` (results files or folders).
@@ -104,7 +104,7 @@ def compare(
     exist) overrides `tolerance` when given. `tasks` keeps only the benchmarks scored by one
     of these lmms-eval tasks (RegressError when none is).
     """
-    settings = settings or Settings(tolerance=tolerance)
+    settings = settings or GateSettings(tolerance=tolerance)
     tolerance = settings.tolerance
     if not math.isfinite(tolerance) or tolerance < 0:
         raise RegressError(f"the tolerance must be a finite number >= 0, not {tolerance}")
@@ -167,7 +167,7 @@ def _side(
 
 
 def _compare_pair(
-    base: ModelResults, cur: ModelResults, benchmarks: list[Benchmark], settings: Settings
+    base: ModelResults, cur: ModelResults, benchmarks: list[Benchmark], settings: GateSettings
 ) -> Compared:
     """The comparisons of one model pair, benchmark by benchmark."""
     comparisons, mismatches, warnings = [], [], []
@@ -214,7 +214,7 @@ def _pair_scores(
 
 
 def per_document(
-    label: str, score: Score, base: Found, cur: Found, settings: Settings
+    label: str, score: Score, base: Found, cur: Found, settings: GateSettings
 ) -> PerDocument:
     """The per-document comparison of one benchmark whose two sides have sample logs, or why it
     is compared on its aggregates (none at all when neither side has one: the report says so

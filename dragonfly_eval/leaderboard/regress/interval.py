@@ -26,7 +26,7 @@ from dragonfly_eval.leaderboard.aggregations import (
     task_aggregation,
 )
 from dragonfly_eval.leaderboard.board.table import Found
-from dragonfly_eval.leaderboard.regress.verdict import Settings
+from dragonfly_eval.leaderboard.regress.verdict import GateSettings
 from dragonfly_eval.leaderboard.stats import (
     Interval,
     paired_bootstrap,
@@ -43,7 +43,7 @@ def paired_interval(
     found: Found,
     logs: list[tuple[MetricLog, MetricLog]],
     paired: list[tuple[np.ndarray, np.ndarray]],
-    settings: Settings,
+    settings: GateSettings,
 ) -> Interval:
     """The test that fits the metric on the paired documents (positions in each log) of each
     task: a paired test of means for one task whose metric is a mean of per-document numbers,
@@ -169,7 +169,7 @@ def _summable(values: Iterable[float]) -> bool:
         return False
 
 
-def _function(kind: str, log: MetricLog, metric: str, settings: Settings) -> Aggregation:
+def _function(kind: str, log: MetricLog, metric: str, settings: GateSettings) -> Aggregation:
     """The task's aggregation function of a corpus-level metric, from the installed tasks only;
     AggregationError when it cannot be loaded or no installed task defines it."""
     resolve = settings.aggregations or task_aggregation

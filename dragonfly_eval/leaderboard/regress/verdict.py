@@ -96,7 +96,7 @@ class RegressReport:
 
 
 @dataclass(frozen=True)
-class Settings:
+class GateSettings:
     """How the gate decides: `exact` compares aggregates against the tolerance alone."""
 
     tolerance: float = DEFAULT_TOLERANCE
@@ -122,7 +122,7 @@ def aggregate_status(
 
 
 def interval_status(
-    bench: Benchmark, interval: Interval, settings: Settings
+    bench: Benchmark, interval: Interval, settings: GateSettings
 ) -> tuple[str, str | None]:
     """The status of a per-document comparison and, when not its significance, the rule that
     decided it. A drop beyond the tolerance fails when significant; when the comparison is
