@@ -18,7 +18,7 @@
 # carry there (64 MiB), so there the vLLM figures stay unmeasured.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
+PY=${PYTHON:-$(command -v python || command -v python3 || echo python)}
 if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
 LOG_DIR=${OUT:-/tmp/gpu_check}
 BUDGET_S=${BUDGET_S:-470}
