@@ -264,7 +264,7 @@ class Trainer:
 
 def train(settings: Settings, progress: bool = True) -> Trainer:
     """Run every step of `settings`, printing the loss now and then."""
-    from dragonfly_eval.runner.progress import progress_bar
+    from dragonfly_eval.progress import progress_bar
 
     trainer = Trainer(settings)
     started = time.monotonic()

@@ -1,6 +1,7 @@
 """Which package may import what: the engine and the vLLM engine never import lmms-eval, the
-harness or the runner; the runner never imports torch or the model (it runs lmms-eval as a child
-process)."""
+harness, the runner or the leaderboard; the harness never imports the runner (the run's files are
+`run_store`'s, below both); the runner never imports torch or the model (it runs lmms-eval as a
+child process)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import dragonfly_eval
 
 PACKAGE = Path(dragonfly_eval.__file__).parent
 FORBIDDEN = {
-    "engine": ("lmms_eval", "dragonfly_eval.harness", "dragonfly_eval.runner.cli"),
+    "engine": (
+        "lmms_eval",
+        "dragonfly_eval.harness",
+        "dragonfly_eval.runner",
+        "dragonfly_eval.leaderboard",
+    ),
+    "harness": ("dragonfly_eval.runner", "dragonfly_eval.leaderboard"),
     "vllm": ("lmms_eval", "dragonfly_eval.harness", "dragonfly_eval.runner"),
     "runner": (
         "torch",
