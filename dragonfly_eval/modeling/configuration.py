@@ -21,9 +21,9 @@ from dragonfly_eval.modeling import released
 from dragonfly_eval.modeling.checkpoint_files import with_tower
 from dragonfly_eval.modeling.geometry import (
     ZoomGeometry,
+    crops_per_image,
     crops_per_level,
     make_geometry,
-    zoom_levels,
 )
 
 # The fields that size the network; each must be a positive integer (head_dim may be unset).
@@ -184,18 +184,13 @@ class DragonflyConfig(PretrainedConfig):
             self.version, self.crop_size, self.medium_grids, self.high_grids, self.high_scale
         )
 
-    def levels(self) -> tuple[str, ...]:
-        """The zoom levels the processor cuts (low, medium, high) for this zoom setting."""
-        return zoom_levels(self.version, self.zoom)
-
     def level_crops(self) -> dict[str, int]:
         """Crops of each zoom level (1 low, 4 medium, 36 high for v2; 24 high for v1)."""
         return crops_per_level(self.geometry())
 
     def crops_per_image(self) -> int:
         """Crops the processor cuts per image (before v1's selection)."""
-        counts = self.level_crops()
-        return sum(counts[level] for level in self.levels())
+        return crops_per_image(self.version, self.zoom, self.geometry())
 
     # --- checks ----------------------------------------------------------------------------
     def validate(self) -> None:
