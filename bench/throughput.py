@@ -49,6 +49,7 @@ from reuse import QUESTIONS as REUSE_QUESTIONS
 from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSettings
 from dragonfly_eval.modeling import DragonflyForCausalLM, chat_prompt
 from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.geometry import crop_token_counts
 from dragonfly_eval.modeling.processing import DragonflyProcessor
 from dragonfly_eval.modeling.sequence import image_block
 from dragonfly_eval.modeling.tiny import build_tiny_tokenizer, v2_config
@@ -155,7 +156,11 @@ def count_flops(model: DragonflyForCausalLM, prompt_len: int, new_tokens: int) -
     attention = 2 * 2 * tokens * v.hidden_size
     tower = n_crops * tokens * layers_run * (per_token + attention)
     tower += n_crops * tokens * 2 * 3 * v.patch_size**2 * v.hidden_size  # patch embedding
-    projector = 2 * sum(model.crop_token_counts()) * v.hidden_size * t.hidden_size
+    c = model.config
+    tokens_per_image = sum(
+        crop_token_counts(c.version, c.zoom, c.grid, c.geometry(), c.pool_kernel, c.v1_top_k)
+    )
+    projector = 2 * tokens_per_image * v.hidden_size * t.hidden_size
     d, kv = t.hidden_size, t.num_key_value_heads * (t.hidden_size // t.num_attention_heads)
     layer_params = 2 * d * d + 2 * d * kv + 3 * d * t.intermediate_size
     head = 2 * d * t.vocab_size

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from dragonfly_eval import tiny_train
+from dragonfly_eval.datagen import make_mini
 from dragonfly_eval.modeling.processing import chat_prompt
 from dragonfly_eval.modeling.tiny import assets_dir
-from dragonfly_eval.tasks import make_mini
 
 STEPS_CHECKPOINT = Path(__file__).parent / "data" / "tiny_train_steps.safetensors"
 

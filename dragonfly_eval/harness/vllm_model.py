@@ -19,7 +19,7 @@ from dragonfly_eval.harness.model import (
     ProcessLayout,
     process_layout,
 )
-from dragonfly_eval.harness.resume import checkpoint_identity
+from dragonfly_eval.run_store import checkpoint_identity
 from dragonfly_eval.vllm.engine import Placement, VllmEngine, VllmSettings
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from dragonfly_eval import progress
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.runner import cmdline, progress, runfiles
+from dragonfly_eval.runner import cmdline, runfiles
 from dragonfly_eval.runner.preflight import (
     LISTINGS,
     TRUST_FLAG,

@@ -4,8 +4,8 @@ the harness at them.
 Each run gets an id (`YYYYMMDDTHHMMSSZ-xxxxxx`, UTC, sortable) and a folder
 `OUTPUT_PATH/dragonfly_runs/<id>/` holding:
 
-- `resume.sqlite`: answers of finished requests (see `resume.py`), read by `--resume`;
-- `failures.jsonl`: requests that failed, as they happen (see `report.py`); turned into
+- `resume.sqlite`: answers of finished requests (see `run_store.py`), read by `--resume`;
+- `failures.jsonl`: requests that failed, as they happen (see `run_store.py`); turned into
   `<date>_failures.json` beside the run's results file at the end;
 - `lock`: held (an OS file lock) while a process works on the run, so two processes never
   write one run's files; it goes away with the process, even after `kill -9`.
@@ -28,15 +28,17 @@ from typing import IO, Any
 import yaml
 from rich.console import Console
 
-from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError, count_answers
 from dragonfly_eval.lmms_files.results import ResultsError, recorded_model_args
-from dragonfly_eval.runner import cmdline
-from dragonfly_eval.runner.report import (
+from dragonfly_eval.run_store import (
+    ResumeStore,
+    ResumeStoreError,
+    count_answers,
     failures_file_for,
-    print_failures,
     read_failures,
     write_failures,
 )
+from dragonfly_eval.runner import cmdline
+from dragonfly_eval.runner.report import print_failures
 
 RUNS_DIR = "dragonfly_runs"
 RESUME_STORE = "resume.sqlite"

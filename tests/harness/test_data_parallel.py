@@ -23,7 +23,7 @@ import torch
 
 from dragonfly_eval.harness.model import Dragonfly, ProcessLayout, process_layout, resolve_device
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.runner.report import read_failures
+from dragonfly_eval.run_store import read_failures
 
 TASKS = ("dragonfly_mini_vqa", "dragonfly_mini_mc_ppl")
 LIMIT = 7  # an uneven split, 4 + 3 documents: lmms-eval pads the shorter rank's requests
