@@ -27,24 +27,20 @@ from common import synthetic_image
 from PIL import Image
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from dragonfly_eval.modeling.geometry import level_resolutions, level_sizes, v2_geometry
 from dragonfly_eval.modeling.image_processing import (
     CLIP_MEAN,
     CLIP_STD,
     RESIZE_BANDS,
     DragonflyImageProcessor,
 )
-from dragonfly_eval.modeling.resize import resize_passes
-from dragonfly_eval.modeling.zoom import (
-    cut_level,
+from dragonfly_eval.modeling.passes import (
     first_pass,
     last_pass_band,
     last_pass_bands,
-    level_resolutions,
-    level_sizes,
-    resize_level,
-    to_rgb,
-    v2_geometry,
+    resize_passes,
 )
+from dragonfly_eval.modeling.zoom import cut_level, resize_level, to_rgb
 
 DEFAULT_SIZES = "640x480,1024x768,1280x720,1920x1080"
 LEVEL_NAMES = ("low", "medium", "high")

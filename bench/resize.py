@@ -20,8 +20,8 @@ import torch
 from common import synthetic_image
 from PIL import Image
 
+from dragonfly_eval.modeling.geometry import level_sizes, v2_geometry
 from dragonfly_eval.modeling.resize import resize_bicubic
-from dragonfly_eval.modeling.zoom import level_sizes, v2_geometry
 
 Resolution = tuple[int, int]
 

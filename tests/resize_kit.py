@@ -10,8 +10,8 @@ import torch
 from hypothesis import strategies as st
 from PIL import Image
 
+from dragonfly_eval.modeling.geometry import level_sizes, v1_geometry, v2_geometry
 from dragonfly_eval.modeling.resize import resize_bicubic
-from dragonfly_eval.modeling.zoom import level_sizes, v1_geometry, v2_geometry
 
 Resolution = tuple[int, int]  # (width, height)
 

@@ -205,7 +205,7 @@ def test_the_checker_catches_what_a_newcomer_met():
     assert problems("cd hub && source .venv/bin/activate")
     assert not problems(".venv/bin/python -m pytest -q")
     assert inline_commands("run `hf auth login`, not `hf ...`") == ["hf auth login"]
-    assert not problems("python -m dragonfly_eval.tasks.make_hub_layout hub")
+    assert not problems("python -m dragonfly_eval.datagen.make_hub_layout hub")
     assert not problems("cd bench && python preprocess.py")
     assert not problems("OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m lmms_eval --model x")
 

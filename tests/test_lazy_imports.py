@@ -30,6 +30,19 @@ def test_model_free_commands_never_import_torch(argv):
     assert "usage:" in out.stdout
 
 
+@pytest.mark.parametrize("module", ["dragonfly_eval.progress", "dragonfly_eval.run_store"])
+def test_modules_shared_by_engine_harness_and_runner_import_no_torch(module):
+    """The progress bar (engine and runner) and the run's files (harness writes, runner reads)
+    sit below the torch side and the runner alike."""
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('torch', 'transformers', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]"]
+
+
 def test_the_package_exports_its_classes_lazily():
     code = (
         "import sys, dragonfly_eval; assert 'torch' not in sys.modules; "

@@ -29,7 +29,7 @@ from dragonfly_eval.engine.requests import (
     cut_at_stop,
 )
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor
-from dragonfly_eval.runner.progress import progress_bar
+from dragonfly_eval.progress import progress_bar
 
 FAILED_SCORE = (float("inf"), False)  # a failed choice never wins lmms-eval's argmin
 # after each batch: (request indices, answers, which failed)

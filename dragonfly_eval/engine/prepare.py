@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +16,7 @@ import torch
 from loguru import logger
 from PIL import Image
 
-from dragonfly_eval.engine.batching import FirstTime, image_digest
-from dragonfly_eval.engine.caches import EncodingCaches
+from dragonfly_eval.engine.caches import EncodingCaches, image_digest
 from dragonfly_eval.engine.requests import Request, ScoreRequest
 from dragonfly_eval.modeling import DragonflyProcessor, chat_prompt
 from dragonfly_eval.modeling.image_processing import wide_mode
@@ -25,6 +24,21 @@ from dragonfly_eval.modeling.zoom import to_rgb
 
 PREFETCH_DEPTH = 2
 Fail = Callable[[Request, str], None]  # request, reason: report one failed request
+
+
+class FirstTime:
+    """Keys seen so far, shared by the prefetch threads: `first(key)` is True once per key."""
+
+    def __init__(self) -> None:
+        self._seen: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def first(self, key: Hashable) -> bool:
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
 
 
 @dataclass

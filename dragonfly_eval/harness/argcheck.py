@@ -25,7 +25,7 @@ from dragonfly_eval.harness.model import (
     valid_model_args,
 )
 from dragonfly_eval.modeling import released
-from dragonfly_eval.modeling.configuration import CheckpointError
+from dragonfly_eval.modeling.checkpoint_files import CheckpointError
 from dragonfly_eval.modeling.loading import (
     NAMED_CHECKPOINTS,
     check_files,

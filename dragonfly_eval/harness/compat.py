@@ -73,7 +73,7 @@ def cache_model_args(model: Any, model_args: Any) -> Any:
         return model_args
     from lmms_eval.utils import simple_parse_args_string
 
-    from dragonfly_eval.harness.resume import checkpoint_identity
+    from dragonfly_eval.run_store import checkpoint_identity
 
     args = (
         dict(model_args) if isinstance(model_args, dict) else simple_parse_args_string(model_args)
@@ -88,7 +88,7 @@ def set_aside_damaged_cache(cache_root: str) -> Path | None:
     returns the new name, or None when there is nothing to set aside."""
     from loguru import logger
 
-    from dragonfly_eval.harness.resume import sqlite_problem
+    from dragonfly_eval.run_store import sqlite_problem
 
     root = Path(cache_root).resolve()  # lmms-eval takes a "*.db" path to mean its folder
     db = (root.parent if root.name.endswith(".db") else root) / "cache.db"

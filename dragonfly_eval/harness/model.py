@@ -23,25 +23,32 @@ from lmms_eval.api.model import lmms
 from loguru import logger
 
 from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSettings, ScoreRequest
-from dragonfly_eval.engine.batching import FirstTime, gen_kwargs_key
 from dragonfly_eval.engine.numerics import enable_determinism
+from dragonfly_eval.engine.prepare import FirstTime
 from dragonfly_eval.engine.requests import as_bool
 from dragonfly_eval.harness import compat
 from dragonfly_eval.harness.cost import RunCost
-from dragonfly_eval.harness.resume import (
+from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor
+from dragonfly_eval.modeling.loading import load_dragonfly
+from dragonfly_eval.run_store import (
+    FailureLog,
     ResumeStore,
     SaveBatch,
     answer_with_store,
     checkpoint_identity,
+    rank_path,
     request_key,
 )
-from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor
-from dragonfly_eval.modeling.loading import load_dragonfly
-from dragonfly_eval.runner.report import FailureLog, rank_path
 
 compat.apply()
 
 DEFAULT_PRETRAINED = "togethercomputer/Llama-3.1-8B-Dragonfly-v2"
+
+
+def gen_kwargs_key(gen_kwargs: dict) -> str:
+    """The generation settings as a stable string (key order does not matter), the part of a
+    generation request's resume key that they decide."""
+    return json.dumps(gen_kwargs, sort_keys=True, default=str)
 
 
 class EngineAdapter(lmms):
@@ -70,7 +77,7 @@ class EngineAdapter(lmms):
             else None
         )
         # One resume store for every rank: its keys do not depend on the rank, and SQLite in
-        # WAL mode with a busy timeout (resume.py) takes several writers, so a run resumed with
+        # WAL mode with a busy timeout (run_store.py) takes several writers, so a run resumed with
         # another number of processes still finds every answer. The failure log is per rank
         # (`rank_path`): each FailureLog starts its file empty, which would wipe another rank's.
         self._resume = ResumeStore(resume_store) if resume_store else None
@@ -452,17 +459,24 @@ class ProcessLayout:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1
 
 
 def process_layout() -> ProcessLayout:
     """Rank and world size from the torch.distributed group that lmms-eval gathers results
     over, else from the launcher's RANK/WORLD_SIZE (what lmms-eval's evaluator reads to split
-    the documents); the local rank, which picks the GPU, from LOCAL_RANK (else the rank)."""
+    the documents); the local rank, which picks the GPU, from LOCAL_RANK (else the rank), and
+    the processes on this machine from LOCAL_WORLD_SIZE (else the world size)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
     else:
         rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    return ProcessLayout(rank, world_size, int(os.environ.get("LOCAL_RANK", rank)))
+    return ProcessLayout(
+        rank,
+        world_size,
+        int(os.environ.get("LOCAL_RANK", rank)),
+        int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
+    )
 
 
 def resolve_device(device: str | None, layout: ProcessLayout = ProcessLayout()) -> torch.device:

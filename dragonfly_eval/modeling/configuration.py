@@ -3,54 +3,28 @@
 Like `LlavaNextConfig` for LLaVA-NeXT, the config is the single source of truth: the version, the
 zoom setting, the tower layer and pooling, v1's patch selection, the candidate resolutions, the
 placeholder tokens, the crop size and the pixel normalization are fields with the released values
-as defaults (`released.py`). The vision tower is resolved when the config is read, so
-`AutoConfig.from_pretrained(folder)` returns a complete config.
+as defaults (`released.py`), and `problems` / `invalid_sizes` say which do not fit. It reads no
+file: a tower named by a folder is read into `vision_config` by `checkpoint_files.with_tower` as
+transformers reads the config (`from_dict`), so `AutoConfig.from_pretrained(folder)` returns a
+complete config.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from transformers import CLIPVisionConfig, LlamaConfig, PretrainedConfig
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from dragonfly_eval.modeling import released
-from dragonfly_eval.modeling.zoom import (
+from dragonfly_eval.modeling.checkpoint_files import with_tower
+from dragonfly_eval.modeling.geometry import (
     ZoomGeometry,
-    crop_token_counts,
+    crops_per_image,
     crops_per_level,
     make_geometry,
-    zoom_levels,
 )
-from dragonfly_eval.safe_json import JsonProblem, parse, read_bytes
-
-# The CLIP towers of the released checkpoints (facts from the public CLIP configs).
-KNOWN_TOWERS: dict[str, dict[str, Any]] = {
-    "openai/clip-vit-large-patch14-336": dict(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    ),
-    "openai/clip-vit-base-patch32": dict(
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        image_size=224,
-        patch_size=32,
-        projection_dim=512,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    ),
-}
 
 # The fields that size the network; each must be a positive integer (head_dim may be unset).
 TEXT_SIZES = (
@@ -73,101 +47,17 @@ VISION_SIZES = (
     "num_channels",
 )
 
-ConfigT = TypeVar("ConfigT")
 
-
-# A checkpoint's JSON files (config, index, preprocessor config) are kilobytes; a large
-# safetensors index is a few MB.
-MAX_JSON_BYTES = 32 * 2**20
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as Dragonfly; the message names the file and problem."""
-
-
-def read_json(path: Path) -> Any:
-    """The JSON content of a checkpoint file; CheckpointError naming it when it is not JSON
-    this project can hold (malformed, nested too deep, an integer too large for a float), not
-    a regular file, or over MAX_JSON_BYTES."""
-    raw = read_bytes(path, MAX_JSON_BYTES, CheckpointError)
-    try:
-        return parse(raw.decode("utf-8"))
-    except (JsonProblem, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
-
-
-def build_config(make: Callable[[], ConfigT], config_file: Path | str) -> ConfigT:
-    """`make()`, with a config value transformers refuses reported as a CheckpointError."""
-    try:
-        return make()
-    except CheckpointError:
-        raise
-    except Exception as err:  # transformers validates field types with its own error classes
-        raise CheckpointError(f"{config_file}: {type(err).__name__}: {err}") from err
-
-
-def tower_folder(image_encoder: str | None, checkpoint: Path | None) -> Path | None:
-    """The folder holding the tower's config files, if `image_encoder` names one (relative to
-    the checkpoint folder, or a path of its own)."""
-    if not image_encoder or image_encoder in KNOWN_TOWERS:
-        return None
-    candidates = [Path(image_encoder).expanduser()]
-    if checkpoint is not None:
-        candidates.insert(0, checkpoint / image_encoder)
-    return next((c for c in candidates if (c / "config.json").is_file()), None)
-
-
-def resolve_vision_config(
-    image_encoder: str | None, checkpoint: Path | None, config_file: Path | str
-) -> CLIPVisionConfig:
-    """Build the tower's config without downloading it: known id, relative path, or folder."""
-    if image_encoder in KNOWN_TOWERS:
-        return CLIPVisionConfig(**KNOWN_TOWERS[image_encoder])
-    folder = tower_folder(image_encoder, checkpoint)
-    if folder is None:
-        raise CheckpointError(
-            f"{config_file}: unknown image_encoder {image_encoder!r}; expected one of "
-            f"{sorted(KNOWN_TOWERS)}, a folder relative to the checkpoint, or a folder path "
-            "holding the tower's config.json"
-        )
-    tower_file = folder / "config.json"
-    data = read_json(tower_file)
-    if isinstance(data, dict) and data.get("model_type") == "clip":  # take the vision half
-        data = data.get("vision_config", {})
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{tower_file}: not a JSON object")
-    data.pop("model_type", None)
-    return build_config(lambda: CLIPVisionConfig(**data), tower_file)
-
-
-def tower_normalization(folder: Path | None) -> dict[str, Any]:
-    """`image_mean`, `image_std`, `rescale_factor` of the tower folder's
-    preprocessor_config.json, for those it sets (nothing without the file)."""
-    config_file = folder / "preprocessor_config.json" if folder is not None else None
-    if config_file is None or not config_file.is_file():
-        return {}
-    data = read_json(config_file)
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{config_file}: not a JSON object")
-    return {k: data[k] for k in ("image_mean", "image_std", "rescale_factor") if k in data}
-
-
-def resolve_tower(
-    vision_config: dict[str, Any] | CLIPVisionConfig | None,
-    image_encoder: str | None,
-    name_or_path: Any,
-) -> tuple[CLIPVisionConfig | None, dict[str, Any]]:
-    """The tower's config (as given, or resolved from `image_encoder` against the checkpoint
-    folder `name_or_path`) and, when resolved from a folder, its normalization settings."""
+def tower_config(
+    vision_config: dict[str, Any] | CLIPVisionConfig | None, image_encoder: str | None
+) -> CLIPVisionConfig | None:
+    """The tower's config: as given (a dict becomes a CLIPVisionConfig), else the built-in one of
+    a known `image_encoder` id, else None (a tower folder is read by `from_dict`)."""
     if isinstance(vision_config, dict):
-        data = {k: v for k, v in vision_config.items() if k != "model_type"}
-        return CLIPVisionConfig(**data), {}
-    if vision_config is not None or not image_encoder:
-        return vision_config, {}
-    folder = _folder(name_or_path)
-    config_file = folder / "config.json" if folder else "the config"
-    vision_config = resolve_vision_config(image_encoder, folder, config_file)
-    return vision_config, tower_normalization(tower_folder(image_encoder, folder))
+        return CLIPVisionConfig(**{k: v for k, v in vision_config.items() if k != "model_type"})
+    if vision_config is None and image_encoder in released.KNOWN_TOWERS:
+        return CLIPVisionConfig(**released.KNOWN_TOWERS[image_encoder])
+    return vision_config
 
 
 def infer_version(vision: CLIPVisionConfig) -> int:
@@ -233,9 +123,7 @@ class DragonflyConfig(PretrainedConfig):
         if "rope_scaling" in kwargs and kwargs["rope_scaling"] is None:
             del kwargs["rope_scaling"]
             self._drop_rope_scaling()
-        vision_config, normalization = resolve_tower(
-            vision_config, image_encoder, kwargs.get("name_or_path")
-        )
+        vision_config = tower_config(vision_config, image_encoder)
         self.vision_config = vision_config
         self.image_encoder = image_encoder
         if version is None and vision_config is not None:
@@ -254,13 +142,18 @@ class DragonflyConfig(PretrainedConfig):
         self.image_token = image_token
         self.separator_token = separator_token
         self.crop_size = crop_size or (vision_config.image_size if vision_config else None)
-        self.image_mean = tuple(image_mean or normalization.get("image_mean", OPENAI_CLIP_MEAN))
-        self.image_std = tuple(image_std or normalization.get("image_std", OPENAI_CLIP_STD))
-        self.rescale_factor = float(
-            rescale_factor or normalization.get("rescale_factor", released.RESCALE_FACTOR)
-        )
+        self.image_mean = tuple(image_mean or OPENAI_CLIP_MEAN)
+        self.image_std = tuple(image_std or OPENAI_CLIP_STD)
+        self.rescale_factor = float(rescale_factor or released.RESCALE_FACTOR)
         self.vision_chunk_size = vision_chunk_size
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """transformers' `from_dict`, with a tower named by a folder (relative to the checkpoint
+        folder `name_or_path`) read into `vision_config` first (`checkpoint_files.with_tower`)."""
+        folder = kwargs.get("name_or_path", config_dict.get("name_or_path"))
+        return super().from_dict(with_tower(config_dict, folder), **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> Any:
@@ -291,24 +184,13 @@ class DragonflyConfig(PretrainedConfig):
             self.version, self.crop_size, self.medium_grids, self.high_grids, self.high_scale
         )
 
-    def levels(self) -> tuple[str, ...]:
-        """The zoom levels the processor cuts (low, medium, high) for this zoom setting."""
-        return zoom_levels(self.version, self.zoom)
-
-    def crop_token_counts(self) -> list[int]:
-        """Visual tokens of each kept crop of one image, in sequence order."""
-        return crop_token_counts(
-            self.version, self.zoom, self.grid, self.geometry(), self.pool_kernel, self.v1_top_k
-        )
-
     def level_crops(self) -> dict[str, int]:
         """Crops of each zoom level (1 low, 4 medium, 36 high for v2; 24 high for v1)."""
         return crops_per_level(self.geometry())
 
     def crops_per_image(self) -> int:
         """Crops the processor cuts per image (before v1's selection)."""
-        counts = self.level_crops()
-        return sum(counts[level] for level in self.levels())
+        return crops_per_image(self.version, self.zoom, self.geometry())
 
     # --- checks ----------------------------------------------------------------------------
     def validate(self) -> None:
@@ -399,47 +281,6 @@ class DragonflyConfig(PretrainedConfig):
                     found.append(f"{prefix}.{name}={value!r}")
         return found
 
-    def parameter_counts(self) -> dict[str, int]:
-        """Parameters of the network this config builds, by part, computed from the sizes alone
-        (nothing is allocated): the CLIP tower, the projector and the Llama language model.
-        Call `invalid_sizes` first."""
-        return {
-            "vision tower": _clip_vision_parameters(self.vision_config),
-            "projector": (self.vision_config.hidden_size + 1) * self.text_config.hidden_size,
-            "language model": _llama_parameters(self.text_config),
-        }
-
-
-def _clip_vision_parameters(v: CLIPVisionConfig) -> int:
-    """transformers' CLIPVisionModel: embeddings, pre/post layer norms, encoder layers."""
-    h, i = v.hidden_size, v.intermediate_size
-    positions = (v.image_size // v.patch_size) ** 2 + 1
-    embeddings = h + v.num_channels * h * v.patch_size**2 + positions * h
-    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * (2 * h)
-    return embeddings + 2 * (2 * h) + v.num_hidden_layers * layer
-
-
-def _llama_parameters(t: LlamaConfig) -> int:
-    """transformers' LlamaForCausalLM: embeddings, decoder layers, final norm, lm_head."""
-    h, i = t.hidden_size, t.intermediate_size
-    head_dim = getattr(t, "head_dim", None) or h // t.num_attention_heads
-    q, kv = t.num_attention_heads * head_dim, t.num_key_value_heads * head_dim
-    attention = h * q + 2 * h * kv + q * h
-    if getattr(t, "attention_bias", False):
-        attention += q + 2 * kv + h
-    mlp = 3 * h * i + ((2 * i + h) if getattr(t, "mlp_bias", False) else 0)
-    layer = attention + mlp + 2 * h
-    embeddings = t.vocab_size * h * (1 if t.tie_word_embeddings else 2)  # lm_head shares it
-    return embeddings + t.num_hidden_layers * layer + h
-
 
 def _positive(*values: Any) -> bool:
     return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
-
-
-def _folder(name_or_path: Any) -> Path | None:
-    """The checkpoint folder a config was read from, when it is a local folder."""
-    if not name_or_path:
-        return None
-    path = Path(str(name_or_path)).expanduser()
-    return path if path.is_dir() else None

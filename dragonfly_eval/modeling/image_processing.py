@@ -26,22 +26,21 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from dragonfly_eval.modeling import released
 from dragonfly_eval.modeling.configuration import DragonflyConfig
-from dragonfly_eval.modeling.zoom import (
+from dragonfly_eval.modeling.geometry import (
     ZoomGeometry,
-    band_crops,
-    cut_level,
     default_zoom,
-    first_pass,
-    last_pass_band,
-    last_pass_bands,
     level_sizes,
     make_geometry,
+    zoom_levels,
+)
+from dragonfly_eval.modeling.passes import band_crops, first_pass, last_pass_band, last_pass_bands
+from dragonfly_eval.modeling.zoom import (
+    cut_level,
     resize_level,
     to_rgb,
     zoom_crops,
     zoom_crops_many,
     zoom_crops_tensor,
-    zoom_levels,
 )
 
 NORMALIZE_CHUNK = 6  # crops per normalization job on the CPU
@@ -240,7 +239,7 @@ class DragonflyImageProcessor(BaseImageProcessor):
 
         The same values as `normalize(crops(image))`, computed with the work overlapped in the
         pool: the largest level's resize runs as Pillow runs it, pass by pass, its last pass in
-        bands of whole crops (`zoom.last_pass_band`; byte for byte Pillow's single call), so
+        bands of whole crops (`passes.last_pass_band`; byte for byte Pillow's single call), so
         both cores share the one long resize; each level's or band's crops are normalized as
         soon as they exist, read as views of the resized pixels.
         """

@@ -16,14 +16,10 @@ from typing import Any
 import psutil
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers import GenerationConfig
+from transformers import CLIPVisionConfig, GenerationConfig, LlamaConfig
 
-from dragonfly_eval.modeling.configuration import (
-    CheckpointError,
-    DragonflyConfig,
-    build_config,
-    read_json,
-)
+from dragonfly_eval.modeling.checkpoint_files import CheckpointError, build_config, read_json
+from dragonfly_eval.modeling.configuration import DragonflyConfig
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*/config.json", "*/preprocessor_config.json"]
 
@@ -234,6 +230,41 @@ LAYER_PREFIXES = {
 }
 
 
+def parameter_counts(config: DragonflyConfig) -> dict[str, int]:
+    """Parameters of the network `config` builds, by part, computed from the sizes alone
+    (nothing is allocated): the CLIP tower, the projector and the Llama language model.
+    Check `config.invalid_sizes()` first."""
+    vision, text = config.vision_config, config.text_config
+    return {
+        "vision tower": _clip_vision_parameters(vision),
+        "projector": (vision.hidden_size + 1) * text.hidden_size,
+        "language model": _llama_parameters(text),
+    }
+
+
+def _clip_vision_parameters(v: CLIPVisionConfig) -> int:
+    """transformers' CLIPVisionModel: embeddings, pre/post layer norms, encoder layers."""
+    h, i = v.hidden_size, v.intermediate_size
+    positions = (v.image_size // v.patch_size) ** 2 + 1
+    embeddings = h + v.num_channels * h * v.patch_size**2 + positions * h
+    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * (2 * h)
+    return embeddings + 2 * (2 * h) + v.num_hidden_layers * layer
+
+
+def _llama_parameters(t: LlamaConfig) -> int:
+    """transformers' LlamaForCausalLM: embeddings, decoder layers, final norm, lm_head."""
+    h, i = t.hidden_size, t.intermediate_size
+    head_dim = getattr(t, "head_dim", None) or h // t.num_attention_heads
+    q, kv = t.num_attention_heads * head_dim, t.num_key_value_heads * head_dim
+    attention = h * q + 2 * h * kv + q * h
+    if getattr(t, "attention_bias", False):
+        attention += q + 2 * kv + h
+    mlp = 3 * h * i + ((2 * i + h) if getattr(t, "mlp_bias", False) else 0)
+    layer = attention + mlp + 2 * h
+    embeddings = t.vocab_size * h * (1 if t.tie_word_embeddings else 2)  # lm_head shares it
+    return embeddings + t.num_hidden_layers * layer + h
+
+
 def check_footprint(
     config: DragonflyConfig,
     dtype: torch.dtype,
@@ -244,7 +275,7 @@ def check_footprint(
     """Before anything is allocated: refuse a config whose parameters at `dtype` exceed the free
     memory `free` ((bytes, where), when known), or that has more layers than the weight files
     (`found`, their headers) hold; building ten million empty layers alone would take hours."""
-    counts = config.parameter_counts()
+    counts = parameter_counts(config)
     total = sum(counts.values())
     needed = total * dtype.itemsize
     if free is not None and needed > free[0]:

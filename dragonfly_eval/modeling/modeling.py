@@ -103,10 +103,6 @@ class DragonflyForCausalLM(PreTrainedModel):
         """Patches per side of one crop in the tower (24 for ViT-L/14-336, 7 for ViT-B/32-224)."""
         return self.config.grid
 
-    def crop_token_counts(self) -> list[int]:
-        """Visual tokens of each kept crop of one image, in sequence order."""
-        return self.config.crop_token_counts()
-
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Visual embeddings of whole images: [n_images, n_crops, 3, se, se] -> [n_images, T, D].
 

@@ -12,10 +12,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, ProcessorMixin
 
 from dragonfly_eval.modeling import released
 from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.geometry import crop_token_counts
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
 from dragonfly_eval.modeling.loading import read_config, resolve_checkpoint
 from dragonfly_eval.modeling.sequence import pad_batch, sample_layout
-from dragonfly_eval.modeling.zoom import crop_token_counts
 
 PROCESSOR_FILE = "processor_config.json"
 EOT_TOKEN = "<|eot_id|>"

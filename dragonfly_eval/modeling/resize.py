@@ -14,58 +14,18 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 from functools import lru_cache
 
-import PIL
 import torch
 
-Resolution = tuple[int, int]  # (width, height)
+from dragonfly_eval.modeling.geometry import Resolution
+from dragonfly_eval.modeling.passes import resize_passes
+
 Taps = tuple[torch.Tensor, torch.Tensor]  # (index, weight) of one axis, both [out_size, taps]
 
 PRECISION_BITS = 32 - 8 - 2  # Pillow's fraction bits for 8-bit images
 HALF = 1 << (PRECISION_BITS - 1)  # the rounding term each sum starts from
 SUPPORT = 2.0  # bicubic support in source pixels, at scale 1
-
-
-def _release(version: str) -> tuple[int, int]:
-    """'13.0.0' -> (13, 0)."""
-    major, minor = re.match(r"(\d+)\.(\d+)", version).groups()
-    return int(major), int(minor)
-
-
-PILLOW_RELEASE = _release(PIL.__version__)
-
-
-def vertical_pass_first(
-    in_size: Resolution, out_size: Resolution, pillow: tuple[int, int] = PILLOW_RELEASE
-) -> bool:
-    """Whether Pillow `pillow` (major, minor) runs the vertical pass before the horizontal one,
-    when both axes change size.
-
-    Pillow >= 13 goes vertical first when the height shrinks by more than twice as many pixels
-    as the width does (measured against 13.0 by the property tests: its source was not at hand);
-    12.2 and 12.3 did so for images over 100 times taller than wide whose height shrinks (their
-    `Image.resize`); older releases always go horizontal first.
-    """
-    (in_w, in_h), (out_w, out_h) = in_size, out_size
-    if pillow >= (13, 0):
-        return out_h < in_h and in_h - out_h > 2 * (in_w - out_w)
-    if pillow >= (12, 2):
-        return in_h > 100 * in_w and out_h < in_h
-    return False
-
-
-def resize_passes(in_size: Resolution, size: Resolution) -> tuple[str, ...]:
-    """The passes Pillow's bicubic resize from `in_size` to `size` runs, in its order: each
-    of "horizontal" and "vertical" that changes a side (the order is this Pillow's,
-    `vertical_pass_first`)."""
-    (in_w, in_h), (out_w, out_h) = in_size, size
-    if out_w != in_w and out_h != in_h:
-        if vertical_pass_first(in_size, size):
-            return ("vertical", "horizontal")
-        return ("horizontal", "vertical")
-    return (("horizontal",) if out_w != in_w else ()) + (("vertical",) if out_h != in_h else ())
 
 
 def _bicubic(x: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from dragonfly_eval import progress
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.runner import cmdline, progress, runfiles
+from dragonfly_eval.runner import cmdline, runfiles
 from dragonfly_eval.runner.preflight import (
     LISTINGS,
     TRUST_FLAG,
@@ -259,7 +260,7 @@ def unsafe_task_code(lmms_args: list[str]) -> list[str]:
 def has_numbers(results_file: Path) -> bool:
     """Whether a results file holds at least one finite numeric metric (read the way the
     leaderboard reads it; a captioning task's submission file is not a results file)."""
-    from dragonfly_eval.leaderboard.results import ResultsError, read_run
+    from dragonfly_eval.lmms_files.results import ResultsError, read_run
 
     try:
         run = read_run(results_file)
@@ -567,12 +568,12 @@ def demo_command(args: argparse.Namespace) -> int:
     """`dragonfly-eval demo`: mini suite on dragonfly-tiny, then the leaderboard."""
     from rich.console import Console
 
-    from dragonfly_eval.leaderboard.markdown import render_markdown
-    from dragonfly_eval.leaderboard.plot import plot
+    from dragonfly_eval.leaderboard.board.markdown import render_markdown
+    from dragonfly_eval.leaderboard.board.plot import plot
+    from dragonfly_eval.leaderboard.board.table import build_table
+    from dragonfly_eval.leaderboard.board.terminal import print_leaderboard
     from dragonfly_eval.leaderboard.reference import default_reference_path, load_reference
     from dragonfly_eval.leaderboard.suite import load_suite
-    from dragonfly_eval.leaderboard.table import build_table
-    from dragonfly_eval.leaderboard.terminal import print_leaderboard
 
     refused = environment_refusal()
     if refused is not None:
@@ -642,7 +643,7 @@ def demo_zoom_test(
         with_zoom,
         zoom_folder,
     )
-    from dragonfly_eval.leaderboard.plot import plot_ablation
+    from dragonfly_eval.leaderboard.board.plot import plot_ablation
     from dragonfly_eval.leaderboard.suite import load_suite
 
     console.print(

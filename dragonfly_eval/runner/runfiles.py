@@ -4,8 +4,8 @@ the harness at them.
 Each run gets an id (`YYYYMMDDTHHMMSSZ-xxxxxx`, UTC, sortable) and a folder
 `OUTPUT_PATH/dragonfly_runs/<id>/` holding:
 
-- `resume.sqlite`: answers of finished requests (see `resume.py`), read by `--resume`;
-- `failures.jsonl`: requests that failed, as they happen (see `report.py`); turned into
+- `resume.sqlite`: answers of finished requests (see `run_store.py`), read by `--resume`;
+- `failures.jsonl`: requests that failed, as they happen (see `run_store.py`); turned into
   `<date>_failures.json` beside the run's results file at the end;
 - `lock`: held (an OS file lock) while a process works on the run, so two processes never
   write one run's files; it goes away with the process, even after `kill -9`.
@@ -28,15 +28,17 @@ from typing import IO, Any
 import yaml
 from rich.console import Console
 
-from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError, count_answers
-from dragonfly_eval.runner import cmdline
-from dragonfly_eval.runner.report import (
+from dragonfly_eval.lmms_files.results import ResultsError, recorded_model_args
+from dragonfly_eval.run_store import (
+    ResumeStore,
+    ResumeStoreError,
+    count_answers,
     failures_file_for,
-    print_failures,
     read_failures,
     write_failures,
 )
-from dragonfly_eval.safe_json import MAX_RESULTS_BYTES, read_json
+from dragonfly_eval.runner import cmdline
+from dragonfly_eval.runner.report import print_failures
 
 RUNS_DIR = "dragonfly_runs"
 RESUME_STORE = "resume.sqlite"
@@ -273,11 +275,13 @@ def owns(run: Run, results_file: Path) -> bool:
     try:
         if results_file.stat().st_mtime < run.started - 1:
             return False
-        model_args = read_json(results_file, MAX_RESULTS_BYTES, ValueError)["config"]["model_args"]
-    except (OSError, ValueError, KeyError, TypeError):
+        model_args = recorded_model_args(results_file)
+    except (OSError, ResultsError):
         return False
-    claimed = f"/{RUNS_DIR}/" in str(model_args)
-    return str(run.folder) in str(model_args) if claimed else True
+    if model_args is None:
+        return False
+    claimed = f"/{RUNS_DIR}/" in model_args
+    return str(run.folder) in model_args if claimed else True
 
 
 def run_results(run: Run) -> list[Path]:
@@ -343,7 +347,7 @@ def _names_run(run: Run, results_file: Path) -> bool:
     """Whether a results file's model_args name the run's folder (it is the run's, from any
     part of it)."""
     try:
-        model_args = read_json(results_file, MAX_RESULTS_BYTES, ValueError)["config"]["model_args"]
-    except (OSError, ValueError, KeyError, TypeError):
+        model_args = recorded_model_args(results_file)
+    except ResultsError:
         return False
-    return str(run.folder) in str(model_args)
+    return model_args is not None and str(run.folder) in model_args

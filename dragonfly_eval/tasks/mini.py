@@ -20,7 +20,7 @@ def doc_to_visual(doc: dict) -> list[Image.Image]:
     if not path.is_file():
         raise FileNotFoundError(
             f"mini-suite image {path} is missing; regenerate the data with "
-            "`python -m dragonfly_eval.tasks.make_mini`"
+            "`python -m dragonfly_eval.datagen.make_mini`"
         )
     with Image.open(path) as image:
         return [image.convert("RGB")]

@@ -7,7 +7,7 @@ The whole model learns (CLIP tower, projector, language model) at the released v
 full-zoom image's step) and lets the patch embedding learn what 1-pixel stripes and checks look
 like, which the fine-detail family is about; a frozen random tower was not tried.
 
-The data are the mini suite's scenes (`tasks.make_mini`), drawn from the training seed instead of
+The data are the mini suite's scenes (`datagen.make_mini`), drawn from the training seed instead of
 the suite's, and every question a scene allows, prompted exactly as the suite's lmms-eval YAMLs
 prompt them (their own `doc_to_text`, wrapped in Dragonfly's chat format). Three in four of the
 signs, charts, documents and shapes are seen at `zoom=low` (one 336x336 crop, about eight times
@@ -37,10 +37,10 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from dragonfly_eval.datagen import make_mini
 from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
 from dragonfly_eval.modeling.processing import DragonflyProcessor, chat_prompt
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.tasks import make_mini
 from dragonfly_eval.tiny import assets_dir
 from dragonfly_eval.tiny.checkpoint import file_sha256
 from dragonfly_eval.tiny.config import tiny_config
@@ -247,7 +247,7 @@ class Trainer:
 
 def train(settings: Settings, progress: bool = True) -> Trainer:
     """Run every step of `settings`, printing the loss now and then."""
-    from dragonfly_eval.runner.progress import progress_bar
+    from dragonfly_eval.progress import progress_bar
 
     trainer = Trainer(settings)
     started = time.monotonic()

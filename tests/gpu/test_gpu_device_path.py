@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from dragonfly_eval.modeling.geometry import v1_geometry, v2_geometry
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
-from dragonfly_eval.modeling.zoom import v1_geometry, v2_geometry
 
 pytestmark = [
     pytest.mark.gpu,

@@ -13,7 +13,7 @@ import pytest
 import torch
 from harness_kit import Requests, noise_image
 
-from dragonfly_eval.engine.batching import LRUTensorCache, owned
+from dragonfly_eval.engine.caches import LRUTensorCache, owned
 from dragonfly_eval.harness.model import Dragonfly
 
 CACHE_MB = 1

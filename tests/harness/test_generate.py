@@ -3,7 +3,7 @@
 import pytest
 from harness_kit import Requests, noise_image
 
-from dragonfly_eval.engine.batching import image_digest
+from dragonfly_eval.engine.caches import image_digest
 from dragonfly_eval.modeling import chat_prompt
 
 # Spec: one v2 image block = 577 + 40 * 37 visual embeddings plus the separators = 2098 positions.

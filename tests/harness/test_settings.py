@@ -6,7 +6,7 @@ from dragonfly_eval.engine.requests import (
     cut_at_stop,
     generation_settings,
 )
-from dragonfly_eval.harness.model import valid_model_args
+from dragonfly_eval.harness.model import gen_kwargs_key, valid_model_args
 
 
 def test_greedy_settings_and_stop_strings():
@@ -103,3 +103,10 @@ def test_valid_model_args_are_the_documented_ones():
     ):
         assert name in names
     assert "self" not in names and "unknown" not in names
+
+
+def test_gen_kwargs_key_ignores_key_order_only():
+    assert gen_kwargs_key({"until": ["\n"], "max_new_tokens": 4}) == gen_kwargs_key(
+        {"max_new_tokens": 4, "until": ["\n"]}
+    )
+    assert gen_kwargs_key({"max_new_tokens": 4}) != gen_kwargs_key({"max_new_tokens": 5})

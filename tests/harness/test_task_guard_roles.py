@@ -78,7 +78,7 @@ def test_a_filter_that_runs_a_shell_command_is_refused(tmp_path, capsys, monkeyp
         ("process_results", "lmms_eval.tasks.cinepile.utils.evaluate_semantic_similarity"),
         ("process_results", "lmms_eval.tasks.mathvision.eval_utils.is_equal"),
         ("doc_to_text", "dragonfly_eval.runner.cli.relay"),
-        ("doc_to_visual", "dragonfly_eval.tasks.make_hub_layout.write_layout"),
+        ("doc_to_visual", "dragonfly_eval.datagen.make_hub_layout.write_layout"),
     ],
 )
 def test_functions_no_task_yaml_names_are_refused(tmp_path, capsys, no_lmms_eval, role, function):

@@ -14,16 +14,16 @@ from hypothesis import strategies as st
 from PIL import Image
 from resize_kit import random_pixels, sizes
 
+from dragonfly_eval.modeling.geometry import v2_geometry
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
-from dragonfly_eval.modeling.resize import resize_passes
-from dragonfly_eval.modeling.zoom import (
+from dragonfly_eval.modeling.passes import (
     band_crops,
-    cut_level,
     first_pass,
     last_pass_band,
     last_pass_bands,
-    v2_geometry,
+    resize_passes,
 )
+from dragonfly_eval.modeling.zoom import cut_level
 
 
 def _banded(image: Image.Image, size, se: int, bands: int):

@@ -13,7 +13,8 @@ from PIL import Image
 from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
 from dragonfly_eval import DragonflyConfig, DragonflyForCausalLM, DragonflyProcessor
-from dragonfly_eval.modeling.loading import CheckpointError, read_config
+from dragonfly_eval.modeling.checkpoint_files import CheckpointError
+from dragonfly_eval.modeling.loading import read_config
 
 PROMPT = "<|start_header_id|>user<|end_header_id|>\n\nWhat is it?<|eot_id|>"
 

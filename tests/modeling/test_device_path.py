@@ -18,9 +18,9 @@ from test_golden_parity import CaseRunner
 from test_golden_parity import test_pixels_match_reference as check_pixels_match_reference
 
 from dragonfly_eval.modeling import zoom as zoom_module
+from dragonfly_eval.modeling.geometry import level_sizes, v1_geometry, v2_geometry
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
 from dragonfly_eval.modeling.resize import resize_bicubic
-from dragonfly_eval.modeling.zoom import level_sizes, v1_geometry, v2_geometry
 
 # Image sizes: a level equal to the image (336x336 is the low level: no resize), up- and
 # downscaling, tall and wide (each medium candidate of the zoom rule).

@@ -13,7 +13,8 @@ import pytest
 
 from dragonfly_eval import DragonflyForCausalLM
 from dragonfly_eval.harness import argcheck
-from dragonfly_eval.modeling.loading import CheckpointError, read_config, weight_files
+from dragonfly_eval.modeling.checkpoint_files import CheckpointError
+from dragonfly_eval.modeling.loading import read_config, weight_files
 from dragonfly_eval.tiny.checkpoint import tiny_checkpoint
 
 HUGE_INTEGER = "1" + "0" * 5000  # past Python's 4300-digit limit for int("...")

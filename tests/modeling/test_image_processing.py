@@ -11,8 +11,8 @@ from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionConfig
 
 from dragonfly_eval.modeling.configuration import DragonflyConfig
+from dragonfly_eval.modeling.geometry import v1_geometry, v2_geometry
 from dragonfly_eval.modeling.image_processing import CLIP_MEAN, CLIP_STD, DragonflyImageProcessor
-from dragonfly_eval.modeling.zoom import v1_geometry, v2_geometry
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +66,9 @@ def test_pixels_equal_clip_image_processor_per_crop(v2_images):
 
 
 def tower_config(folder) -> DragonflyConfig:
-    """A v2 config whose tower folder is `folder`."""
+    """A v2 config whose tower folder is `folder`, read as transformers reads a config.json."""
     CLIPVisionConfig(image_size=336, patch_size=14).save_pretrained(folder)
-    return DragonflyConfig(image_encoder=str(folder))
+    return DragonflyConfig.from_dict({"image_encoder": str(folder)})
 
 
 def test_mean_and_std_come_from_the_tower_preprocessor_config(tmp_path):

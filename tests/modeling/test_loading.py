@@ -13,8 +13,9 @@ from transformers import PreTrainedModel
 
 from dragonfly_eval import DragonflyForCausalLM, DragonflyProcessor
 from dragonfly_eval.modeling import loading
+from dragonfly_eval.modeling.checkpoint_files import CheckpointError
 from dragonfly_eval.modeling.configuration import DragonflyConfig
-from dragonfly_eval.modeling.loading import CheckpointError, read_config
+from dragonfly_eval.modeling.loading import read_config
 
 
 @pytest.fixture
@@ -370,7 +371,7 @@ def test_absurd_tower_image_size_is_refused_before_allocating(broken, nothing_bu
 
 def test_model_larger_than_free_memory_names_both_sizes(broken, nothing_built, monkeypatch):
     monkeypatch.setattr(loading, "free_memory", lambda device, device_map: (1000, "the host"))
-    params = sum(read_config(broken).parameter_counts().values())
+    params = sum(loading.parameter_counts(read_config(broken)).values())
     with pytest.raises(CheckpointError) as err:
         DragonflyForCausalLM.from_pretrained(str(broken), dtype="bfloat16")
     message = str(err.value)
@@ -430,7 +431,7 @@ def text_variant(**changes) -> DragonflyConfig:
 def test_parameter_counts_equal_the_built_model(changes):
     config = text_variant(**changes)
     model = DragonflyForCausalLM(config)
-    counts = config.parameter_counts()
+    counts = loading.parameter_counts(config)
     assert counts == {
         "vision tower": sum(p.numel() for p in model.image_encoder.parameters()),
         "projector": sum(p.numel() for p in model.vision_embed_tokens.parameters()),
@@ -442,6 +443,6 @@ def test_parameter_counts_equal_the_built_model(changes):
 def test_parameter_counts_of_the_fixture_checkpoints(version, checkpoint_for, load_pair):
     checkpoint = checkpoint_for(version)
     model = load_pair(checkpoint)[0]
-    assert sum(read_config(checkpoint).parameter_counts().values()) == sum(
+    assert sum(loading.parameter_counts(read_config(checkpoint)).values()) == sum(
         p.numel() for p in model.parameters()
     )

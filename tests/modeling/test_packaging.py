@@ -104,6 +104,14 @@ def test_wheel_ships_package_data_and_the_model(wheel_files):
     assert not any(name.startswith("tests/") for name in wheel_files)
 
 
+def test_wheel_ships_every_module_of_every_package(wheel_files):
+    """A package missing from pyproject's list would install without it (datagen/, say, whose
+    renderers the embedded model's training imports)."""
+    modules = [m for m in (REPO / "dragonfly_eval").rglob("*.py") if "__pycache__" not in m.parts]
+    names = [m.relative_to(REPO).as_posix() for m in modules]
+    assert names and [name for name in names if name not in wheel_files] == []
+
+
 INSTALLED_CHECK = """
 import json
 from dragonfly_eval.paths import task_yaml_dir

@@ -24,8 +24,10 @@ from resize_kit import (
 )
 
 from dragonfly_eval import DragonflyProcessor
-from dragonfly_eval.modeling.resize import axis_taps, resize_bicubic, vertical_pass_first
-from dragonfly_eval.modeling.zoom import cut_level, level_sizes, to_rgb
+from dragonfly_eval.modeling.geometry import level_sizes
+from dragonfly_eval.modeling.passes import vertical_pass_first
+from dragonfly_eval.modeling.resize import axis_taps, resize_bicubic
+from dragonfly_eval.modeling.zoom import cut_level, to_rgb
 
 seeds = st.integers(0, 2**32 - 1)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dragonfly_eval.modeling.geometry import crop_token_counts
 from dragonfly_eval.modeling.sequence import (
     image_block,
     pad_batch,
     position_ids_from_mask,
     sample_layout,
 )
-from dragonfly_eval.modeling.zoom import crop_token_counts
 
 P, S = 900, 901  # placeholder and separator ids for the pure-function tests
 

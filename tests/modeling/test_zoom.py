@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dragonfly_eval.modeling.zoom import (
+from dragonfly_eval.modeling.geometry import (
     crop_token_counts,
     crops_per_level,
     default_zoom,
@@ -16,9 +16,9 @@ from dragonfly_eval.modeling.zoom import (
     select_resolution,
     v1_geometry,
     v2_geometry,
-    zoom_crops,
     zoom_levels,
 )
+from dragonfly_eval.modeling.zoom import zoom_crops
 
 V2 = v2_geometry()
 V1 = v1_geometry()

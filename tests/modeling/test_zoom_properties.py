@@ -13,13 +13,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dragonfly_eval.modeling.zoom import (
+from dragonfly_eval.modeling.geometry import (
     level_resolutions,
     select_resolution,
     v1_geometry,
     v2_geometry,
-    zoom_crops,
 )
+from dragonfly_eval.modeling.zoom import zoom_crops
 
 V2 = v2_geometry()
 V1 = v1_geometry()

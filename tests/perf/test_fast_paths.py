@@ -15,8 +15,9 @@ from lmms_eval.api.instance import Instance
 from PIL import Image
 
 from dragonfly_eval.harness.model import Dragonfly
+from dragonfly_eval.modeling.geometry import v2_geometry
 from dragonfly_eval.modeling.image_processing import DragonflyImageProcessor
-from dragonfly_eval.modeling.zoom import v2_geometry, zoom_crops
+from dragonfly_eval.modeling.zoom import zoom_crops
 
 SIZES = [(64, 48), (50, 120), (300, 90)]
 
@@ -55,7 +56,7 @@ def test_crops_many_keeps_image_order_with_mixed_modes(images):
 @pytest.mark.parametrize(("version", "zoom"), [(2, "full"), (2, "low+medium"), (1, "select")])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_overlapped_pixels_equal_normalized_crops(images, version, zoom, threads):
-    from dragonfly_eval.modeling.zoom import v1_geometry
+    from dragonfly_eval.modeling.geometry import v1_geometry
 
     geometry = v2_geometry() if version == 2 else v1_geometry()
     processor = DragonflyImageProcessor(geometry, zoom, resize_threads=threads)

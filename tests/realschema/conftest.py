@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from realschema_kit import HERE
 
-from dragonfly_eval.tasks.make_hub_layout import write_layout
+from dragonfly_eval.datagen.make_hub_layout import write_layout
 
 
 @pytest.fixture(scope="session")

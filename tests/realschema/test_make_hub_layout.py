@@ -2,7 +2,7 @@
 
 import yaml
 
-from dragonfly_eval.tasks.make_hub_layout import write_layout
+from dragonfly_eval.datagen.make_hub_layout import write_layout
 
 
 def _files(root):

@@ -15,8 +15,8 @@ from realschema_kit import (
     run_lmms_eval,
 )
 
+from dragonfly_eval.datagen.make_hub_layout import MME_CATEGORIES
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.tasks.make_hub_layout import MME_CATEGORIES
 
 MME_MAX_PER_CATEGORY = 200.0
 PERCEPTION = sum(c in eval_type_dict["Perception"] for c, *_ in MME_CATEGORIES)

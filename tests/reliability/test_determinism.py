@@ -2,8 +2,8 @@ import pytest
 import torch
 from reliability_helpers import samples
 
+from dragonfly_eval.datagen import make_mini
 from dragonfly_eval.harness.model import Dragonfly
-from dragonfly_eval.tasks import make_mini
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from reliability_helpers import RESUME_TASKS, metrics, results_file, run_cli, ru
 from rich.console import Console
 
 from dragonfly_eval.harness.model import Dragonfly
-from dragonfly_eval.harness.resume import (
+from dragonfly_eval.run_store import (
     ResumeStore,
     answer_with_store,
     checkpoint_identity,

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from reliability_helpers import run_command
 
-from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError
+from dragonfly_eval.run_store import ResumeStore, ResumeStoreError
 from dragonfly_eval.runner.runfiles import Run, new_run_id
 
 # Each a valid SQLite database whose `answers` table is not the store's.

@@ -15,9 +15,9 @@ import pytest
 from reliability_helpers import run_command
 
 from dragonfly_eval.paths import task_yaml_dir
+from dragonfly_eval.progress import MARKS, MarkLines
+from dragonfly_eval.run_store import failures_file_for
 from dragonfly_eval.runner import cli
-from dragonfly_eval.runner.progress import MARKS, MarkLines
-from dragonfly_eval.runner.report import failures_file_for
 from dragonfly_eval.runner.runfiles import RUNS_DIR
 
 # (documents, indices whose image is missing) per task: the failures each run must report.

@@ -8,7 +8,8 @@ from transformers.modeling_utils import load_state_dict
 
 import dragonfly_eval
 from dragonfly_eval.cli import main
-from dragonfly_eval.modeling.loading import CheckpointError, load_dragonfly
+from dragonfly_eval.modeling.checkpoint_files import CheckpointError
+from dragonfly_eval.modeling.loading import load_dragonfly
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.runner import cli as harness_cli
 from dragonfly_eval.runner.runfiles import RUNS_DIR

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
+from dragonfly_eval.datagen import make_mini
 from dragonfly_eval.modeling.processing import chat_prompt
-from dragonfly_eval.tasks import make_mini
 from dragonfly_eval.tiny import assets_dir
 from dragonfly_eval.tiny import train as tiny_train
 

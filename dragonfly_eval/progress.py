@@ -1,8 +1,9 @@
-"""Progress of the harness's batch loops: a tqdm bar that redraws in place at a terminal, and a
-few plain lines (at 0, 25, 50, 75 and 100%) where output goes to a file or a pipe, as in CI.
+"""Progress of long loops (the engine's batches, the tiny model's training): a tqdm bar that
+redraws in place at a terminal, and a few plain lines (at 0, 25, 50, 75 and 100%) where output
+goes to a file or a pipe, as in CI. Torch-free, below the engine and the runner.
 
-`dragonfly-eval run` reads lmms-eval's output through a pipe, so it tells the harness which of
-the two its own stderr wants through `MODE_ENV` ("tty" or "lines").
+`dragonfly-eval run` reads lmms-eval's output through a pipe, so it tells the engine inside the
+harness which of the two its own stderr wants through `MODE_ENV` ("tty" or "lines").
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 import hashlib
 import json
 
-import pytest
 from PIL import Image
 
-from dragonfly_eval.tasks import make_mini
-from dragonfly_eval.tasks.mini import doc_to_visual, mini_data_dir
+from dragonfly_eval.datagen import make_mini
+from dragonfly_eval.tasks.mini import mini_data_dir
 
 
 def _pixels(path) -> str:
@@ -42,16 +41,6 @@ def test_every_family_has_8_to_20_items_with_answers():
 def test_yes_no_family_is_balanced():
     answers = [item.record["answer"] for item in make_mini.build_items()["yesno"]]
     assert answers.count("yes") == answers.count("no")
-
-
-def test_mini_images_load_as_rgb_from_relative_paths():
-    (image,) = doc_to_visual({"image_path": "images/chart_00.png"})
-    assert image.mode == "RGB" and image.size == make_mini.SIZE
-
-
-def test_missing_mini_image_names_the_fix():
-    with pytest.raises(FileNotFoundError, match="make_mini"):
-        doc_to_visual({"image_path": "images/absent.png"})
 
 
 def test_fine_patterns_look_alike_at_336_pixels_and_differ_at_full_size():

@@ -1,6 +1,6 @@
 """Render small local copies of the hub datasets behind lmms-eval's built-in tasks.
 
-`python -m dragonfly_eval.tasks.make_hub_layout OUT` writes, under OUT, one folder per hub
+`python -m dragonfly_eval.datagen.make_hub_layout OUT` writes, under OUT, one folder per hub
 repository laid out as the hub holds it: `OUT/<org>/<name>/README.md` (a YAML header declaring
 `configs` with `data_files` per split) and parquet files in the same folders. Run lmms-eval
 from OUT and `datasets.load_dataset("<org>/<name>", name=...)` resolves the repository id to that
@@ -27,7 +27,7 @@ from datasets import Dataset, Features, Image, Sequence, Value
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from dragonfly_eval.tasks.make_mini import COLORS, SHAPES, _draw_shape, _font
+from dragonfly_eval.datagen.drawing import COLORS, SHAPES, draw_shape, font
 
 ORG = "lmms-lab-encoder"
 SIZE = (192, 144)
@@ -57,9 +57,9 @@ def _scene(shape: str, color: str, text: str | None = None) -> PILImage.Image:
     """A shape of a named color on white, with an optional line of text under it."""
     image = PILImage.new("RGB", SIZE, (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    _draw_shape(draw, shape, (66, 20, 126, 80), COLORS[color])
+    draw_shape(draw, shape, (66, 20, 126, 80), COLORS[color])
     if text is not None:
-        draw.text((SIZE[0] // 2, 112), text, font=_font(20), fill=(0, 0, 0), anchor="mm")
+        draw.text((SIZE[0] // 2, 112), text, font=font(20), fill=(0, 0, 0), anchor="mm")
     return image
 
 
@@ -71,8 +71,8 @@ def _bars(labels: tuple[str, ...], values: tuple[int, ...]) -> PILImage.Image:
     for k, (label, value) in enumerate(zip(labels, values, strict=True)):
         x0, top = 12 + k * width, 120 - value
         draw.rectangle((x0, top, x0 + width - 10, 120), fill=COLORS["blue"])
-        draw.text((x0 + 4, top - 14), str(value), font=_font(12), fill=(0, 0, 0))
-        draw.text((x0 + 4, 124), label, font=_font(12), fill=(0, 0, 0))
+        draw.text((x0 + 4, top - 14), str(value), font=font(12), fill=(0, 0, 0))
+        draw.text((x0 + 4, 124), label, font=font(12), fill=(0, 0, 0))
     return image
 
 
@@ -81,7 +81,7 @@ def _page(lines: list[str]) -> PILImage.Image:
     image = PILImage.new("RGB", SIZE, (250, 250, 245))
     draw = ImageDraw.Draw(image)
     for k, line in enumerate(lines):
-        draw.text((10, 10 + 24 * k), line, font=_font(16), fill=(0, 0, 0))
+        draw.text((10, 10 + 24 * k), line, font=font(16), fill=(0, 0, 0))
     return image
 
 

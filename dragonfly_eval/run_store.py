@@ -1,5 +1,7 @@
-"""Answers of finished requests, kept on disk after every batch, so an interrupted run resumes.
+"""What a run keeps on disk while it works: the resume store and the failure log. The harness
+writes them, `dragonfly-eval run` reads them; torch-free, below both.
 
+The resume store holds the answers of finished requests, so an interrupted run resumes.
 lmms-eval's own response cache (`--use_cache`) hands the model a whole request type at once and
 stores the answers only after that call returns, so a run killed halfway through a request type
 keeps nothing of it. This store is written by the harness after each batch (one SQLite
@@ -12,6 +14,11 @@ checkpoint rewritten in place starts afresh). Requests that failed (empty answer
 error) are not stored, so a resumed run tries them again. A damaged store file (cut short by a
 full disk, a partial copy) or an SQLite file of another layout is refused with
 `ResumeStoreError`, never read as half an answer set.
+
+The failure log holds the requests that got an empty answer because of an error: the harness
+appends one JSON line per failure as it happens (nothing is lost if the run dies); at the end
+`dragonfly-eval run` reads the lines and writes them as one JSON document beside each results
+file (`<date>_failures.json` beside `<date>_results.json`).
 """
 
 from __future__ import annotations
@@ -231,3 +238,49 @@ def answer_with_store(
     for i, answer in zip(pending, fresh, strict=True):
         out[i] = answer
     return out
+
+
+def rank_path(path: str | Path, rank: int, world_size: int) -> Path:
+    """Each process of a multi-GPU run writes its own file: `PATH` or `PATH.rank<r>`."""
+    path = Path(path)
+    return path if world_size <= 1 else path.with_name(f"{path.name}.rank{rank}")
+
+
+class FailureLog:
+    """Append-only JSON lines of failures, started empty."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def append(self, failure: dict[str, Any]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(failure, default=str) + "\n")
+
+
+def read_failures(path: str | Path) -> list[dict[str, Any]]:
+    """Failures logged at `path` and by the other ranks (`path.rank*`), in order."""
+    path = Path(path)
+    files = [path] if path.is_file() else []
+    files += sorted(path.parent.glob(f"{path.name}.rank*"))
+    failures = []
+    for file in files:
+        for line in file.read_text().splitlines():
+            if line.strip():
+                try:
+                    failures.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut short by a killed process
+                    continue
+    return failures
+
+
+def failures_file_for(results_file: Path) -> Path:
+    """`<date>_failures.json` beside `<date>_results.json`."""
+    stem = results_file.name.removesuffix("_results.json")
+    return results_file.with_name(f"{stem}_failures.json")
+
+
+def write_failures(failures: list[dict[str, Any]], target: Path) -> None:
+    """The failures as one JSON document."""
+    target.write_text(json.dumps({"failures": failures, "count": len(failures)}, indent=2) + "\n")

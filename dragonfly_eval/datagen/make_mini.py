@@ -1,8 +1,8 @@
 """Render the offline mini suite (task_yaml/mini/data): synthetic images with known answers.
 
-Run `python -m dragonfly_eval.tasks.make_mini` to (re)write the data. The output is a pure
+Run `python -m dragonfly_eval.datagen.make_mini` to (re)write the data. The output is a pure
 function of this file and Pillow's bundled default font: the same code writes the same records
-and the same pixels, which tests/tasks/test_make_mini.py checks against the committed copy.
+and the same pixels, which tests/datagen/test_make_mini.py checks against the committed copy.
 
 Each family draws a *scene* (an image and the facts it shows) and asks one question of it. The
 embedded model's training script (`dragonfly_eval.tiny.train`) draws the same scenes from another
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from dragonfly_eval.datagen.drawing import COLORS, SHAPES, draw_shape, font
 from dragonfly_eval.paths import task_yaml_dir
 
 SEED = 20240601
@@ -34,15 +34,6 @@ FINE_PANEL = 672  # pixels per side of the fine family's panel (a third of the i
 FAMILIES = ("vqa", "chart", "doc", "mc", "yesno", "caption", "fine")
 COUNTS = {"vqa": 12, "chart": 12, "doc": 12, "mc": 12, "yesno": 12, "caption": 10, "fine": 20}
 
-COLORS = {
-    "red": (220, 40, 40),
-    "green": (40, 160, 60),
-    "blue": (40, 80, 220),
-    "yellow": (235, 200, 40),
-    "purple": (140, 60, 180),
-    "orange": (240, 130, 30),
-}
-SHAPES = ("circle", "square", "triangle", "star")
 SHAPE_COLORS = ("red", "green", "blue", "yellow")  # the shape scenes' colours, in option order
 YESNO_OBJECT = "star"  # what the yes/no questions ask about
 SIGN_WORDS = ("STOP", "EXIT", "CAFE", "OPEN", "HOTEL", "PARK", "BANK", "TAXI", "BAKERY", "MUSEUM")
@@ -77,39 +68,11 @@ class Item:
     image: Image.Image
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
 def _canvas(
     color: tuple[int, int, int] = (255, 255, 255), size: tuple[int, int] = SIZE
 ) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     image = Image.new("RGB", size, color)
     return image, ImageDraw.Draw(image)
-
-
-def _draw_shape(
-    draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], fill
-) -> None:
-    x0, y0, x1, y1 = box
-    if shape == "circle":
-        draw.ellipse(box, fill=fill)
-    elif shape == "square":
-        draw.rectangle(box, fill=fill)
-    elif shape == "triangle":
-        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=fill)
-    elif shape == "star":
-        cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2
-        points = []
-        for k in range(10):
-            radius = r if k % 2 == 0 else r * 0.45
-            angle = math.pi / 5 * k - math.pi / 2
-            points.append(
-                (round(cx + radius * math.cos(angle)), round(cy + radius * math.sin(angle)))
-            )
-        draw.polygon(points, fill=fill)
-    else:
-        raise ValueError(f"unknown shape {shape!r}")
 
 
 # --- scenes ---------------------------------------------------------------------------------
@@ -120,7 +83,7 @@ def sign_scene(rng: random.Random) -> Scene:
     draw.rectangle((20, 150, 300, 240), fill=(120, 120, 120))
     draw.rectangle((150, 130, 170, 240), fill=(90, 90, 90))
     draw.rounded_rectangle((40, 40, 280, 140), radius=12, fill=COLORS[color_name])
-    draw.text((160, 90), word, font=_font(40), fill=(255, 255, 255), anchor="mm")
+    draw.text((160, 90), word, font=font(40), fill=(255, 255, 255), anchor="mm")
     return Scene("sign", image, {"word": word, "color": color_name})
 
 
@@ -137,8 +100,8 @@ def chart_scene(rng: random.Random) -> Scene:
         top = 200 - round(value * 1.7)
         draw.rectangle((x0, top, x0 + width - 14, 200), fill=COLORS[DAY_COLORS[k]])
         centre = x0 + (width - 14) // 2
-        draw.text((centre, top - 4), str(value), font=_font(14), fill=(0, 0, 0), anchor="mb")
-        draw.text((centre, 206), label, font=_font(14), fill=(0, 0, 0), anchor="mt")
+        draw.text((centre, top - 4), str(value), font=font(14), fill=(0, 0, 0), anchor="mb")
+        draw.text((centre, 206), label, font=font(14), fill=(0, 0, 0), anchor="mt")
     return Scene("chart", image, {"labels": list(labels), "values": values})
 
 
@@ -155,17 +118,17 @@ def doc_scene(rng: random.Random) -> Scene:
     left, right = (100, 220) if title == "RECEIPT" else (10, 310)
     draw.rectangle((left, 4, right, 236), fill=(250, 250, 245))
     shape, color_name = VENDOR_LOGOS[vendor]
-    _draw_shape(draw, shape, (right - 46, 10, right - 8, 48), COLORS[color_name])
+    draw_shape(draw, shape, (right - 46, 10, right - 8, 48), COLORS[color_name])
     if title == "RECEIPT":
-        draw.text((left + 8, 54), title, font=_font(16), fill=ink)
-        draw.text((left + 8, 76), vendor, font=_font(12), fill=ink)
+        draw.text((left + 8, 54), title, font=font(16), fill=ink)
+        draw.text((left + 8, 76), vendor, font=font(12), fill=ink)
         for k in range(5):
-            draw.text((left + 8, 100 + 20 * k), f"item {k + 1}", font=_font(12), fill=ink)
-        draw.text((left + 8, 212), total, font=_font(12), fill=ink)
+            draw.text((left + 8, 100 + 20 * k), f"item {k + 1}", font=font(12), fill=ink)
+        draw.text((left + 8, 212), total, font=font(12), fill=ink)
         return Scene("doc", image, {"title": title, "vendor": vendor})
-    draw.text((left + 10, 10), title, font=_font(32), fill=ink)
-    draw.text((left + 10, 52), vendor, font=_font(20), fill=ink)
-    draw.text((left + 10, 82), f"No: {number}   Total: {total}", font=_font(14), fill=ink)
+    draw.text((left + 10, 10), title, font=font(32), fill=ink)
+    draw.text((left + 10, 52), vendor, font=font(20), fill=ink)
+    draw.text((left + 10, 82), f"No: {number}   Total: {total}", font=font(14), fill=ink)
     if title == "INVOICE":  # a ruled table
         for k in range(5):
             draw.line((left + 10, 110 + 28 * k, right - 10, 110 + 28 * k), fill=ink, width=2)
@@ -173,12 +136,12 @@ def doc_scene(rng: random.Random) -> Scene:
             draw.line((x, 110, x, 222), fill=ink, width=2)
     elif title == "QUOTE":  # the offer in a shaded box
         draw.rectangle((left + 10, 112, right - 10, 222), fill=(255, 236, 160))
-        draw.text((left + 24, 156), "valid for 30 days", font=_font(18), fill=ink)
+        draw.text((left + 24, 156), "valid for 30 days", font=font(18), fill=ink)
     else:  # ORDER: a list of check boxes
         for k in range(4):
             y = 112 + 28 * k
             draw.rectangle((left + 12, y, left + 30, y + 18), outline=ink, width=2)
-            draw.text((left + 40, y), f"article {k + 1}", font=_font(16), fill=ink)
+            draw.text((left + 40, y), f"article {k + 1}", font=font(16), fill=ink)
     return Scene("doc", image, {"title": title, "vendor": vendor})
 
 
@@ -186,7 +149,7 @@ def shape_scene(rng: random.Random, shape: str | None = None) -> Scene:
     """One coloured shape in the middle of a white canvas."""
     shape, color_name = shape or rng.choice(SHAPES), rng.choice(SHAPE_COLORS)
     image, draw = _canvas()
-    _draw_shape(draw, shape, (100, 60, 220, 180), COLORS[color_name])
+    draw_shape(draw, shape, (100, 60, 220, 180), COLORS[color_name])
     return Scene("shape", image, {"shape": shape, "color": color_name})
 
 
@@ -221,7 +184,7 @@ def fine_scene(rng: random.Random, pattern: str | None = None) -> Scene:
     for _ in range(rng.randint(2, 4)):
         x, y, r = rng.randrange(0, 2016), rng.randrange(0, 2016), rng.randrange(150, 400)
         tint = tuple(min(255, c + rng.randrange(-40, 10)) for c in background)
-        _draw_shape(draw, rng.choice(SHAPES[:2]), (x - r, y - r, x + r, y + r), tint)
+        draw_shape(draw, rng.choice(SHAPES[:2]), (x - r, y - r, x + r, y + r), tint)
     pattern = pattern or rng.choice(PATTERNS)
     x = 2 * rng.randrange(8, (FINE_SIZE[0] - FINE_PANEL) // 2 - 8)
     y = 2 * rng.randrange(8, (FINE_SIZE[1] - FINE_PANEL) // 2 - 8)

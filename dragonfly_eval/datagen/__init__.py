@@ -1,0 +1,1 @@
+"""Renderers of synthetic data: the offline mini suite and hub-layout copies of real datasets."""

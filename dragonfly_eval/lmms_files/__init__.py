@@ -1,0 +1,1 @@
+"""Torch-free readers of the files lmms-eval writes and reads: results, sample logs, task lookup."""
