@@ -6,17 +6,14 @@ as `dragonfly`'s; only the model_args and the engine (`dragonfly_eval.vllm.engin
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from loguru import logger
 
 from dragonfly_eval.engine.requests import as_bool
-from dragonfly_eval.harness.model import (
-    DEFAULT_PRETRAINED,
-    EngineAdapter,
-    process_layout,
-)
+from dragonfly_eval.harness import model_args
+from dragonfly_eval.harness.model import EngineAdapter, process_layout
+from dragonfly_eval.harness.model_args import DEFAULT_PRETRAINED
 from dragonfly_eval.harness.resume import checkpoint_identity
 from dragonfly_eval.vllm.engine import VllmEngine, VllmSettings
 
@@ -130,9 +127,8 @@ def cuda_devices(tensor_parallel_size: int) -> int:
 
 
 def valid_model_args() -> list[str]:
-    """Names accepted in --model_args."""
-    params = inspect.signature(DragonflyVllm.__init__).parameters
-    return sorted(p for p in params if p not in ("self", "unknown"))
+    """Names accepted in --model_args (declared in `harness.model_args`)."""
+    return model_args.valid_model_args("dragonfly_vllm")
 
 
 def _int(name: str, value: int | str | None) -> int | None:

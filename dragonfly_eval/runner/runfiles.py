@@ -29,7 +29,7 @@ import yaml
 from rich.console import Console
 
 from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError, count_answers
-from dragonfly_eval.runner import cmdline
+from dragonfly_eval.runner import cmdline, lmms_options
 from dragonfly_eval.runner.report import (
     failures_file_for,
     print_failures,
@@ -87,7 +87,7 @@ def option_value(args: list[str], name: str) -> Any:
     line: the last one given, in any form its parser accepts (`--name=value`, abbreviations);
     None when the option is not given, not one of lmms-eval's, or lmms-eval would refuse the
     command line."""
-    action = cmdline.lmms_eval_parser()._option_string_actions.get(name)
+    action = lmms_options.parser()._option_string_actions.get(name)
     return cmdline.given(args).get(action.dest) if action else None
 
 
@@ -116,7 +116,7 @@ def with_option(args: list[str], name: str, value: str) -> list[str]:
             out.append(f"{name}={value}")
         else:
             out.append(arg)
-    action = cmdline.lmms_eval_parser()._option_string_actions[name]
+    action = lmms_options.parser()._option_string_actions[name]
     if cmdline.given(out).get(action.dest) != value:
         out += [name, value]  # e.g. an abbreviated option
     return out
