@@ -15,7 +15,7 @@ import pytest
 from lmms_eval.filters import build_filter_ensemble
 
 from dragonfly_eval.cli import main
-from dragonfly_eval.runner import taskcheck
+from dragonfly_eval.lmms_files import task_guard as taskcheck
 
 RUN_CMD = "lmms_eval.tasks.mdpbench.cdm.modules.tokenize_latex.tokenize_latex.run_cmd"
 
@@ -27,7 +27,7 @@ def no_lmms_eval(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("lmms-eval was started")
 
-    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", started)
+    monkeypatch.setattr("dragonfly_eval.runner.start.relay", started)
 
 
 def task_yaml(folder, body: str):
@@ -66,7 +66,7 @@ def test_a_filter_that_runs_a_shell_command_is_refused(tmp_path, capsys, monkeyp
     assert marker.exists()
     marker.unlink()
 
-    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", None)  # lmms-eval must not start
+    monkeypatch.setattr("dragonfly_eval.runner.start.relay", None)  # lmms-eval must not start
     err = refusal(tmp_path, capsys, path.parent)
     assert str(path) in err and RUN_CMD in err and "as filter" in err
     assert not marker.exists()
@@ -77,7 +77,7 @@ def test_a_filter_that_runs_a_shell_command_is_refused(tmp_path, capsys, monkeyp
     [
         ("process_results", "lmms_eval.tasks.cinepile.utils.evaluate_semantic_similarity"),
         ("process_results", "lmms_eval.tasks.mathvision.eval_utils.is_equal"),
-        ("doc_to_text", "dragonfly_eval.runner.cli.relay"),
+        ("doc_to_text", "dragonfly_eval.runner.start.relay"),
         ("doc_to_visual", "dragonfly_eval.tasks.make_hub_layout.write_layout"),
     ],
 )
@@ -129,7 +129,7 @@ def test_the_function_index_is_cached_on_disk_by_lmms_eval_version(tmp_path, mon
         taskcheck._allowed_functions.cache_clear()
         assert taskcheck.allowed_functions() == first and len(built) == 2  # read back
         taskcheck._allowed_functions.cache_clear()
-        monkeypatch.setattr(taskcheck, "_lmms_eval_version", lambda: "0.0.0-other")
+        monkeypatch.setattr(taskcheck, "lmms_eval_version", lambda: "0.0.0-other")
         taskcheck.allowed_functions()
         assert len(built) == 4  # another lmms-eval version: indexed again
         assert len(list((tmp_path / "dragonfly-eval").glob("task-functions-*.json"))) == 2
