@@ -28,6 +28,7 @@ from typing import IO, Any
 import yaml
 from rich.console import Console
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError, count_answers
 from dragonfly_eval.runner import cmdline, lmms_options
 from dragonfly_eval.runner.report import (
@@ -46,8 +47,8 @@ CONFIG_COPY = "config.yaml"  # the --config file with the run's files added to i
 LATEST = "latest"
 
 
-class RunError(RuntimeError):
-    """A run that cannot start; the message names the run or file and the fix."""
+class RunError(DragonflyEvalError):
+    """A run that cannot start (exit 2); the message names the run or file and the fix."""
 
 
 @dataclass

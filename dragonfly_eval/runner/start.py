@@ -310,13 +310,10 @@ def run(plan: Plan, again: Again | None = None) -> list[Path]:
     """Run lmms-eval for a checked plan, streaming its output; returns the results files the
     run wrote. `again` gives the command that continues the run after Ctrl-C (the same command
     with `--resume <id>` when not given). Stopped with lmms-eval's exit code when it fails
-    (1 when it wrote no results file with numbers), 130 when interrupted."""
+    (1 when it wrote no results file with numbers), 130 when interrupted; RunError when the run
+    to continue cannot be used."""
     console = Console(stderr=True)
-    try:
-        started = runfiles.start_run(plan.output_path, plan.resume, console)
-    except runfiles.RunError as err:
-        print(f"dragonfly-eval: {err}", file=sys.stderr)
-        raise Stopped(ExitCode.USAGE) from err
+    started = runfiles.start_run(plan.output_path, plan.resume, console)
     extra = plan.extra
     dragonfly = uses_dragonfly(extra)
     if dragonfly:
