@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dragonfly_eval.lmms_files.task_functions import module_file, module_tree, ref_source
-from dragonfly_eval.lmms_files.task_index import folder_index
+from dragonfly_eval.lmms_files.task_index import folder_index, task_index
 from dragonfly_eval.lmms_files.task_yaml import FunctionRef, task_config
 
 JAVA_INSTALL = "apt-get install default-jre-headless"
@@ -80,14 +80,15 @@ def resolve_tasks(names: list[str], include_path: str | None = None) -> list[Tas
 
 def task_listing(tasks: str, include_path: str | None = None) -> str:
     """What lmms-eval prints for `--tasks list` (every registered name), `list_groups`,
-    `list_tags` or `list_subtasks`, read from the cached task index."""
+    `list_tags` or `list_subtasks`, read from the cached task index (the names alone without
+    lmms-eval's TaskManager)."""
+    if tasks == "list":
+        return "\n".join(sorted(task_index(include_path))) + "\n"
     from loguru import logger
 
     logger.disable("lmms_eval")
     try:
         manager = task_manager(include_path)
-        if tasks == "list":
-            return "\n".join(sorted(manager.all_tasks)) + "\n"
         kinds = {"groups": "list_groups", "tags": "list_tags", "subtasks": "list_subtasks"}
         return manager.list_all_tasks(**{f"list_{k}": v == tasks for k, v in kinds.items()})
     finally:

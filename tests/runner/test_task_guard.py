@@ -332,6 +332,18 @@ def test_a_config_file_s_model_is_kept(tmp_path):
     assert (args.model, args.model_args) == ("llava", "pretrained=y")
 
 
+def test_the_guard_runs_once_per_run(tmp_path, monkeypatch):
+    from dragonfly_eval.runner import start
+
+    calls = []
+    real = start.check_command
+    monkeypatch.setattr(start, "check_command", lambda argv: calls.append(argv) or real(argv))
+    monkeypatch.setattr(start, "relay", lambda cmd: (1, ""))  # lmms-eval "fails" at once
+    argv = ["run", "--output_path", str(tmp_path / "out"), "--tasks", "dragonfly_mini_vqa"]
+    assert main([*argv, "--model_args", "pretrained=dragonfly-tiny,device=cpu"]) == 1
+    assert len(calls) == 1
+
+
 def test_a_command_line_lmms_eval_rejects_is_left_to_lmms_eval(tmp_path):
     from dragonfly_eval.runner.taskcheck import check_command
 
