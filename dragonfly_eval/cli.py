@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dragonfly_eval.errors import DragonflyEvalError, ExitCode
+from dragonfly_eval.errors import DragonflyEvalError, ExitCode, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return int(args.handler(args) or ExitCode.OK)
     except DragonflyEvalError as err:
-        message = " ".join(str(err).split())
+        message = " ".join(one_line(str(err)).split())
         if message:  # an error without one has said why itself
             print(f"{command}: {message}", file=sys.stderr)
         return err.exit_code

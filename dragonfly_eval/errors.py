@@ -7,6 +7,10 @@ An error a person can fix (a wrong option, an unreadable file, a missing checkpo
 from __future__ import annotations
 
 import enum
+import re
+
+# line breaks, tabs and terminal escapes (C0, DEL, C1) and the Unicode line separators
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class ExitCode(enum.IntEnum):
@@ -22,3 +26,9 @@ class DragonflyEvalError(Exception):
     """An error that names its cause and fix in one message; carries the exit code."""
 
     exit_code: ExitCode = ExitCode.USAGE
+
+
+def one_line(text: str) -> str:
+    """Text with every control character (line breaks, terminal escapes) turned into a space:
+    how a message naming an untrusted file or value is printed."""
+    return _CONTROL.sub(" ", text)

@@ -47,3 +47,16 @@ def test_other_exceptions_are_not_swallowed(monkeypatch):
 
 def test_exit_codes_keep_their_meaning():
     assert [int(c) for c in ExitCode] == [0, 1, 2, 130]
+
+
+def test_a_message_naming_a_hostile_file_reaches_the_terminal_without_its_escapes(
+    monkeypatch, capsys
+):
+    def handler(args):
+        raise _Unreadable("x\x1b[2J\rname_results.json: malformed JSON")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_with(handler))
+    assert cli.main(["probe"]) == ExitCode.USAGE
+    assert (
+        capsys.readouterr().err == "dragonfly-eval probe: x [2J name_results.json: malformed JSON\n"
+    )

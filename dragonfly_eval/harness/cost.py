@@ -18,7 +18,7 @@ is there only when the model ran on CUDA. Tokens are the work done: a batch the 
 again in float32 after non-finite logits counts twice. The engine is the results' `config.model`
 (`dragonfly`: the HF engine; `dragonfly_vllm`: vLLM). Under torchrun every rank logs the
 totals of all ranks (samples and tokens summed, wall seconds the slowest rank's, device seconds
-summed); lmms-eval writes rank 0's. The leaderboard reads it (`leaderboard.results.Cost`).
+summed); lmms-eval writes rank 0's. The leaderboard reads it (`lmms_files.results.Cost`).
 """
 
 from __future__ import annotations

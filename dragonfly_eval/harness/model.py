@@ -449,17 +449,24 @@ class ProcessLayout:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1
 
 
 def process_layout() -> ProcessLayout:
     """Rank and world size from the torch.distributed group that lmms-eval gathers results
     over, else from the launcher's RANK/WORLD_SIZE (what lmms-eval's evaluator reads to split
-    the documents); the local rank, which picks the GPU, from LOCAL_RANK (else the rank)."""
+    the documents); the local rank, which picks the GPU, from LOCAL_RANK (else the rank), and
+    the processes on this machine from LOCAL_WORLD_SIZE (else the world size)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
     else:
         rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    return ProcessLayout(rank, world_size, int(os.environ.get("LOCAL_RANK", rank)))
+    return ProcessLayout(
+        rank,
+        world_size,
+        int(os.environ.get("LOCAL_RANK", rank)),
+        int(os.environ.get("LOCAL_WORLD_SIZE", world_size)),
+    )
 
 
 def resolve_device(device: str | None, layout: ProcessLayout = ProcessLayout()) -> torch.device:

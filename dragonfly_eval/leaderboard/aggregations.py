@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from dragonfly_eval.errors import DragonflyEvalError
+
 Aggregation = Callable[[list[Any]], float]
 
 
-class AggregationError(ValueError):
+class AggregationError(DragonflyEvalError):
     """Why a task's aggregation function may not be loaded or called."""
 
 

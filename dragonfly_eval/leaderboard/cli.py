@@ -10,22 +10,28 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from dragonfly_eval.leaderboard.diff import DEFAULT_ROWS, DiffError, diff_runs, render_diff_markdown
-from dragonfly_eval.leaderboard.diff_html import render_diff_html
-from dragonfly_eval.leaderboard.markdown import one_line, render_markdown
+from dragonfly_eval.errors import ExitCode, one_line
+from dragonfly_eval.leaderboard.board.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.table import build_table
+from dragonfly_eval.leaderboard.board.terminal import (
+    leaderboard_summary,
+    print_grid,
+    print_leaderboard,
+)
+from dragonfly_eval.leaderboard.diff.changes import (
+    DEFAULT_ROWS,
+    DiffError,
+    diff_runs,
+    render_diff_markdown,
+)
+from dragonfly_eval.leaderboard.diff.html import render_diff_html
 from dragonfly_eval.leaderboard.reference import (
-    ReferenceError,
     ReferenceRow,
     default_reference_path,
     load_reference,
 )
-from dragonfly_eval.leaderboard.regress import (
-    DEFAULT_ALPHA,
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_TOLERANCE,
-    RegressError,
-    Settings,
-    compare,
+from dragonfly_eval.leaderboard.regress.gate import compare
+from dragonfly_eval.leaderboard.regress.render import (
     drop_reason,
     failure_reason,
     render_report_markdown,
@@ -33,10 +39,14 @@ from dragonfly_eval.leaderboard.regress import (
     report_notes,
     summary_line,
 )
-from dragonfly_eval.leaderboard.results import PREFER
+from dragonfly_eval.leaderboard.regress.verdict import (
+    DEFAULT_ALPHA,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_TOLERANCE,
+    GateSettings,
+)
 from dragonfly_eval.leaderboard.suite import SuiteError, load_suite
-from dragonfly_eval.leaderboard.table import LeaderboardError, build_table
-from dragonfly_eval.leaderboard.terminal import leaderboard_summary, print_grid, print_leaderboard
+from dragonfly_eval.lmms_files.results import PREFER
 
 SUITE_HELP = "general|general_ext|caption|med|mini|all; comma-separated for several"
 
@@ -193,26 +203,23 @@ def _register_diff(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    """Handle `dragonfly-eval leaderboard`; returns the exit code."""
-    try:
-        suite = load_suite(args.suite_file)
-        reference = [] if args.no_reference else _reference_rows(args.reference)
-        suite_names = _suite_names(args.suite)
-        table = build_table(args.paths, suite, suite_names, reference, args.prefer, args.cost)
-    except (SuiteError, ReferenceError, LeaderboardError) as err:
-        _error("leaderboard", err)
-        return 2
+    """Handle `dragonfly-eval leaderboard`; returns the exit code (a SuiteError,
+    ReferenceFileError or LeaderboardError when there is nothing to show)."""
+    suite = load_suite(args.suite_file)
+    reference = [] if args.no_reference else _reference_rows(args.reference)
+    suite_names = _suite_names(args.suite)
+    table = build_table(args.paths, suite, suite_names, reference, args.prefer, args.cost)
     for problem in table.problems:
         print(one_line(f"dragonfly-eval leaderboard: skipped {problem}"), file=sys.stderr)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(render_markdown(table), encoding="utf-8")
     if args.plot:
-        from dragonfly_eval.leaderboard.plot import plot  # matplotlib: only when drawing
+        from dragonfly_eval.leaderboard.board.plot import plot  # matplotlib: only when drawing
 
         plot(table, args.plot)
     if args.html:
-        from dragonfly_eval.leaderboard.html import write_html  # draws with matplotlib
+        from dragonfly_eval.leaderboard.board.html import write_html  # draws with matplotlib
 
         write_html(table, args.html)
     if sys.stdout.isatty():
@@ -221,28 +228,25 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         sys.stdout.write(render_markdown(table))
     else:
         print(leaderboard_summary(table))
-    return 0
+    return ExitCode.OK
 
 
 def run_regress(args: argparse.Namespace) -> int:
-    """Handle `dragonfly-eval regress`; returns 0 (pass), 1 (regression) or 2 (unusable input)."""
-    try:
-        suite = load_suite(args.suite_file)
-        settings = Settings(
-            tolerance=args.tolerance, alpha=args.alpha, exact=args.exact, bootstrap=args.bootstrap
-        )
-        report = compare(
-            [args.baseline],
-            [args.current],
-            suite,
-            _suite_names(args.suite) or ["all"],
-            allow_partial=args.allow_partial,
-            settings=settings,
-            tasks=_task_names(args.tasks),
-        )
-    except (SuiteError, RegressError) as err:
-        _error("regress", err)
-        return 2
+    """Handle `dragonfly-eval regress`; returns OK (pass) or FAILED (a regression); a
+    SuiteError or RegressError for unusable input."""
+    suite = load_suite(args.suite_file)
+    settings = GateSettings(
+        tolerance=args.tolerance, alpha=args.alpha, exact=args.exact, bootstrap=args.bootstrap
+    )
+    report = compare(
+        [args.baseline],
+        [args.current],
+        suite,
+        _suite_names(args.suite) or ["all"],
+        allow_partial=args.allow_partial,
+        settings=settings,
+        tasks=_task_names(args.tasks),
+    )
     for warning in report.warnings:
         print(one_line(f"dragonfly-eval regress: {warning}"), file=sys.stderr)
     if sys.stdout.isatty():
@@ -262,20 +266,16 @@ def run_regress(args: argparse.Namespace) -> int:
     for pair, cmp in report.failures:
         reason = failure_reason(pair, cmp, report.tolerance)
         print(one_line(f"dragonfly-eval regress: {cmp.status}: {reason}"), file=sys.stderr)
-    return 1 if report.failures else 0
+    return ExitCode.FAILED if report.failures else ExitCode.OK
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    """Handle `dragonfly-eval diff`; returns 0, or 2 when there is nothing to compare."""
+    """Handle `dragonfly-eval diff`; returns OK; a SuiteError or DiffError when there is
+    nothing to compare."""
     if args.images is not None and (args.html is None or not args.images.is_dir()):
-        _error("diff", ValueError(f"--images needs --html and a folder; {args.images} is not one"))
-        return 2
-    try:
-        suite = load_suite(args.suite_file)
-        report = diff_runs(args.a, args.b, _task_names(args.tasks), suite)
-    except (SuiteError, DiffError) as err:
-        _error("diff", err)
-        return 2
+        raise DiffError(f"--images needs --html and a folder; {args.images} is not one")
+    suite = load_suite(args.suite_file)
+    report = diff_runs(args.a, args.b, _task_names(args.tasks), suite)
     for problem in report.problems:
         print(one_line(f"dragonfly-eval diff: not compared: {problem}"), file=sys.stderr)
     sys.stdout.write(render_diff_markdown(report, args.max_rows))
@@ -283,7 +283,7 @@ def run_diff(args: argparse.Namespace) -> int:
         args.html.parent.mkdir(parents=True, exist_ok=True)
         page = render_diff_html(report, args.max_rows, args.images)
         args.html.write_text(page, encoding="utf-8")
-    return 0
+    return ExitCode.OK
 
 
 def _rows(raw: str) -> int:
@@ -346,7 +346,3 @@ def _reference_rows(path: Path | None) -> list[ReferenceRow]:
             )
             return []
     return load_reference(path)
-
-
-def _error(command: str, err: Exception) -> None:
-    print(one_line(f"dragonfly-eval {command}: error: {err}"), file=sys.stderr)

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.leaderboard.suite import read_yaml_file
 from dragonfly_eval.paths import leaderboards_dir
 
 REFERENCE_NAME = "reference.yaml"
 
 
-class ReferenceError(ValueError):
+class ReferenceFileError(DragonflyEvalError):
     """The reference file is missing or malformed."""
 
 
@@ -41,29 +42,31 @@ def default_reference_path() -> Path | None:
 def load_reference(path: Path | str) -> list[ReferenceRow]:
     """Read and validate a reference file."""
     path = Path(path)
-    raw = read_yaml_file(path, "the reference numbers", ReferenceError)
+    raw = read_yaml_file(path, "the reference numbers", ReferenceFileError)
     return parse_reference(raw, source=str(path))
 
 
 def parse_reference(raw: Any, source: str = "reference numbers") -> list[ReferenceRow]:
     """Validate reference numbers already loaded into Python objects."""
     if not isinstance(raw, Mapping):
-        raise ReferenceError(f"{source}: expected a mapping with 'sources' and 'rows'")
+        raise ReferenceFileError(f"{source}: expected a mapping with 'sources' and 'rows'")
     sources, rows = raw.get("sources"), raw.get("rows")
     if not isinstance(sources, Mapping) or not isinstance(rows, list):
-        raise ReferenceError(f"{source}: 'sources' must be a mapping and 'rows' a list")
+        raise ReferenceFileError(f"{source}: 'sources' must be a mapping and 'rows' a list")
     parsed = []
     for index, row in enumerate(rows):
         where = f"{source}: row {index + 1}"
         if not isinstance(row, Mapping) or not isinstance(row.get("name"), str):
-            raise ReferenceError(f"{where} needs a name")
+            raise ReferenceFileError(f"{where} needs a name")
         where = f"{source}: row {row['name']!r}"
         source_key = row.get("source")
         if source_key not in sources:
-            raise ReferenceError(f"{where}: source {source_key!r} is not listed under 'sources'")
+            raise ReferenceFileError(
+                f"{where}: source {source_key!r} is not listed under 'sources'"
+            )
         extra_raw = row.get("extra") or {}
         if not isinstance(extra_raw, Mapping):
-            raise ReferenceError(f"{where}: extra must map benchmarks to label -> number")
+            raise ReferenceFileError(f"{where}: extra must map benchmarks to label -> number")
         extra: dict[str, float] = {}
         for bench, labels in extra_raw.items():
             extra.update(
@@ -82,7 +85,7 @@ def parse_reference(raw: Any, source: str = "reference numbers") -> list[Referen
 
 def _numbers(raw: Any, where: str) -> dict[str, float]:
     if not isinstance(raw, Mapping):
-        raise ReferenceError(f"{where} must be a mapping of names to numbers")
+        raise ReferenceFileError(f"{where} must be a mapping of names to numbers")
     numbers = {}
     for key, value in raw.items():
         if (
@@ -90,13 +93,13 @@ def _numbers(raw: Any, where: str) -> dict[str, float]:
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            raise ReferenceError(f"{where}: {key} must be a number, not {value!r}")
+            raise ReferenceFileError(f"{where}: {key} must be a number, not {value!r}")
         numbers[str(key)] = float(value)
     return numbers
 
 
 def _describe(spec: Any, where: str) -> str:
     if not isinstance(spec, Mapping) or not isinstance(spec.get("title"), str):
-        raise ReferenceError(f"{where} needs a title")
+        raise ReferenceFileError(f"{where} needs a title")
     url = spec.get("url")
     return f"{spec['title']} ({url})" if url else spec["title"]

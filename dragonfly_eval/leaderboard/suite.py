@@ -9,12 +9,13 @@ from typing import Any
 
 import yaml
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.paths import data_file
 
 UNITS = ("%", "points", "nats x100")
 
 
-class SuiteError(ValueError):
+class SuiteError(DragonflyEvalError):
     """The suite mapping is missing or malformed."""
 
 
@@ -108,7 +109,7 @@ def load_suite(path: Path | str | None = None) -> Suite:
     return parse_suite(read_yaml_file(path, "the suite mapping", SuiteError), source=str(path))
 
 
-def read_yaml_file(path: Path, what: str, error: type[ValueError]) -> Any:
+def read_yaml_file(path: Path, what: str, error: type[DragonflyEvalError]) -> Any:
     """A YAML data file's content; `error` naming `what` and the path when it cannot be read
     or parsed."""
     try:

@@ -1,1 +1,2 @@
-"""Torch-free readers of lmms-eval's files: task YAMLs, the task index, results and sample logs."""
+"""Torch-free readers of the files lmms-eval writes and reads: results, sample logs, task YAMLs
+and the task lookup, the task guard."""

@@ -11,14 +11,13 @@ from pathlib import Path
 
 from dragonfly_eval.errors import ExitCode
 from dragonfly_eval.leaderboard.ablate import (
-    AblateError,
     build_ablation,
     parse_zooms,
     render_ablation_markdown,
     with_zoom,
     zoom_folder,
 )
-from dragonfly_eval.leaderboard.suite import SuiteError, load_suite
+from dragonfly_eval.leaderboard.suite import load_suite
 from dragonfly_eval.runner import runfiles, start
 
 
@@ -74,10 +73,7 @@ def run_ablation(
 
 def ablate_command(args: argparse.Namespace) -> int:
     """`dragonfly-eval ablate`: returns 0; 2 for bad options; a failed run's exit code."""
-    try:
-        suite = load_suite(args.suite_file)
-    except SuiteError as err:
-        raise AblateError(str(err)) from err
+    suite = load_suite(args.suite_file)
     zooms = parse_zooms(args.zoom)
     extra = ["--limit", args.limit] if args.limit else []
     plans = ablation_plans(args.model_args, args.tasks, zooms, args.output_path, extra, args.resume)

@@ -18,11 +18,11 @@ from dragonfly_eval.leaderboard.ablate import (
     with_zoom,
     zoom_folder,
 )
-from dragonfly_eval.leaderboard.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.table import build_table
+from dragonfly_eval.leaderboard.board.terminal import print_leaderboard
 from dragonfly_eval.leaderboard.reference import default_reference_path, load_reference
 from dragonfly_eval.leaderboard.suite import load_suite
-from dragonfly_eval.leaderboard.table import build_table
-from dragonfly_eval.leaderboard.terminal import print_leaderboard
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.runner import runfiles, start
 from dragonfly_eval.runner.preflight import Problem, TaskSpec, resolve_tasks, task_problems
@@ -81,7 +81,7 @@ def demo_again(out: Path) -> start.Again:
 
 def demo_command(args: argparse.Namespace) -> int:
     """`dragonfly-eval demo`: mini suite on dragonfly-tiny, then the leaderboard."""
-    from dragonfly_eval.leaderboard.plot import plot  # matplotlib: only when drawing
+    from dragonfly_eval.leaderboard.board.plot import plot  # matplotlib: only when drawing
 
     start.refuse_environment()
     demo = resolve_tasks([DEMO_TASKS], str(task_yaml_dir()))
@@ -123,7 +123,7 @@ def demo_zoom_test(
 ) -> None:
     """The demo's last step: the fine-detail task again at zoom=low (one 336x336 crop instead of
     41), beside its full-zoom score, written to OUT/zoom.md (printed) and drawn in OUT/zoom.png."""
-    from dragonfly_eval.leaderboard.plot import plot_ablation  # matplotlib: only when drawing
+    from dragonfly_eval.leaderboard.board.plot import plot_ablation  # matplotlib: only when drawing
 
     console.print(
         "Zoom-in test: the fine-detail task again with zoom=low (the 336x336 view only) ..."

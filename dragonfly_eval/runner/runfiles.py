@@ -30,6 +30,7 @@ from rich.console import Console
 
 from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.harness.resume import ResumeStore, ResumeStoreError, count_answers
+from dragonfly_eval.lmms_files.results import ResultsError, recorded_model_args
 from dragonfly_eval.runner import cmdline, lmms_options
 from dragonfly_eval.runner.report import (
     failures_file_for,
@@ -37,7 +38,6 @@ from dragonfly_eval.runner.report import (
     read_failures,
     write_failures,
 )
-from dragonfly_eval.safe_json import MAX_RESULTS_BYTES, read_json
 
 RUNS_DIR = "dragonfly_runs"
 RESUME_STORE = "resume.sqlite"
@@ -274,11 +274,13 @@ def owns(run: Run, results_file: Path) -> bool:
     try:
         if results_file.stat().st_mtime < run.started - 1:
             return False
-        model_args = read_json(results_file, MAX_RESULTS_BYTES, ValueError)["config"]["model_args"]
-    except (OSError, ValueError, KeyError, TypeError):
+        model_args = recorded_model_args(results_file)
+    except (OSError, ResultsError):
         return False
-    claimed = f"/{RUNS_DIR}/" in str(model_args)
-    return str(run.folder) in str(model_args) if claimed else True
+    if model_args is None:
+        return False
+    claimed = f"/{RUNS_DIR}/" in model_args
+    return str(run.folder) in model_args if claimed else True
 
 
 def run_results(run: Run) -> list[Path]:
@@ -344,7 +346,7 @@ def _names_run(run: Run, results_file: Path) -> bool:
     """Whether a results file's model_args name the run's folder (it is the run's, from any
     part of it)."""
     try:
-        model_args = read_json(results_file, MAX_RESULTS_BYTES, ValueError)["config"]["model_args"]
-    except (OSError, ValueError, KeyError, TypeError):
+        model_args = recorded_model_args(results_file)
+    except ResultsError:
         return False
-    return str(run.folder) in str(model_args)
+    return model_args is not None and str(run.folder) in model_args

@@ -276,7 +276,7 @@ def check(plans: Sequence[Plan], trust_dataset_commands: bool = False) -> None:
 def has_numbers(results_file: Path) -> bool:
     """Whether a results file holds at least one finite numeric metric (read the way the
     leaderboard reads it; a captioning task's submission file is not a results file)."""
-    from dragonfly_eval.leaderboard.results import ResultsError, read_run
+    from dragonfly_eval.lmms_files.results import ResultsError, read_run
 
     try:
         run = read_run(results_file)

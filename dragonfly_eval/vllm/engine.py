@@ -3,18 +3,23 @@
 Requests are prepared as the HF engine prepares them (`Preparer.prepare`: chat prompt, prompt
 ids truncated as the reference did, images flattened), turned into token prompts with the HF
 layout (one placeholder per image, expanded by the plugin's processor into the image block,
-before `<|begin_of_text|>`), and given to vLLM in chunks: continuous batching inside a chunk,
-the resume store's callback after each. Generation reads the same stop tokens, stop strings and
-token limits as the HF engine; scoring reads `prompt_logprobs` (mean negative log-likelihood
-per continuation token, and whether every one was the top token).
+before `<|begin_of_text|>`), and given to vLLM in chunks, grouped by image (`by_images`):
+continuous batching inside a chunk, the resume store's callback after each; with several
+data-parallel engines, each takes a contiguous share of a chunk. Generation reads the same stop
+tokens, stop strings and token limits as the HF engine; scoring reads `prompt_logprobs` (mean
+negative log-likelihood per continuation token, and whether every one was the top token).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 from loguru import logger
 from PIL import Image
 
@@ -37,10 +42,11 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 @dataclass(frozen=True)
 class VllmSettings:
-    """Every knob of the vLLM engine, with its default. The first nine are `vllm.LLM`'s own
-    arguments; `max_length` truncates prompts as the HF engine does (to max_length / 2 - 1
-    text tokens); `chunk_size` requests go to vLLM at once (the resume store saves after each
-    chunk)."""
+    """Every knob of the vLLM engine, with its default. Most are `vllm.LLM`'s own arguments;
+    `data_parallel_size` engines (replicas, each `tensor_parallel_size` ranks) run in this
+    process, each answering its share of every chunk; `max_length` truncates prompts as the HF
+    engine does (to max_length / 2 - 1 text tokens); `chunk_size` requests go to vLLM at once
+    (the resume store saves after each chunk)."""
 
     dtype: str = "auto"
     tensor_parallel_size: int = 1
@@ -66,14 +72,6 @@ class VllmSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 (or left out), got {value}")
-        if self.data_parallel_size > 1:
-            # vLLM's LLM refuses it in one process too ("may hang"), but only once it starts.
-            raise ValueError(
-                f"data_parallel_size={self.data_parallel_size} is not supported yet: vLLM runs "
-                "offline data parallel as one process per replica (torchrun with the "
-                "external_launcher backend), which dragonfly_vllm does not do; use "
-                "tensor_parallel_size=N, or --model dragonfly under torchrun"
-            )
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(
                 "gpu_memory_utilization is the share of GPU memory vLLM may take: give a number "
@@ -81,12 +79,9 @@ class VllmSettings:
             )
 
     def llm_kwargs(self) -> dict[str, Any]:
-        """The `vllm.LLM` arguments of these settings."""
-        kwargs = {
-            k: v
-            for k, v in asdict(self).items()
-            if k not in ("zoom", "max_length", "chunk_size", "progress") and v is not None
-        }
+        """The `vllm.LLM` arguments of one replica of these settings."""
+        own = ("zoom", "max_length", "chunk_size", "progress", "data_parallel_size")
+        kwargs = {k: v for k, v in asdict(self).items() if k not in own and v is not None}
         if self.zoom is not None:
             kwargs["hf_overrides"] = {"zoom": self.zoom}
         # vLLM's own generation defaults, not the folder's generation_config.json: the stop
@@ -96,8 +91,119 @@ class VllmSettings:
         return kwargs
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where this process's engines sit among the data-parallel engines of its machine: slots
+    `first` .. `first + count - 1` of `total`. Slot s takes the s-th run of
+    `tensor_parallel_size` GPUs (CUDA_VISIBLE_DEVICES) or CPU lists
+    (VLLM_CPU_OMP_THREADS_BIND, "|"-separated, one per rank, as vLLM reads it)."""
+
+    first: int = 0
+    count: int = 1
+    total: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.first < self.first + self.count <= self.total:
+            raise ValueError(f"engine slots {self.first}+{self.count} do not fit in {self.total}")
+
+
+def replica_environments(
+    placement: Placement,
+    tensor_parallel_size: int,
+    on_cpu: bool,
+    environ: Mapping[str, str] = os.environ,
+    gpu_count: Callable[[], int] | None = None,
+) -> list[dict[str, str]]:
+    """The environment each engine of `placement` starts under: its share of the machine's
+    GPUs or CPU lists (nothing to change for a machine's only engine). ValueError, naming the
+    variable and the fix, when the machine cannot host them all."""
+    if placement.total == 1:
+        return [{}]
+    ranks = placement.total * tensor_parallel_size
+    slots = range(placement.first, placement.first + placement.count)
+    what = f"{placement.total} data-parallel engines x tensor_parallel_size={tensor_parallel_size}"
+    if on_cpu:
+        bind = environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto")
+        if bind == "nobind":
+            return [{} for _ in slots]
+        lists = bind.split("|")
+        if bind == "auto" or len(lists) != ranks:
+            raise ValueError(
+                f"VLLM_CPU_OMP_THREADS_BIND={bind!r}: {what} need {ranks} CPU lists, one per "
+                f"rank, separated by '|' (e.g. {'|'.join(str(i) for i in range(ranks))!r}), or "
+                "nobind; vLLM's auto binding would put every engine on the same cores"
+            )
+        tp = tensor_parallel_size
+        return [
+            {"VLLM_CPU_OMP_THREADS_BIND": "|".join(lists[s * tp : (s + 1) * tp])} for s in slots
+        ]
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        gpus = [g.strip() for g in visible.split(",") if g.strip()]
+    else:
+        gpus = [str(i) for i in range(gpu_count() if gpu_count is not None else 0)]
+    if len(gpus) < ranks:
+        raise ValueError(
+            f"{what} need {ranks} GPUs on this machine, {len(gpus)} visible "
+            f"(CUDA_VISIBLE_DEVICES={visible!r}): lower data_parallel_size or the number of "
+            "processes per machine"
+        )
+    tp = tensor_parallel_size
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[s * tp : (s + 1) * tp])} for s in slots]
+
+
+@contextmanager
+def environment(overrides: dict[str, str]) -> Iterator[None]:
+    """`overrides` in os.environ for the duration (vLLM's engine processes, spawned while a
+    `vllm.LLM` is built, inherit them)."""
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def start_replicas(folder: str, settings: VllmSettings, placement: Placement) -> list[Any]:
+    """One `vllm.LLM` per engine slot of `placement`, each on its share of the machine. Several
+    engines (on this machine, in this process or not) run their workers as processes of their
+    own (vLLM's `mp` executor): a worker in this process would join the process group of a
+    torchrun launch instead of a world of its own."""
+    from vllm import LLM
+    from vllm.platforms import current_platform
+
+    envs = replica_environments(
+        placement,
+        settings.tensor_parallel_size,
+        current_platform.is_cpu(),
+        gpu_count=torch.cuda.device_count,
+    )
+    kwargs = settings.llm_kwargs()
+    if placement.total > 1:
+        kwargs["distributed_executor_backend"] = "mp"
+    replicas = []
+    for slot, overrides in enumerate(envs, start=placement.first):
+        if placement.total > 1:
+            logger.info(
+                f"dragonfly_vllm: engine {slot + 1} of {placement.total} on this machine "
+                f"with {overrides or 'the environment as it is'}"
+            )
+        with environment(overrides):
+            replicas.append(LLM(model=folder, **kwargs))
+    return replicas
+
+
 class VllmEngine:
-    """Generation and scoring of Dragonfly on vLLM, answering the HF engine's typed requests."""
+    """Generation and scoring of Dragonfly on vLLM, answering the HF engine's typed requests.
+
+    With `settings.data_parallel_size` N > 1, N engines answer each chunk, one contiguous share
+    each, driven from N threads (the model runs in each engine's worker processes).
+    `placement` says which engine slots of the machine this process's engines take (under
+    torchrun, the rank's own)."""
 
     def __init__(
         self,
@@ -105,6 +211,7 @@ class VllmEngine:
         settings: VllmSettings = VllmSettings(),
         on_failure: OnFailure | None = None,
         revision: str | None = None,
+        placement: Placement | None = None,
     ) -> None:
         folder = resolve_checkpoint(str(pretrained), revision=revision)
         config = read_config(folder)
@@ -120,9 +227,19 @@ class VllmEngine:
         self._fail = FailureRecorder(on_failure)
         self._prep = Preparer(self.processor, None, settings.max_length, self._fail)
         self.generated_tokens = 0  # new tokens of every answer so far, the stop token included
-        from vllm import LLM
+        if placement is None:
+            placement = Placement(0, settings.data_parallel_size, settings.data_parallel_size)
+        if placement.count != settings.data_parallel_size:
+            raise ValueError(
+                f"a placement of {placement.count} engines does not match data_parallel_size="
+                f"{settings.data_parallel_size}: give both the same number"
+            )
+        self.replicas = start_replicas(str(folder), settings, placement)
 
-        self.llm = LLM(model=str(folder), **settings.llm_kwargs())
+    @property
+    def llm(self) -> Any:
+        """The (first) `vllm.LLM` of this engine."""
+        return self.replicas[0]
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -130,9 +247,10 @@ class VllmEngine:
         return self._fail.failures
 
     def close(self) -> None:
-        """Stop vLLM's engine core and its workers now (tensor-parallel ranks are processes),
-        rather than whenever the engine is garbage collected."""
-        self.llm.llm_engine.engine_core.shutdown()
+        """Stop vLLM's engine cores and their workers now (tensor-parallel ranks are
+        processes), rather than whenever the engine is garbage collected."""
+        for llm in self.replicas:
+            llm.llm_engine.engine_core.shutdown()
 
     def stop_token_ids(self) -> list[int]:
         """<|eot_id|> ends an answer; so does the tokenizer's end of text (as the HF engine)."""
@@ -175,7 +293,7 @@ class VllmEngine:
             indices = list(range(start, min(start + size, len(requests))))
             prepared = [self._prepare(requests[i]) for i in indices]
             answers = [default] * len(indices)
-            live = [k for k, (item, _) in enumerate(prepared) if item.error is None]
+            live = by_images([item for item, _ in prepared])
             jobs = []
             for k in live:
                 item, images = prepared[k]
@@ -198,13 +316,37 @@ class VllmEngine:
         return item, [by_digest[d] for d in item.digests] if item.error is None else []
 
     def _run(self, jobs: list[tuple[int, Any, Any]], items: list[Prepared]) -> list[tuple]:
-        """(position, output) of each job that vLLM answered; when a chunk fails (e.g. an
-        image the processor cannot cut), its jobs run one by one and only the culprits fail."""
+        """(position, output) of each job that vLLM answered, in job order: with several
+        engines, each answers one contiguous share (neighbouring requests often share an
+        image, which its prefix cache then keeps), all at once."""
+        n = len(self.replicas)
+        if n == 1:
+            return self._run_on(0, jobs, items)
+        bounds = [len(jobs) * i // n for i in range(n + 1)]
+        shares = [bounds[i + 1] - bounds[i] for i in range(n)]
+        logger.info(f"dragonfly_vllm: {len(jobs)} requests over {n} engines: {shares}")
+        with ThreadPoolExecutor(n, thread_name_prefix="dragonfly_vllm") as pool:
+            shares = pool.map(
+                lambda i: self._run_on(
+                    i, jobs[bounds[i] : bounds[i + 1]], items[bounds[i] : bounds[i + 1]]
+                ),
+                range(n),
+            )
+            return [done for share in shares for done in share]
+
+    def _run_on(
+        self, replica: int, jobs: list[tuple[int, Any, Any]], items: list[Prepared]
+    ) -> list[tuple]:
+        """(position, output) of each job that engine `replica` answered; when a chunk fails
+        (e.g. an image the processor cannot cut), its jobs run one by one and only the culprits
+        fail."""
         if not jobs:
             return []
         try:
-            outputs = self.llm.generate(
-                [p for _, p, _ in jobs], [s for _, _, s in jobs], use_tqdm=self.settings.progress
+            outputs = self.replicas[replica].generate(
+                [p for _, p, _ in jobs],
+                [s for _, _, s in jobs],
+                use_tqdm=self.settings.progress and replica == 0,
             )
             return [(k, out) for (k, _, _), out in zip(jobs, outputs, strict=True)]
         except Exception as err:  # find the culprit(s) one request at a time
@@ -214,7 +356,7 @@ class VllmEngine:
             logger.warning(f"dragonfly_vllm: a chunk failed ({err}); running its requests alone")
             done = []
             for job, item in zip(jobs, items, strict=True):
-                done.extend(self._run([job], [item]))
+                done.extend(self._run_on(replica, [job], [item]))
             return done
 
     def _failed(self, item: Prepared, reason: str) -> None:
@@ -279,6 +421,21 @@ class VllmEngine:
             total += entry.logprob
             greedy = greedy and entry.rank == 1
         return -total / max(n, 1), greedy
+
+
+def by_images(items: Sequence[Prepared]) -> list[int]:
+    """Positions of the live items, those asking about the same images next to each other (in
+    the order the images first appear). vLLM keeps an image's encoding in its encoder cache,
+    which holds about one Dragonfly image (max_num_batched_tokens embeddings, 4,096 by default
+    on the CPU; an image has 2,057): its questions asked one after the other encode it once,
+    interleaved with another image's they encode it each time, since the prefix cache stops at
+    the last full KV block inside the image block (2,048 of its 2,098 positions with the CPU's
+    128-position blocks) and the rest of the block needs the encoding."""
+    first_seen: dict[tuple[str, ...], int] = {}
+    live = [k for k, item in enumerate(items) if item.error is None]
+    for k in live:
+        first_seen.setdefault(tuple(items[k].digests), k)
+    return sorted(live, key=lambda k: first_seen[tuple(items[k].digests)])
 
 
 def sampling_params(settings: GenSettings, stop_token_ids: list[int], seed: int = 0) -> Any:

@@ -7,7 +7,6 @@ skip saying so, except under CI (CI=true), where a missing browser is a failure.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.leaderboard import cli
+from dragonfly_eval.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = next((REPO / "leaderboards" / "mini_baseline").glob("*_results.json"))
@@ -92,12 +91,7 @@ def _variant(
 def _write_page(root: Path, *paths: Path, suites: str = "mini") -> Path:
     """The page `dragonfly-eval leaderboard --suite SUITES --html` writes for `paths`."""
     out = root / "board.html"
-    parser = argparse.ArgumentParser(prog="dragonfly-eval")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(
-        ["leaderboard", *map(str, paths), "--suite", suites, "--html", str(out)]
-    )
-    assert args.handler(args) == 0
+    assert main(["leaderboard", *map(str, paths), "--suite", suites, "--html", str(out)]) == 0
     return out
 
 

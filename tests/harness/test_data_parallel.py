@@ -187,13 +187,15 @@ def two_gpus(monkeypatch) -> None:
 
 def test_without_a_process_group_the_layout_comes_from_the_launcher_variables(monkeypatch):
     assert not torch.distributed.is_initialized()
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     assert process_layout() == ProcessLayout(rank=0, world_size=1, local_rank=0)
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert process_layout() == ProcessLayout(rank=3, world_size=4, local_rank=1)
+    assert process_layout() == ProcessLayout(3, world_size=4, local_rank=1, local_world_size=4)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two machines of two processes
+    assert process_layout() == ProcessLayout(3, world_size=4, local_rank=1, local_world_size=2)
 
 
 def test_each_process_takes_the_gpu_of_its_local_rank(two_gpus):

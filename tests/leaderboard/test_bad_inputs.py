@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -12,18 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.leaderboard import cli, results
-from dragonfly_eval.leaderboard.markdown import render_markdown
-from dragonfly_eval.leaderboard.table import build_table
+from dragonfly_eval.cli import main as run_cli
+from dragonfly_eval.leaderboard.board.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.table import build_table
+from dragonfly_eval.lmms_files import results
 
 GOOD = {"dragonfly_ai2d": {"exact_match,flexible-extract": 0.5}}
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dragonfly-eval")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.leaderboard.regress import RegressError, compare
+from dragonfly_eval.leaderboard.board.table import build_table, grid
+from dragonfly_eval.leaderboard.regress.gate import compare
+from dragonfly_eval.leaderboard.regress.verdict import RegressError
 from dragonfly_eval.leaderboard.suite import load_suite
-from dragonfly_eval.leaderboard.table import build_table, grid
 from dragonfly_eval.lmms_files.task_yaml import read_yaml
 
 BUILTIN_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3_builtin"

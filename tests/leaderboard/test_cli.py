@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from dragonfly_eval.leaderboard import cli
-from tests.leaderboard.conftest import results_payload
+from dragonfly_eval.cli import main as run_cli
+from tests.lmms_files.conftest import results_payload
 
 REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dragonfly-eval")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
 
 
 def test_markdown_goes_to_stdout_when_it_is_not_a_terminal(suite_file, capsys):

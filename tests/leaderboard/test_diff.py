@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
-from dragonfly_eval.leaderboard.diff import diff_runs
+from dragonfly_eval.leaderboard.diff.changes import diff_runs
 from tests.leaderboard.test_regress import run_cli
 from tests.leaderboard.test_regress_samples import write_samples
 

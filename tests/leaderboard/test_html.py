@@ -11,9 +11,9 @@ from pathlib import Path
 
 from test_cli import REAL_RUN, run_cli
 
-from dragonfly_eval.leaderboard.html import SCRIPT, render_html
+from dragonfly_eval.leaderboard.board.html import SCRIPT, render_html
+from dragonfly_eval.leaderboard.board.table import build_table, grid
 from dragonfly_eval.leaderboard.reference import ReferenceRow
-from dragonfly_eval.leaderboard.table import build_table, grid
 
 HOSTILE = ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>']
 

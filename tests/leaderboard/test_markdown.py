@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dragonfly_eval.leaderboard.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.table import build_table
 from dragonfly_eval.leaderboard.reference import ReferenceRow
-from dragonfly_eval.leaderboard.table import build_table
 
 POPE = ("dragonfly_pope_adv", "dragonfly_pope_pop", "dragonfly_pope_random")
 

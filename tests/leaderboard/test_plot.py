@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import pytest
 from PIL import Image
 
-from dragonfly_eval.leaderboard.plot import figure, plot
+from dragonfly_eval.leaderboard.board.plot import figure, plot
+from dragonfly_eval.leaderboard.board.table import Column, Row, Table, build_table
 from dragonfly_eval.leaderboard.reference import ReferenceRow
-from dragonfly_eval.leaderboard.table import Column, Row, Table, build_table
 
 REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -103,7 +103,7 @@ def test_the_mini_chart_gives_cider_its_own_axis_and_marks_chance():
 
 def test_the_zoom_ablation_chart_shows_each_setting_with_its_interval_and_chance(tmp_path):
     from dragonfly_eval.leaderboard.ablate import build_ablation
-    from dragonfly_eval.leaderboard.plot import CHANCE_STYLE, ablation_figure, plot_ablation
+    from dragonfly_eval.leaderboard.board.plot import CHANCE_STYLE, ablation_figure, plot_ablation
     from dragonfly_eval.leaderboard.suite import load_suite
 
     files = list(MINI_BASELINE.glob("*_results.json"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dragonfly_eval.leaderboard.reference import (
-    ReferenceError,
+    ReferenceFileError,
     default_reference_path,
     load_reference,
     parse_reference,
@@ -89,5 +89,5 @@ def test_reference_keys_match_the_packaged_suite():
     ],
 )
 def test_malformed_reference_is_refused(raw, message):
-    with pytest.raises(ReferenceError, match=message):
+    with pytest.raises(ReferenceFileError, match=message):
         parse_reference(raw)

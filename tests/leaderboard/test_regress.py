@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import pytest
 
-from dragonfly_eval.leaderboard import cli
-from dragonfly_eval.leaderboard.regress import RegressError, compare
+from dragonfly_eval.cli import main as run_cli
+from dragonfly_eval.leaderboard.regress.gate import compare
+from dragonfly_eval.leaderboard.regress.verdict import RegressError
 
 POPE = ("dragonfly_pope_adv", "dragonfly_pope_pop", "dragonfly_pope_random")
 
@@ -23,13 +23,6 @@ def _scores(ai2d: float | None = 0.6, pope: float | None = 0.85, mme: float | No
     if mme is not None:
         results["dragonfly_mme"] = {"mme_perception_score,none": mme}
     return results
-
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dragonfly-eval")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.leaderboard.regress import Settings, compare
-from dragonfly_eval.leaderboard.samples import sample_log_path
+from dragonfly_eval.leaderboard.regress.gate import compare
+from dragonfly_eval.leaderboard.regress.verdict import GateSettings
+from dragonfly_eval.lmms_files.samples import sample_log_path
 from tests.leaderboard.test_regress import run_cli
 
 TASK = "dragonfly_ai2d"
@@ -149,7 +150,7 @@ def test_non_binary_scores_get_lmms_evals_paired_t_test(runs, suite):
 def test_exact_mode_ignores_the_sample_logs(runs, suite):
     base = accuracy_scores()
     paths = runs(base, flipped(base, lost=10, gained=6))
-    report = compare([paths[0]], [paths[1]], suite, ["general"], settings=Settings(exact=True))
+    report = compare([paths[0]], [paths[1]], suite, ["general"], settings=GateSettings(exact=True))
     assert ai2d(report).status == "REGRESSION" and ai2d(report).interval is None
 
 
@@ -241,7 +242,7 @@ def test_corpus_level_metrics_get_a_seeded_paired_bootstrap(tmp_path, write_run,
         calls.append((name, metric_key))
         return lambda items: sum(item["score"] for item in items) / len(items)
 
-    settings = Settings(bootstrap=200, aggregations=aggregations)
+    settings = GateSettings(bootstrap=200, aggregations=aggregations)
     first = compare([paths[0]], [paths[1]], suite, ["caption"], settings=settings)
     again = compare([paths[0]], [paths[1]], suite, ["caption"], settings=settings)
     (cmp,) = first.pairs[0].comparisons
@@ -281,3 +282,38 @@ def test_out_of_range_statistics_options_exit_2(runs, suite_file, capsys, option
         run_cli(gate_argv(base_path, cur_path, suite_file, option, value))
     assert stop.value.code == 2
     assert option in capsys.readouterr().err
+
+
+def test_logs_with_one_document_in_common_are_compared_on_their_aggregates(runs, suite):
+    scores = accuracy_scores(4, 3)
+    shifted = [
+        dict(line, doc_id=line["doc_id"] + 3, doc_hash=f"h{line['doc_id'] + 3}")
+        for line in sample_lines(scores)
+    ]
+    base_path, cur_path = runs(scores, scores, sample_lines(scores), shifted)
+    report = compare([base_path], [cur_path], suite, ["general"], allow_partial=True)
+    cmp = ai2d(report)
+    assert cmp.interval is None and cmp.status == "ok"
+    assert cmp.note == f"aggregate only: {TASK}: fewer than 2 documents in common"
+    assert report.warnings == (
+        f"compared on different documents: AI2D (org/m): {TASK}: 3 document(s) only in the "
+        "baseline, 3 only in the current run (e.g. doc_id 0)",
+    )
+
+
+def test_an_aggregation_that_fails_on_the_logged_values_leaves_the_aggregates_to_decide(
+    runs, suite
+):
+    def broken(items):
+        raise ZeroDivisionError("no items")
+
+    scores = accuracy_scores()
+    logged = sample_lines(flipped(scores, lost=5, gained=0))  # not the reported mean
+    base_path, cur_path = runs(scores, scores, logged, logged)
+    settings = GateSettings(aggregations=lambda task, metric: broken)
+    cmp = ai2d(compare([base_path], [cur_path], suite, ["general"], settings=settings))
+    assert cmp.interval is None and cmp.status == "ok"
+    assert cmp.note == (
+        f"aggregate only: {TASK}: lmms-eval's broken failed on the logged values "
+        "(ZeroDivisionError: no items)"
+    )

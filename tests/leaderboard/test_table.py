@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.leaderboard.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.markdown import render_markdown
+from dragonfly_eval.leaderboard.board.table import LeaderboardError, build_table, grid
 from dragonfly_eval.leaderboard.reference import ReferenceRow
-from dragonfly_eval.leaderboard.table import LeaderboardError, build_table, grid
 
 REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
 POPE = ("dragonfly_pope_adv", "dragonfly_pope_pop", "dragonfly_pope_random")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from dragonfly_eval.leaderboard.board.table import build_table, grid
+from dragonfly_eval.leaderboard.board.terminal import print_leaderboard
 from dragonfly_eval.leaderboard.reference import default_reference_path, load_reference
 from dragonfly_eval.leaderboard.suite import load_suite
-from dragonfly_eval.leaderboard.table import build_table, grid
-from dragonfly_eval.leaderboard.terminal import print_leaderboard
 
 POPE = ("dragonfly_pope_adv", "dragonfly_pope_pop", "dragonfly_pope_random")
 GENERAL = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dragonfly_eval.leaderboard.results import read_run
+from dragonfly_eval.lmms_files.results import read_run
 from dragonfly_eval.paths import task_yaml_dir
 from tests.on_vllm.vllm_kit import NEEDS_VLLM
 

@@ -27,7 +27,7 @@ def test_unknown_model_args_are_rejected_with_the_valid_ones(v2_checkpoint):
         ("tensor_parallel_size=0", "tensor_parallel_size must be >= 1"),
         ("tensor_parallel_size=two", "tensor_parallel_size='two' is not valid"),
         ("max_num_seqs=0", "max_num_seqs must be >= 1"),
-        ("data_parallel_size=2", "data_parallel_size=2 is not supported yet"),
+        ("data_parallel_size=0", "data_parallel_size must be >= 1"),
         ("gpu_memory_utilization=1.5", "gpu_memory_utilization"),
         ("enforce_eager=maybe", "enforce_eager='maybe' is not valid"),
         ("max_batch_size=8", "max_batch_size=8 is not supported"),  # refused, not ignored

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from dragonfly_eval.leaderboard.diff import (
+from dragonfly_eval.leaderboard.diff.changes import (
     DiffReport,
     DocChange,
     TaskDiff,

@@ -1,4 +1,4 @@
-"""Read lmms-eval sample logs (`<date>_samples_<task>.jsonl`, written with --log_samples).
+"""The one reader of lmms-eval sample logs (`<date>_samples_<task>.jsonl`, written with --log_samples).
 
 lmms-eval 0.7.3 writes one JSON line per document beside `<date>_results.json`: `doc_id`,
 `doc_hash` (a hash of the document), `target`, `input` (the prompt), `filtered_resps` (the
@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from dragonfly_eval.errors import DragonflyEvalError
+from dragonfly_eval.lmms_files.results import DATE_PREFIX
 from dragonfly_eval.paths import check_regular_file
 from dragonfly_eval.safe_json import JsonProblem, NumberProblem, parse
 
 MAX_SAMPLES_BYTES = 512 * 2**20
-_DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
 _LOG_NAME = re.compile(r"^(\d{8}_\d{6})_samples_(.+)\.jsonl$")
 # the fields lmms-eval writes beside the metric values
 LOG_FIELDS = frozenset(
@@ -47,19 +48,11 @@ LOG_FIELDS = frozenset(
 # which is None, so every doc_hash is NULL_DOC_HASH; the others still tell documents apart)
 DOCUMENT_FIELDS = ("doc_hash", "doc", "target", "input")
 NULL_DOC_HASH = hashlib.sha256(b"null").hexdigest()
-# resolved_cli_args that change the prompt or the answer of every document
-PROMPT_ARGS = (
-    "system_instruction",
-    "apply_chat_template",
-    "fewshot_as_multiturn",
-    "num_fewshot",
-    "gen_kwargs",
-    "reasoning_tags",
-)
 
 
-class SampleLogError(ValueError):
-    """A sample log that cannot be read, or lacks what a comparison needs."""
+class SampleLogError(DragonflyEvalError, ValueError):
+    """A sample log that cannot be read, or lacks what a comparison needs (a ValueError for
+    paths.check_regular_file, which raises the caller's error class)."""
 
 
 class UnrepresentableNumber(SampleLogError):
@@ -94,9 +87,16 @@ class SampleLog:
 
 def sample_log_path(results_file: Path, task: str) -> Path:
     """Where lmms-eval writes `task`'s sample log for a results file (it may not exist)."""
-    match = _DATE_PREFIX.match(results_file.name)
+    match = DATE_PREFIX.match(results_file.name)
     prefix = match.group(1) if match else results_file.name.removesuffix("_results.json")
     return results_file.parent / f"{prefix}_samples_{task}.jsonl"
+
+
+def results_file_of(sample_log: Path) -> Path:
+    """The results file lmms-eval wrote beside a sample log (the inverse of sample_log_path)."""
+    match = DATE_PREFIX.match(sample_log.name)
+    prefix = match.group(1) if match else sample_log.name.partition("_samples_")[0]
+    return sample_log.parent / f"{prefix}_results.json"
 
 
 def find_sample_logs(path: Path) -> dict[str, Path]:
@@ -276,46 +276,6 @@ def _twice(path: Path, doc_id: int) -> str:
         f"{path}: doc_id {doc_id} appears twice (lmms-eval logs one unlabelled line per "
         "filter for a task with several filters; such a log cannot be paired)"
     )
-
-
-def numeric_values(log: SampleLog, metric: str) -> dict[int, float]:
-    """Per-document values of a metric that is a number per document; SampleLogError when
-    a value is not a number or is NaN."""
-    values = log.values(metric)
-    bad = [d for d, v in values.items() if isinstance(v, bool) or not isinstance(v, int | float)]
-    if bad:
-        raise SampleLogError(
-            f"{log.path}: '{metric.partition(',')[0]}' is not a number per document "
-            f"(doc_id {bad[0]}: a {type(values[bad[0]]).__name__})"
-        )
-    nan = [d for d, v in values.items() if not math.isfinite(v)]
-    if nan:
-        raise SampleLogError(
-            f"{log.path}: {len(nan)} document(s) have a NaN or infinite "
-            f"'{metric.partition(',')[0]}' (first: doc_id {nan[0]})"
-        )
-    return {d: float(v) for d, v in values.items()}
-
-
-def prompt_settings(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved_cli_args of a results document that shape every prompt or answer."""
-    config = results.get("config")
-    cli = config.get("resolved_cli_args") if isinstance(config, dict) else None
-    cli = cli if isinstance(cli, dict) else {}
-    return {key: cli.get(key) for key in PROMPT_ARGS}
-
-
-def aggregation_name(results: Mapping[str, Any], task: str, metric: str) -> str | None:
-    """How lmms-eval aggregated `metric` of `task` (from the results' `configs`): "mean",
-    a function's text such as "<function coco_cider at 0x...>", or None when not recorded."""
-    configs = results.get("configs")
-    config = configs.get(task) if isinstance(configs, dict) else None
-    entries = config.get("metric_list") if isinstance(config, dict) else None
-    for entry in entries if isinstance(entries, list) else ():
-        if isinstance(entry, dict) and entry.get("metric") == metric.partition(",")[0]:
-            value = entry.get("aggregation")
-            return value if isinstance(value, str) else None
-    return None
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

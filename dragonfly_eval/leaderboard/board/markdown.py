@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from dragonfly_eval.leaderboard.table import PUBLISHED_MARK, Cell, Table, grid
+from dragonfly_eval.errors import one_line
+from dragonfly_eval.leaderboard.board.table import PUBLISHED_MARK, Cell, Table, grid
 
 
 def render_markdown(table: Table) -> str:
@@ -60,11 +61,6 @@ def replaced_title(table: Table) -> str:
     )
 
 
-def one_line(text: str) -> str:
-    """Text with every control character (line breaks, terminal escapes) turned into a space."""
-    return _CONTROL.sub(" ", text)
-
-
 def escape(text: str) -> str:
     """Text that markdown shows as written: no line breaks, table pipes, markup or raw HTML."""
     # "<" and "&" are all HTML needs to open a tag or an entity; ">" stays readable ("->").
@@ -72,7 +68,6 @@ def escape(text: str) -> str:
     return _MARKUP.sub(r"\\\1", text)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MARKUP = re.compile(r"([\\`*\[\]|])")
 
 

@@ -7,8 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.leaderboard.reference import ReferenceRow
-from dragonfly_eval.leaderboard.results import (
+from dragonfly_eval.leaderboard.suite import Benchmark, Score, Source, Suite
+from dragonfly_eval.lmms_files.results import (
     Cost,
     Documents,
     ModelResults,
@@ -16,13 +18,12 @@ from dragonfly_eval.leaderboard.results import (
     load_runs,
     merge_runs,
 )
-from dragonfly_eval.leaderboard.suite import Benchmark, Score, Source, Suite
 
 MISSING = "–"
 PUBLISHED_MARK = "†"
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(DragonflyEvalError):
     """No usable results to build a table from."""
 
 

@@ -14,24 +14,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dragonfly_eval.leaderboard.markdown import escape, markdown_table
-from dragonfly_eval.leaderboard.results import MAX_RESULTS_BYTES, ResultsError
-from dragonfly_eval.leaderboard.samples import (
+from dragonfly_eval.errors import DragonflyEvalError
+from dragonfly_eval.leaderboard.board.markdown import escape, markdown_table
+from dragonfly_eval.leaderboard.board.table import MISSING, Cell
+from dragonfly_eval.leaderboard.suite import Suite
+from dragonfly_eval.lmms_files.results import ResultsError, read_run
+from dragonfly_eval.lmms_files.samples import (
     SampleLog,
     SampleLogError,
     find_sample_logs,
     read_sample_log,
+    results_file_of,
 )
-from dragonfly_eval.leaderboard.suite import Suite
-from dragonfly_eval.leaderboard.table import MISSING, Cell
-from dragonfly_eval.safe_json import read_json
 
 KINDS = ("lost", "gained", "changed")
 DEFAULT_ROWS = 100
 
 
-class DiffError(ValueError):
-    """Nothing to compare: a side without sample logs, or no task in common (exit 2)."""
+class DiffError(DragonflyEvalError):
+    """Nothing to compare (a side without sample logs, no task in common) or an option the diff
+    cannot use (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -201,13 +203,13 @@ def _higher_is_better(log: SampleLog, metric: str | None) -> bool:
     """From the results file beside the log (lmms-eval's `higher_is_better`); True if unknown,
     and when that file is missing or not a results file one can read (a FIFO, a link to
     /dev/zero, too large, not JSON)."""
-    results = log.path.parent / log.path.name.replace(f"_samples_{log.task}.jsonl", "_results.json")
-    try:
-        data = read_json(results, MAX_RESULTS_BYTES, ResultsError)
-        value = data["higher_is_better"][log.task][metric]
-    except (ResultsError, KeyError, TypeError):
+    if metric is None:
         return True
-    return value if isinstance(value, bool) else True
+    try:
+        run = read_run(results_file_of(log.path))
+    except ResultsError:
+        return True
+    return run.higher_is_better.get(log.task, {}).get(metric, True)
 
 
 def _question(record: Mapping[str, Any]) -> str:

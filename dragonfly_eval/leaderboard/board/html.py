@@ -15,16 +15,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from dragonfly_eval.leaderboard.markdown import (
+from dragonfly_eval.leaderboard.board.markdown import (
     ALTERNATES_TITLE,
     PARTIAL_NOTE,
     metrics_text,
     one_line,
     replaced_title,
 )
-from dragonfly_eval.leaderboard.plot import png_bytes
-from dragonfly_eval.leaderboard.results import Documents
-from dragonfly_eval.leaderboard.table import (
+from dragonfly_eval.leaderboard.board.plot import png_bytes
+from dragonfly_eval.leaderboard.board.table import (
     MISSING,
     PUBLISHED_MARK,
     Cell,
@@ -34,6 +33,7 @@ from dragonfly_eval.leaderboard.table import (
     by_suite,
     grid,
 )
+from dragonfly_eval.lmms_files.results import Documents
 
 AVERAGE_KEY = "average"
 

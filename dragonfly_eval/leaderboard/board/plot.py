@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from dragonfly_eval.leaderboard.ablate import Ablation, half_width, tokens_text  # noqa: E402
-from dragonfly_eval.leaderboard.table import (  # noqa: E402
+from dragonfly_eval.leaderboard.board.table import (  # noqa: E402
     Column,
     Row,
     Table,

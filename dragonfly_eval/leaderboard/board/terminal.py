@@ -14,13 +14,9 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from dragonfly_eval.leaderboard.markdown import (
-    ALTERNATES_TITLE,
-    PARTIAL_NOTE,
-    one_line,
-    replaced_title,
-)
-from dragonfly_eval.leaderboard.table import Cell, Table, grid, short_labels
+from dragonfly_eval.errors import one_line
+from dragonfly_eval.leaderboard.board.markdown import ALTERNATES_TITLE, PARTIAL_NOTE, replaced_title
+from dragonfly_eval.leaderboard.board.table import Cell, Table, grid, short_labels
 
 
 def rich_table(

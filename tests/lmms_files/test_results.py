@@ -10,16 +10,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dragonfly_eval.leaderboard.results import (
+from dragonfly_eval.lmms_files.results import (
     Cost,
     ResultsError,
     find_results_files,
     load_runs,
     merge_runs,
     read_run,
+    recorded_model_args,
 )
 
-REAL_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3"
+REAL_RUN = Path(__file__).parents[1] / "leaderboard" / "data" / "lmms_eval_0_7_3"
 REAL_FILE = next(REAL_RUN.rglob("*_results.json"))
 
 
@@ -300,3 +301,42 @@ def test_costs_of_several_runs_add_up():
     total = Cost.total([Cost("hf", 4, 0.5, 5.0, 8.0, None), Cost("vllm", 6, 3.0, 30.0, 2.0, 4.0)])
     assert total == Cost("hf+vllm", 10, 1.0, pytest.approx(10.0), 10.0, None)
     assert Cost.total([]) is None
+
+
+def test_a_run_carries_stderrs_higher_is_better_and_recorded_aggregations():
+    run = read_run(REAL_FILE)
+    # "N/A" (a corpus metric's stderr) and the _stderr_clt variant are not a metric's stderr
+    assert run.stderrs["dragonfly_ai2d"] == {"exact_match,flexible-extract": 0.008655}
+    assert run.stderrs["ok_vqa_val2014"] == {"exact_match,none": 0.0052}
+    assert "dragonfly_pope" not in run.stderrs
+    assert run.higher_is_better["dragonfly_mme"] == {
+        "mme_cognition_score": True,
+        "mme_perception_score": True,
+    }
+    assert run.higher_is_better["mmbench_en_test"] == {}  # lmms-eval writes None: unknown
+    assert run.aggregations == {"dragonfly_ai2d": {"exact_match": "mean"}}
+
+
+def test_prompt_settings_are_the_resolved_cli_args_that_shape_prompts(tmp_path):
+    payload = {
+        "results": {"t": {"acc,none": 0.5}},
+        "config": {
+            "resolved_cli_args": {"num_fewshot": 2, "apply_chat_template": True, "limit": 5},
+        },
+    }
+    path = tmp_path / "r_results.json"
+    path.write_text(json.dumps(payload))
+    prompt = read_run(path).prompt
+    assert prompt["num_fewshot"] == 2 and prompt["apply_chat_template"] is True
+    assert prompt["system_instruction"] is None and "limit" not in prompt
+
+
+def test_recorded_model_args_need_no_scores_and_refuse_what_is_not_json(tmp_path):
+    path = tmp_path / "20240101_000000_results.json"
+    path.write_text(json.dumps({"results": {}, "config": {"model_args": {"pretrained": "/m"}}}))
+    assert recorded_model_args(path) == "pretrained=/m"
+    path.write_text(json.dumps({"results": {}, "config": {}}))
+    assert recorded_model_args(path) is None
+    path.write_text("[1, 2]")
+    with pytest.raises(ResultsError, match="not an lmms-eval results file"):
+        recorded_model_args(path)

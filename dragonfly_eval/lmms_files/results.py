@@ -1,4 +1,5 @@
-"""Read lmms-eval `<date>_results.json` files into runs: one model, one date, numbers per task.
+"""The one reader of lmms-eval `<date>_results.json` files: a run is one model, one date, the
+numbers, stderrs and higher_is_better of each task, and the settings the commands compare.
 
 A results file is untrusted input: it is read only when it is a regular file under a size cap,
 and any number, nesting or date that Python cannot hold makes it a skipped input (ResultsError
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.safe_json import MAX_RESULTS_BYTES, read_json
 
 _RESULTS_NAME = re.compile(r"^(results|.*_results|results_.*)\.json$")
-_DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
+# the `<date>` lmms-eval starts the names of a run's results file and sample logs with
+DATE_PREFIX = re.compile(r"^(\d{8}_\d{6})")
 # lmms-eval's `--timezone` default: its `date` strings carry no offset of their own.
 LMMS_EVAL_DEFAULT_ZONE = "Asia/Singapore"
 PREFER = ("largest", "newest")
@@ -48,8 +51,20 @@ NEUTRAL_MODEL_ARGS = frozenset(
 )
 
 
-class ResultsError(ValueError):
-    """A results file or folder that holds no usable results."""
+# resolved_cli_args that change the prompt or the answer of every document
+PROMPT_ARGS = (
+    "system_instruction",
+    "apply_chat_template",
+    "fewshot_as_multiturn",
+    "num_fewshot",
+    "gen_kwargs",
+    "reasoning_tags",
+)
+
+
+class ResultsError(DragonflyEvalError, ValueError):
+    """A results file or folder that holds no usable results (a ValueError for safe_json, which
+    raises the caller's error class)."""
 
 
 # The run-cost record that `dragonfly` and `dragonfly_vllm` log into lmms-eval's `throughput`
@@ -145,6 +160,15 @@ class Run:
     model_args: str = ""
     variant: str = ""  # the answer-changing model_args, e.g. "zoom=low"; "" when none
     cost: Cost | None = None  # what the run cost, when the model recorded it
+    # per task: each "metric,filter"'s finite stderr (lmms-eval writes "N/A" for corpus metrics)
+    stderrs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # per task: whether a higher value of each metric (a bare name) is better, where recorded
+    higher_is_better: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    # per task: each metric's aggregation as the task config records it ("mean", or a
+    # function's text such as "<function coco_cider at 0x...>")
+    aggregations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the PROMPT_ARGS of the run's resolved_cli_args (None where not recorded)
+    prompt: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def date_label(self) -> str:
@@ -228,10 +252,11 @@ def find_results_files(path: Path) -> list[Path]:
 
 def read_run(path: Path) -> Run:
     """Parse one lmms-eval results file; raises ResultsError when it holds no usable results."""
-    data = read_json(path, MAX_RESULTS_BYTES, ResultsError)
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+    data = _read_document(path)
+    if not isinstance(data.get("results"), dict):
         raise ResultsError(f"{path}: not an lmms-eval results file (no 'results' mapping)")
     tasks: dict[str, dict[str, float]] = {}
+    stderrs: dict[str, dict[str, float]] = {}
     for section in ("results", "groups"):
         entries = data.get(section)
         if not isinstance(entries, dict):
@@ -239,6 +264,9 @@ def read_run(path: Path) -> Run:
         for task, metrics in entries.items():
             if isinstance(metrics, dict):
                 tasks.setdefault(str(task), {}).update(numeric_metrics(metrics))
+                found = stderr_metrics(metrics)
+                if found:
+                    stderrs.setdefault(str(task), {}).update(found)
     if not tasks:
         raise ResultsError(f"{path}: the 'results' mapping lists no tasks")
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
@@ -254,7 +282,35 @@ def read_run(path: Path) -> Run:
         model_args=_model_args(config.get("model_args")),
         variant=", ".join(f"{k}={v}" for k, v in pairs if k not in NEUTRAL_MODEL_ARGS),
         cost=read_cost(data),
+        stderrs=stderrs,
+        higher_is_better=_higher_is_better(data.get("higher_is_better")),
+        aggregations=_aggregations(data.get("configs")),
+        prompt=prompt_settings(data),
     )
+
+
+def recorded_model_args(path: Path) -> str | None:
+    """The model_args a results file records (as `Run.model_args` shows them), or None when it
+    records none; ResultsError when the file is not a readable JSON object. For a results file
+    that need not hold scores (one a run is still writing)."""
+    config = _read_document(path).get("config")
+    raw = config.get("model_args") if isinstance(config, dict) else None
+    return _model_args(raw) if isinstance(raw, str | dict) else None
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    data = read_json(path, MAX_RESULTS_BYTES, ResultsError)
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: not an lmms-eval results file (no 'results' mapping)")
+    return data
+
+
+def prompt_settings(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved_cli_args of a results document that shape every prompt or answer."""
+    config = results.get("config")
+    cli = config.get("resolved_cli_args") if isinstance(config, dict) else None
+    cli = cli if isinstance(cli, dict) else {}
+    return {key: cli.get(key) for key in PROMPT_ARGS}
 
 
 def read_cost(data: Mapping[str, Any]) -> Cost | None:
@@ -314,6 +370,17 @@ def load_runs(paths: Iterable[Path | str]) -> LoadedRuns:
             except ResultsError as err:
                 problems.append(str(err))
     return LoadedRuns(runs=runs, problems=problems)
+
+
+def stderr_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
+    """The finite `"metric_stderr,filter"` values of a task entry, keyed `"metric,filter"`."""
+    kept: dict[str, float] = {}
+    for key, value in entry.items():
+        name, comma, flt = str(key).partition(",")
+        number = _number(value)
+        if comma and name.endswith("_stderr") and number is not None:
+            kept[f"{name.removesuffix('_stderr')},{flt}"] = number
+    return kept
 
 
 def numeric_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
@@ -378,7 +445,7 @@ def run_date(data: Mapping[str, Any], path: Path) -> datetime | None:
     raw = data.get("date")
     zone = _zone(data, path)
     if raw is None:
-        prefix = _DATE_PREFIX.match(path.name)
+        prefix = DATE_PREFIX.match(path.name)
         return _parse_date(prefix.group(1), zone) if prefix else None
     if isinstance(raw, str):
         parsed = _parse_date(raw, zone)
@@ -503,3 +570,27 @@ def _samples(raw: Any) -> dict[str, tuple[int, int]]:
         if all(isinstance(v, int) and not isinstance(v, bool) for v in (effective, original)):
             counts[str(task)] = (effective, original)
     return counts
+
+
+def _higher_is_better(raw: Any) -> dict[str, dict[str, bool]]:
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(task): {str(k): v for k, v in metrics.items() if isinstance(v, bool)}
+        for task, metrics in raw.items()
+        if isinstance(metrics, dict)
+    }
+
+
+def _aggregations(raw: Any) -> dict[str, dict[str, str]]:
+    """Each task config's `metric_list` as metric name -> recorded aggregation text."""
+    found: dict[str, dict[str, str]] = {}
+    for task, config in raw.items() if isinstance(raw, dict) else ():
+        entries = config.get("metric_list") if isinstance(config, dict) else None
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict) or not isinstance(entry.get("metric"), str):
+                continue
+            value = entry.get("aggregation")
+            if isinstance(value, str):
+                found.setdefault(str(task), {}).setdefault(entry["metric"], value)
+    return found

@@ -1,0 +1,1 @@
+"""`dragonfly-eval leaderboard`: the table as data and its views (markdown, terminal, HTML, plot)."""

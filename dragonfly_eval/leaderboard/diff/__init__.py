@@ -1,0 +1,1 @@
+"""`dragonfly-eval diff`: the documents that changed between two runs, and their views."""

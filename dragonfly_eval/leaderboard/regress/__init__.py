@@ -1,0 +1,1 @@
+"""`dragonfly-eval regress`: verdict, pairing, the test that fits a metric, rendering, the gate."""
