@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or ExitCode.OK)
     except DragonflyEvalError as err:
         message = " ".join(one_line(str(err)).split())
-        print(f"{command}: {message}", file=sys.stderr)
+        if message:  # an error without one has said why itself
+            print(f"{command}: {message}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("dragonfly-eval: interrupted", file=sys.stderr)

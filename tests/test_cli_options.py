@@ -72,7 +72,7 @@ def test_the_default_output_folders_are_ignored_by_git(command, option):
 
 
 def test_results_files_are_dated_in_utc_like_run_ids_unless_timezone_is_given():
-    from dragonfly_eval.runner.cli import lmms_eval_command
+    from dragonfly_eval.runner.start import lmms_eval_command
 
     cmd = lmms_eval_command(["--tasks", "dragonfly_mini_vqa"], "out", False)
     assert cmd[cmd.index("--timezone") + 1] == "UTC"

@@ -1,7 +1,9 @@
 """`python -m dragonfly_eval.harness.argcheck MODEL_ARGS...`: the `--model_args` of planned
 runs of the `dragonfly` model, checked as the model reads them, before any run starts.
 
-Names (with the nearest valid name for a misspelt one), values, the checkpoint (a local folder's
+The runner first checks what needs no torch itself (`harness.model_args.quick_problems`: names,
+a checkpoint path that is no folder) and starts this check only when that found nothing. Here:
+names (with the nearest valid name for a misspelt one), values, the checkpoint (a local folder's
 config and weight files, read without tensor data: `loading.check_files`; a folder that does not
 exist; a hub id that an offline machine has not downloaded) and the zoom setting against the
 checkpoint's version (a hub checkpoint only when it is already in the local cache). Prints one
@@ -11,17 +13,18 @@ process, as it starts lmms-eval, once for all the runs it plans.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from pathlib import Path
 
 from lmms_eval.utils import simple_parse_args_string
 
 from dragonfly_eval.engine.requests import as_bool
-from dragonfly_eval.harness.model import (
+from dragonfly_eval.errors import ExitCode
+from dragonfly_eval.harness.model import engine_settings, parse_device_resize
+from dragonfly_eval.harness.model_args import (
     DEFAULT_PRETRAINED,
-    engine_settings,
-    parse_device_resize,
+    not_a_folder,
+    unknown_names_problem,
     valid_model_args,
 )
 from dragonfly_eval.modeling import released
@@ -51,9 +54,9 @@ def model_args_problems(model_args: str) -> list[str]:
         args = simple_parse_args_string(model_args)
     except ValueError as err:
         return [f"--model_args {model_args!r}: cannot be read ({err})"]
-    unknown = sorted(set(args) - set(valid_model_args()))
+    unknown = sorted(set(args) - set(valid_model_args("dragonfly")))
     if unknown:
-        return [unknown_names_problem(unknown)]
+        return [unknown_names_problem("dragonfly", unknown)]
     problems = []
     if args.get("max_batch_size") is not None:
         problems.append("max_batch_size is not supported by dragonfly: give batch_size=N")
@@ -74,17 +77,6 @@ def model_args_problems(model_args: str) -> list[str]:
     return problems + zoom_problems(args)
 
 
-def unknown_names_problem(unknown: list[str]) -> str:
-    """The line for model_args names the model does not take, with the nearest valid name of
-    each misspelt one."""
-    valid = valid_model_args()
-    hints = []
-    for name in unknown:
-        near = difflib.get_close_matches(name, valid, n=1)
-        hints.append(f"{name} (did you mean {near[0]}?)" if near else name)
-    return f"unknown model_args for dragonfly: {', '.join(hints)}; valid: {', '.join(valid)}"
-
-
 def checkpoint_problem(args: dict) -> str | None:
     """Why the checkpoint `pretrained=` names cannot load, found without reading a tensor: a
     local folder's config or weight files, a folder that does not exist, or a hub id that this
@@ -99,14 +91,8 @@ def checkpoint_problem(args: dict) -> str | None:
         except CheckpointError as err:
             return " ".join(str(err).split())
         return None
-    if folder.exists():
-        return f"pretrained={pretrained}: is a file; give the checkpoint's folder"
-    if not looks_like_hub_id(pretrained):
-        return (
-            f"pretrained={pretrained}: no such folder; download with `hf download "
-            f"{DEFAULT_PRETRAINED} --local-dir {pretrained}` (or another Dragonfly release) or "
-            "pass a local folder"
-        )
+    if folder.exists() or not looks_like_hub_id(pretrained):
+        return not_a_folder(pretrained)
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE and _local_checkpoint(pretrained, args.get("revision")) is None:
@@ -157,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = [p for model_args in (argv or sys.argv[1:]) for p in model_args_problems(model_args)]
     for problem in dict.fromkeys(problems):
         print(problem)
-    return 2 if problems else 0
+    return ExitCode.USAGE if problems else ExitCode.OK
 
 
 if __name__ == "__main__":

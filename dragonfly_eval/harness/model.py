@@ -9,7 +9,6 @@ answers go back in request order. `Dragonfly` puts it in front of this project's
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -26,8 +25,9 @@ from dragonfly_eval.engine import Engine, EngineSettings, GenRequest, GenSetting
 from dragonfly_eval.engine.numerics import enable_determinism
 from dragonfly_eval.engine.prepare import FirstTime
 from dragonfly_eval.engine.requests import as_bool
-from dragonfly_eval.harness import compat
+from dragonfly_eval.harness import compat, model_args
 from dragonfly_eval.harness.cost import RunCost
+from dragonfly_eval.harness.model_args import DEFAULT_PRETRAINED
 from dragonfly_eval.modeling import DragonflyForCausalLM, DragonflyProcessor
 from dragonfly_eval.modeling.loading import load_dragonfly
 from dragonfly_eval.run_store import (
@@ -41,8 +41,6 @@ from dragonfly_eval.run_store import (
 )
 
 compat.apply()
-
-DEFAULT_PRETRAINED = "togethercomputer/Llama-3.1-8B-Dragonfly-v2"
 
 
 def gen_kwargs_key(gen_kwargs: dict) -> str:
@@ -447,9 +445,8 @@ def engine_settings(
 
 
 def valid_model_args() -> list[str]:
-    """Names accepted in --model_args."""
-    params = inspect.signature(Dragonfly.__init__).parameters
-    return sorted(p for p in params if p not in ("self", "unknown"))
+    """Names accepted in --model_args (declared in `harness.model_args`)."""
+    return model_args.valid_model_args("dragonfly")
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,15 @@ as `dragonfly`'s; only the model_args and the engine (`dragonfly_eval.vllm.engin
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 from typing import Any
 
 from loguru import logger
 
 from dragonfly_eval.engine.requests import as_bool
-from dragonfly_eval.harness.model import (
-    DEFAULT_PRETRAINED,
-    EngineAdapter,
-    ProcessLayout,
-    process_layout,
-)
+from dragonfly_eval.harness import model_args
+from dragonfly_eval.harness.model import EngineAdapter, ProcessLayout, process_layout
+from dragonfly_eval.harness.model_args import DEFAULT_PRETRAINED
 from dragonfly_eval.run_store import checkpoint_identity
 from dragonfly_eval.vllm.engine import Placement, VllmEngine, VllmSettings
 
@@ -169,9 +165,8 @@ def cuda_devices(tensor_parallel_size: int) -> int:
 
 
 def valid_model_args() -> list[str]:
-    """Names accepted in --model_args."""
-    params = inspect.signature(DragonflyVllm.__init__).parameters
-    return sorted(p for p in params if p not in ("self", "unknown"))
+    """Names accepted in --model_args (declared in `harness.model_args`)."""
+    return model_args.valid_model_args("dragonfly_vllm")
 
 
 def _int(name: str, value: int | str | None) -> int | None:

@@ -1,7 +1,7 @@
-"""`dragonfly-eval ablate`: the same tasks once per zoom setting, and the ablation table.
+"""The zoom ablation's table: the results of the same tasks run once per zoom setting.
 
-Each setting runs through `dragonfly-eval run`'s machinery (with --log_samples) into its own
-folder, OUTPUT/zoom_<setting>/. The table has one row per setting with its visual tokens per
+Each setting runs (`runner.ablate`, with --log_samples) into its own folder,
+OUTPUT/zoom_<setting>/. The table has one row per setting with its visual tokens per
 image, one column per benchmark, each cell the score with its 95% interval (lmms-eval's
 standard error x 1.96); under it, per benchmark, how many documents only the full zoom answered
 correctly (a diff of the lowest setting's run against the full run).
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.leaderboard.board.markdown import escape, markdown_table
 from dragonfly_eval.leaderboard.board.table import MISSING, Cell, Found, benchmark_source
 from dragonfly_eval.leaderboard.diff.changes import diff_task
@@ -33,13 +32,8 @@ VISUAL_TOKENS = {
 _Z = 1.959963984540054  # two-sided 95% normal quantile
 
 
-class AblateError(ValueError):
-    """Bad options or a failed run: the ablation cannot be built. `code` is the exit code:
-    2, or the failed run's own."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
+class AblateError(DragonflyEvalError):
+    """Bad options, or results the ablation table cannot be built from (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -76,74 +70,6 @@ def with_zoom(model_args: str, zoom: str) -> str:
 def zoom_folder(output_path: Path, zoom: str) -> Path:
     """Where one setting's results go."""
     return output_path / f"zoom_{zoom.replace('+', '_')}"
-
-
-def run_ablation(
-    model_args: str,
-    tasks: str,
-    zooms: Sequence[str],
-    output_path: Path,
-    extra: Sequence[str] = (),
-    trust_dataset_commands: bool = False,
-    resume: bool = False,
-    argv: Sequence[str] = (),
-) -> dict[str, list[Path]]:
-    """Run the tasks once per zoom setting; returns each setting's results files. Stops at the
-    first run that fails (AblateError with its exit code). `trust_dataset_commands` is `run`'s
-    --trust-dataset-commands; with `resume` each setting continues the newest run in its folder
-    (answers it stored are not computed again). `argv` is the ablate command line, repeated
-    with --resume in the line that Ctrl-C prints."""
-    from dragonfly_eval.runner import cli as runner  # the project's `run` machinery
-
-    environment = runner.environment_problem()
-    if environment:
-        raise AblateError(f"refusing to run: {environment}")
-    commands = {
-        zoom: ["--model_args", with_zoom(model_args, zoom), "--tasks", tasks, "--log_samples"]
-        + list(extra)
-        for zoom in zooms
-    }
-    # every setting's options checked before the first run starts
-    for zoom, command in commands.items():
-        lmms_args = runner.lmms_eval_command(command, str(zoom_folder(output_path, zoom)), False)
-        refused = runner.argument_problems(lmms_args[len(runner.LMMS_EVAL) :])
-        if refused is not None:
-            code, problems = refused
-            raise AblateError("; ".join(problems) or "lmms-eval refuses the options above", code)
-    missing = runner.missing_tasks(lmms_args[len(runner.LMMS_EVAL) :])
-    if missing:
-        raise AblateError("; ".join(missing))
-    problems = runner.model_args_problems([with_zoom(model_args, zoom) for zoom in zooms])
-    if problems:
-        raise AblateError("; ".join(problems))
-    problems = runner.preflight_problems(next(iter(commands.values())), trust_dataset_commands)
-    if problems:
-        raise AblateError("; ".join(p.message for p in problems))
-    again = ablate_again(runner, list(argv))
-    written: dict[str, list[Path]] = {}
-    for zoom, command in commands.items():
-        code, files = runner.run_lmms_eval(
-            command,
-            str(zoom_folder(output_path, zoom)),
-            runner.runfiles.LATEST if resume else None,
-            again=again,
-            replace_earlier=True,
-        )
-        if code == runner.INTERRUPTED:
-            raise AblateError("", code)  # the run's own line says how to continue
-        if code != 0:
-            raise AblateError(f"the run with zoom={zoom} failed (exit {code})", code)
-        written[zoom] = files
-    return written
-
-
-def ablate_again(runner: ModuleType, argv: list[str]) -> Callable[[str | None], str]:
-    """The command that continues an interrupted ablation: the same one with --resume."""
-
-    def again(run_id: str | None) -> str:
-        return runner.command_line(argv if "--resume" in argv else [*argv, "--resume"])
-
-    return again
 
 
 def build_ablation(written: dict[str, list[Path]], suite: Suite) -> Ablation:

@@ -55,8 +55,9 @@ def task_aggregation(task: str, metric: str) -> Aggregation | None:
 
     Only the one file the guard approved for that `!function` is run, as lmms-eval's loader runs
     it; the packages above it are not imported (`lmms_eval.tasks` imports torch)."""
-    from dragonfly_eval.runner.taskcheck import FunctionRef, TaskCheckError, check_task_yaml
-    from dragonfly_eval.runner.taskcheck import task_config as read_config
+    from dragonfly_eval.lmms_files.task_guard import check_task_yaml
+    from dragonfly_eval.lmms_files.task_yaml import FunctionRef, TaskYamlError
+    from dragonfly_eval.lmms_files.task_yaml import task_config as read_config
 
     path = _task_yaml(task)
     if path is None:
@@ -66,7 +67,7 @@ def task_aggregation(task: str, metric: str) -> Aggregation | None:
         raise AggregationError(f"the task guard refuses {path}: {problems[0]}")
     try:
         config = read_config(path)
-    except TaskCheckError as err:
+    except TaskYamlError as err:
         raise AggregationError(str(err)) from err
     name = metric.partition(",")[0]
     for item in config.get("metric_list") or ():
@@ -98,8 +99,8 @@ def _registry_aggregation(name: str) -> Aggregation | None:
 
 def _load_function(ref: Any) -> Aggregation | None:
     """The function a `!function` reference names, from the file the task guard approved for it
-    (taskcheck.ref_source), that file run as lmms-eval runs it."""
-    from dragonfly_eval.runner.taskcheck import ref_source
+    (task_functions.ref_source), that file run as lmms-eval runs it."""
+    from dragonfly_eval.lmms_files.task_functions import ref_source
 
     found = ref_source(ref)
     if found is None:
@@ -132,82 +133,21 @@ def _module(name: str, file: str) -> ModuleType:
 def _task_yaml(task: str) -> Path | None:
     """The YAML defining `task` when it lies in lmms-eval's task folder or this project's: the
     file lmms-eval's TaskManager indexes for that name (the folders in its order, the first
-    one's tasks first), when that entry is a task."""
+    one's tasks first; `lmms_files.task_index`), when that entry is a task."""
+    from dragonfly_eval.lmms_files.task_index import folder_index, task_folders
     from dragonfly_eval.paths import task_yaml_dir
-    from dragonfly_eval.runner.preflight import cached_index
 
-    spec = importlib.util.find_spec("lmms_eval")  # its __init__ is empty; lmms_eval.tasks' is not
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    folders = [Path(p, "tasks") for p in locations[:1]] + [task_yaml_dir()]
-    for folder in folders:
+    for folder in map(Path, task_folders(str(task_yaml_dir()))):
         if not folder.is_dir():
             continue
-        entry = cached_index(str(folder), _index_folder, kind="task-yamls").get(task)
+        entry = folder_index(folder).get(task)
         if entry is None:
             continue
-        if not isinstance(entry, list) or len(entry) != 2 or entry[0] != "task":
+        if entry["type"] != "task":
             return None
-        path = Path(str(entry[1])).resolve()
+        path = Path(entry["yaml_path"]).resolve()
         return path if path.is_relative_to(folder.resolve()) else None
     return None
-
-
-def _index_folder(folder: str) -> dict[str, list[str]]:
-    """name -> [kind, YAML] of the tasks, groups and tags under a folder, as lmms-eval's
-    TaskManager._get_task_and_group indexes them: a `class` is a Python task, a `task` list a
-    group, a `task` name a task (its `tag`s and `group`s tags), later files replacing earlier
-    ones. Read with a safe loader that runs nothing; an unreadable YAML is left out."""
-    from dragonfly_eval.runner.taskcheck import SKIPPED_DIRS
-
-    index: dict[str, list[str]] = {}
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
-        for file in files:
-            if not file.endswith(".yaml"):
-                continue
-            path = os.path.join(root, file)
-            config = _index_config(path)
-            task = config.get("task")
-            if "class" in config:
-                if isinstance(task, str):
-                    index[task] = ["python_task", path]
-            elif isinstance(task, list) and isinstance(config.get("group"), str):
-                index[config["group"]] = ["group", path]
-            elif isinstance(task, str):
-                index[task] = ["task", path]
-                for key in ("tag", "group"):
-                    tags = config.get(key)
-                    tags = [tags] if isinstance(tags, str) else tags
-                    for tag in tags if isinstance(tags, list) else ():
-                        if isinstance(tag, str) and tag not in index:
-                            index[tag] = ["tag", ""]
-    return index
-
-
-def _index_config(path: str, depth: int = 0) -> dict[str, Any]:
-    """A YAML's settings with its `include:` chain, as lmms-eval's "simple" mode merges them;
-    {} when a file of the chain cannot be read."""
-    from dragonfly_eval.runner.taskcheck import MAX_INCLUDE_DEPTH, TaskCheckError, read_yaml
-
-    try:
-        data = read_yaml(path, tags=None) if depth <= MAX_INCLUDE_DEPTH else None
-    except TaskCheckError:
-        return {}
-    names = data.get("include") if isinstance(data, dict) else None
-    names = [names] if isinstance(names, str) else names if names is not None else []
-    if not isinstance(data, dict) or not isinstance(names, list):
-        return {}
-    merged: dict[str, Any] = {}
-    for name in reversed(names):
-        if not isinstance(name, str):
-            return {}
-        included = name if os.path.isfile(name) else os.path.join(os.path.dirname(path), name)
-        config = _index_config(included, depth + 1)
-        if not config:
-            return {}
-        merged.update(config)
-    merged.update(data)
-    return merged
 
 
 def call_aggregation(function: Aggregation, items: list[Any], output_dir: Path) -> float:

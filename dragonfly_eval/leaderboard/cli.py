@@ -1,4 +1,4 @@
-"""The `leaderboard`, `regress`, `diff` and `ablate` subcommands of `dragonfly-eval`."""
+"""The `leaderboard`, `regress` and `diff` subcommands of `dragonfly-eval`."""
 
 from __future__ import annotations
 
@@ -11,16 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from dragonfly_eval.errors import ExitCode, one_line
-from dragonfly_eval.leaderboard.ablate import (
-    AblateError,
-    build_ablation,
-    parse_zooms,
-    render_ablation_markdown,
-    run_ablation,
-)
-from dragonfly_eval.leaderboard.board.html import write_html
 from dragonfly_eval.leaderboard.board.markdown import render_markdown
-from dragonfly_eval.leaderboard.board.plot import plot
 from dragonfly_eval.leaderboard.board.table import build_table
 from dragonfly_eval.leaderboard.board.terminal import (
     leaderboard_summary,
@@ -61,7 +52,7 @@ SUITE_HELP = "general|general_ext|caption|med|mini|all; comma-separated for seve
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `leaderboard`, `regress`, `diff` and `ablate` subcommands to the parser."""
+    """Add the `leaderboard`, `regress` and `diff` subcommands to the parser."""
     board = subparsers.add_parser(
         "leaderboard",
         help="build a leaderboard from lmms-eval results",
@@ -178,7 +169,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
     gate.set_defaults(handler=run_regress)
     _register_diff(subparsers)
-    _register_ablate(subparsers)
 
 
 def _register_diff(subparsers: argparse._SubParsersAction) -> None:
@@ -212,44 +202,6 @@ def _register_diff(subparsers: argparse._SubParsersAction) -> None:
     diff.set_defaults(handler=run_diff)
 
 
-def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
-    ablate = subparsers.add_parser(
-        "ablate",
-        help="run tasks once per zoom setting and print the ablation table",
-        description="Runs the tasks once per --zoom setting (like `dragonfly-eval run`, with "
-        "--log_samples) into OUTPUT_PATH/zoom_<setting>/, then prints a table: one row per "
-        "setting with its positions per image, one column per benchmark (score and 95% "
-        "interval), and per benchmark how many documents scored better only with full zoom. "
-        "Exit 0; 2 for bad options; a failed run's exit code.",
-    )
-    ablate.add_argument("--model_args", required=True, help="model_args without zoom=")
-    ablate.add_argument("--tasks", required=True, help="lmms-eval tasks, comma-separated")
-    ablate.add_argument(
-        "--zoom", required=True, help="zoom settings, comma-separated, e.g. low,low+medium,full"
-    )
-    ablate.add_argument(
-        "--output_path",
-        type=Path,
-        default=Path("ablation"),
-        metavar="DIR",
-        help="folder for the runs, one OUTPUT_PATH/zoom_<setting>/ each (default ablation)",
-    )
-    ablate.add_argument("--limit", help="lmms-eval --limit for every run")
-    ablate.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted ablation: each setting continues the newest run in its "
-        "folder, and answers it stored are not computed again",
-    )
-    ablate.add_argument(
-        "--trust-dataset-commands",
-        action="store_true",
-        help="as for `dragonfly-eval run`: run tasks whose code hands dataset strings to a shell",
-    )
-    ablate.add_argument("--suite-file", type=Path, metavar="YAML", help=argparse.SUPPRESS)
-    ablate.set_defaults(handler=run_ablate)
-
-
 def run_leaderboard(args: argparse.Namespace) -> int:
     """Handle `dragonfly-eval leaderboard`; returns the exit code (a SuiteError,
     ReferenceFileError or LeaderboardError when there is nothing to show)."""
@@ -263,8 +215,12 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(render_markdown(table), encoding="utf-8")
     if args.plot:
+        from dragonfly_eval.leaderboard.board.plot import plot  # matplotlib: only when drawing
+
         plot(table, args.plot)
     if args.html:
+        from dragonfly_eval.leaderboard.board.html import write_html  # draws with matplotlib
+
         write_html(table, args.html)
     if sys.stdout.isatty():
         print_leaderboard(table, Console())
@@ -328,31 +284,6 @@ def run_diff(args: argparse.Namespace) -> int:
         page = render_diff_html(report, args.max_rows, args.images)
         args.html.write_text(page, encoding="utf-8")
     return ExitCode.OK
-
-
-def run_ablate(args: argparse.Namespace) -> int:
-    """Handle `dragonfly-eval ablate`; returns 0, 2 for bad options, or a failed run's code."""
-    suite = load_suite(args.suite_file)
-    try:
-        zooms = parse_zooms(args.zoom)
-        extra = ["--limit", args.limit] if args.limit else []
-        written = run_ablation(
-            args.model_args,
-            args.tasks,
-            zooms,
-            args.output_path,
-            extra,
-            args.trust_dataset_commands,
-            args.resume,
-            getattr(args, "argv", None) or [],
-        )
-        ablation = build_ablation(written, suite)
-    except AblateError as err:
-        if str(err):  # an interrupted run has said how to continue
-            print(one_line(f"dragonfly-eval ablate: error: {err}"), file=sys.stderr)
-        return err.code
-    sys.stdout.write(render_ablation_markdown(ablation))
-    return 0
 
 
 def _rows(raw: str) -> int:

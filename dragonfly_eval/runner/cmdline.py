@@ -1,4 +1,5 @@
-"""lmms-eval's command line, read with lmms-eval's own argument parser.
+"""lmms-eval's command line, read with lmms-eval's own argument parser (rebuilt from its cached
+description, `lmms_options`, so that reading a command line imports neither lmms-eval nor torch).
 
 So that `--name=value`, repeated options (the last one counts) and abbreviations (`--include`
 for `--include_path`) mean here what they mean to lmms-eval. `--config FILE` is merged the way
@@ -10,28 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import io
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
+from dragonfly_eval.errors import ExitCode
+from dragonfly_eval.lmms_files.task_yaml import TaskYamlError, read_yaml
+from dragonfly_eval.runner import lmms_options
+
 _UNSET = object()
-
-
-@functools.cache
-def lmms_eval_parser() -> argparse.ArgumentParser:
-    """The parser `lmms-eval --model ... --tasks ...` uses (built by its `parse_eval_args`)."""
-    from lmms_eval.__main__ import parse_eval_args
-
-    # parse_eval_args builds the parser and parses sys.argv in one call; give it no arguments
-    argv, sys.argv = sys.argv, ["lmms-eval"]
-    try:
-        parser, _ = parse_eval_args()
-    finally:
-        sys.argv = argv
-    return parser
 
 
 def _parse(argv: list[str], namespace: argparse.Namespace | None = None):
@@ -40,7 +29,7 @@ def _parse(argv: list[str], namespace: argparse.Namespace | None = None):
     quiet = io.StringIO()
     try:
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            return lmms_eval_parser().parse_args(argv, namespace)
+            return lmms_options.parser().parse_args(argv, namespace)
     except SystemExit:
         return None
 
@@ -49,20 +38,20 @@ def usage_refusal(argv: list[str]) -> int | None:
     """The exit code lmms-eval's parser ends `argv` with (2 for a bad option, 0 for --help),
     after printing its own usage message; None when it accepts `argv`."""
     try:
-        lmms_eval_parser().parse_args(argv)
+        lmms_options.parser().parse_args(argv)
     except SystemExit as err:
-        return err.code if isinstance(err.code, int) else 2
+        return err.code if isinstance(err.code, int) else ExitCode.USAGE
+    if lmms_options.custom_options(set(given(argv))):
+        return lmms_options.check_custom(argv)
     return None
 
 
 def value_problems(argv: list[str]) -> list[str]:
     """The option values lmms-eval refuses only once it has started (it checks --limit and
     --offset in `cli_evaluate`, after its parser), for every evaluation of `argv`."""
-    from dragonfly_eval.runner.taskcheck import TaskCheckError
-
     try:
         runs = evaluations(argv)
-    except TaskCheckError:
+    except TaskYamlError:
         return []  # the task guard reports a config file it cannot read
     problems = []
     for args, _ in runs:
@@ -84,7 +73,7 @@ def parse(argv: list[str]) -> argparse.Namespace | None:
 
 def given(argv: list[str]) -> dict[str, Any]:
     """The options `argv` sets, by destination name (`include_path`), with their values."""
-    unset = argparse.Namespace(**{a.dest: _UNSET for a in lmms_eval_parser()._actions})
+    unset = argparse.Namespace(**{a.dest: _UNSET for a in lmms_options.parser()._actions})
     parsed = _parse(argv, unset)
     if parsed is None:
         return {}
@@ -94,12 +83,10 @@ def given(argv: list[str]) -> dict[str, Any]:
 def user_options(argv: list[str]) -> set[str]:
     """The options the user chose, on the command line or in its `--config` file (a config
     file that cannot be read adds nothing; the task guard reports it)."""
-    from dragonfly_eval.runner.taskcheck import TaskCheckError
-
     options = given(argv)
     config = options.get("config")
     if config and Path(config).is_file():
-        with contextlib.suppress(TaskCheckError):
+        with contextlib.suppress(TaskYamlError):
             for entry in config_entries(config):
                 options.update(entry)
     return set(options)
@@ -107,14 +94,12 @@ def user_options(argv: list[str]) -> set[str]:
 
 def config_entries(path: str) -> list[dict[str, Any]]:
     """The entries of a `--config` file, read the way lmms-eval reads it (one dict per
-    evaluation; its `env` key sets environment variables). Raises TaskCheckError when the
+    evaluation; its `env` key sets environment variables). Raises TaskYamlError when the
     file is not such a list."""
-    from dragonfly_eval.runner.taskcheck import TaskCheckError, read_yaml
-
-    data = read_yaml(Path(path), tags=False)
+    data = read_yaml(Path(path), "plain")
     entries = data if isinstance(data, list) else [data]
     if not all(isinstance(entry, dict) for entry in entries):
-        raise TaskCheckError(f"{path}: a --config file holds a mapping or a list of mappings")
+        raise TaskYamlError(f"{path}: a --config file holds a mapping or a list of mappings")
     return entries
 
 
@@ -129,7 +114,7 @@ def evaluations(argv: list[str]) -> list[tuple[argparse.Namespace, dict[str, Any
         return [(args, {})]
     if not Path(args.config).exists():
         return []
-    defaults = lmms_eval_parser().parse_args([])
+    defaults = lmms_options.parser().parse_args([])
     explicit = {k: v for k, v in vars(args).items() if v != getattr(defaults, k, None)}
     runs = []
     for entry in config_entries(args.config):

@@ -23,6 +23,8 @@ import tarfile
 
 from jinja2.sandbox import SandboxedEnvironment
 
+from dragonfly_eval.errors import ExitCode
+
 
 def sandbox_templates() -> None:
     """Make lmms-eval render every prompt template in jinja2's sandbox."""
@@ -51,7 +53,7 @@ def main() -> None:
         filter_tar_extraction()
         lmms_eval_main()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -3,29 +3,24 @@
 lmms-eval builds its tasks only after loading the model, and some needs surface later still:
 a `dataset_kwargs: token: true` task raises LocalTokenNotFoundError without a Hugging Face
 token, captioning metrics call Java only when the scores are aggregated, after all inference.
-Here the task names are resolved the way lmms-eval resolves them (its TaskManager, groups and
-tags followed, built-in tasks included) and each task's YAML is read with lmms-eval's own
-loader in its "simple" mode, which leaves `!function` targets unimported.
+Here the task names are resolved the way lmms-eval resolves them (its TaskManager over the cached
+task index of `lmms_files.task_index`, groups and tags followed, built-in tasks included) and each
+task's YAML is read in `task_yaml`'s "refs" mode, which leaves `!function` targets unimported;
+they are resolved to files and read as syntax trees by `lmms_files.task_functions`.
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
-import hashlib
-import importlib.util
-import json
-import os
 import shutil
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from dragonfly_eval.paths import cache_root
+from dragonfly_eval.lmms_files.task_functions import module_file, module_tree, ref_source
+from dragonfly_eval.lmms_files.task_index import folder_index, task_index
+from dragonfly_eval.lmms_files.task_yaml import FunctionRef, task_config
 
 JAVA_INSTALL = "apt-get install default-jre-headless"
 JUDGE_MODULE = "dragonfly_eval.tasks.judge"
@@ -66,7 +61,6 @@ def resolve_tasks(names: list[str], include_path: str | None = None) -> list[Tas
     does not know are left out: lmms-eval reports them itself."""
     if not names:
         return []
-    from lmms_eval import utils
     from loguru import logger
 
     # lmms-eval logs every YAML it cannot index at DEBUG level: not for this short look-up.
@@ -78,50 +72,23 @@ def resolve_tasks(names: list[str], include_path: str | None = None) -> list[Tas
             _expand(manager, name, {}, found)
         for name in names:
             if name not in manager.all_tasks and Path(name).is_file():
-                config = utils.load_yaml_config(name, mode="simple")
-                _add(manager, config, Path(name), {}, found)
+                _add(manager, task_config(name), Path(name), {}, found)
     finally:
         logger.enable("lmms_eval")
     return list(found.values())
 
 
-def unknown_tasks(tasks: str, include_path: str | None = None) -> list[str]:
-    """One line for each name of a `--tasks` value that lmms-eval would not find (looked up as
-    its `cli_evaluate` does: a registered task, group or tag, a wildcard, a YAML file, or a
-    folder of YAMLs for the whole value), with the nearest registered names."""
-    if tasks in LISTINGS or Path(tasks).is_dir():
-        return []
-    names = tasks.split(",")
-    from loguru import logger
-
-    logger.disable("lmms_eval")
-    try:
-        manager = task_manager(include_path)
-        found = set(manager.match_tasks(names))
-    finally:
-        logger.enable("lmms_eval")
-    missing = [n for n in names if n not in found and "*" not in n and not Path(n).is_file()]
-    lines = []
-    for name in missing:
-        near = difflib.get_close_matches(name.strip(), manager.all_tasks, n=3)
-        hint = f"did you mean {' or '.join(near)}?" if near else "no registered name is close"
-        lines.append(
-            f"--tasks {name}: no such task, group or tag ({hint} `dragonfly-eval run --tasks "
-            "list` lists them all)"
-        )
-    return lines
-
-
 def task_listing(tasks: str, include_path: str | None = None) -> str:
     """What lmms-eval prints for `--tasks list` (every registered name), `list_groups`,
-    `list_tags` or `list_subtasks`, read from the cached task index."""
+    `list_tags` or `list_subtasks`, read from the cached task index (the names alone without
+    lmms-eval's TaskManager)."""
+    if tasks == "list":
+        return "\n".join(sorted(task_index(include_path))) + "\n"
     from loguru import logger
 
     logger.disable("lmms_eval")
     try:
         manager = task_manager(include_path)
-        if tasks == "list":
-            return "\n".join(sorted(manager.all_tasks)) + "\n"
         kinds = {"groups": "list_groups", "tags": "list_tags", "subtasks": "list_subtasks"}
         return manager.list_all_tasks(**{f"list_{k}": v == tasks for k, v in kinds.items()})
     finally:
@@ -129,51 +96,20 @@ def task_listing(tasks: str, include_path: str | None = None) -> str:
 
 
 def task_manager(include_path: str | None):
-    """lmms-eval's TaskManager, with each folder's index kept on disk while its YAML files are
-    unchanged: indexing lmms-eval's ~2000 built-in YAMLs with PyYAML takes seconds, every time."""
+    """lmms-eval's TaskManager over the cached task index (`lmms_files.task_index`): indexing
+    lmms-eval's ~2000 built-in YAMLs with PyYAML takes seconds, every time."""
     from lmms_eval.tasks import TaskManager
 
     class CachedIndexTaskManager(TaskManager):
         def _get_task_and_group(self, task_dir: str) -> dict:
-            return cached_index(task_dir, super()._get_task_and_group)
+            return folder_index(task_dir)
 
     return CachedIndexTaskManager(verbosity="ERROR", include_path=include_path)
-
-
-def cached_index(task_dir: str, build: Callable[[str], dict], kind: str = "task-index") -> dict:
-    """`build(task_dir)`, read from the cache when the folder's YAML files (names, sizes,
-    modification times) are the same as when it was stored; `kind` names the builder."""
-    path = cache_root() / f"{kind}-{folder_signature(task_dir)}.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    index = build(task_dir)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(index), encoding="utf-8")
-        partial.replace(path)
-    except OSError:
-        pass  # a read-only home only costs the time of indexing again
-    return index
-
-
-def folder_signature(task_dir: str) -> str:
-    """A digest of a folder's path and of the name, size and mtime of each YAML under it."""
-    digest = hashlib.sha256(os.path.abspath(task_dir).encode())
-    for root, dirs, files in os.walk(task_dir):
-        dirs.sort()
-        for name in sorted(f for f in files if f.endswith(".yaml")):
-            stat = os.stat(os.path.join(root, name))
-            digest.update(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()[:32]
 
 
 def _expand(manager, name: str, overrides: dict, found: dict[str, TaskSpec]) -> None:
     """Add the registered task `name`, or every task of the group or tag `name`, to `found`;
     `overrides` are the settings a parent group gives its tasks."""
-    from lmms_eval import utils
     from lmms_eval.tasks import GROUP_ONLY_KEYS
 
     entry = manager.task_index[name]
@@ -182,7 +118,7 @@ def _expand(manager, name: str, overrides: dict, found: dict[str, TaskSpec]) -> 
             _expand(manager, task, overrides, found)
         return
     path = Path(entry["yaml_path"])
-    config = {**utils.load_yaml_config(str(path), mode="simple"), **overrides}
+    config = {**task_config(path), **overrides}
     if entry["type"] == "group":
         passed_on = {k: v for k, v in config.items() if k not in GROUP_ONLY_KEYS}
         for member in config.get("task") or []:
@@ -211,10 +147,9 @@ def _add(
         found.setdefault(name, TaskSpec(name, yaml_path, {**member, **overrides}))
 
 
-def function_refs(value: object) -> Iterator[yaml.ScalarNode]:
-    """Every `!function` target in a config read in "simple" mode (kept there as YAML nodes,
-    whose mark names the file they were written in)."""
-    if isinstance(value, yaml.ScalarNode):
+def function_refs(value: object) -> Iterator[FunctionRef]:
+    """Every `!function` target in a task's settings (each names the YAML it is written in)."""
+    if isinstance(value, FunctionRef):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
@@ -224,28 +159,12 @@ def function_refs(value: object) -> Iterator[yaml.ScalarNode]:
             yield from function_refs(item)
 
 
-def function_source(ref: yaml.ScalarNode) -> tuple[Path, str] | None:
-    """(module file, function name) that lmms-eval would load for a `!function` target: a file
-    beside the YAML first, else the importable module; None when neither exists."""
-    module, _, function = ref.value.rpartition(".")
-    if not module:
-        return None
-    beside = Path(os.path.dirname(ref.start_mark.name)) / f"{module}.py"
-    if beside.is_file():
-        return beside, function
-    path = module_file(module)
-    return (path, function) if path else None
-
-
-def module_file(module: str) -> Path | None:
-    """The source file of an importable module, found without running the module itself."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    return Path(spec.origin)
+def function_source(ref: FunctionRef) -> tuple[Path, str] | None:
+    """(module file, function name) that lmms-eval would load for a `!function` target (a file
+    beside the YAML first, else the module; `task_functions.ref_source`); None when neither
+    exists."""
+    found = ref_source(ref)
+    return None if found is None else (Path(found[1]), found[2])
 
 
 def uses_pycocoevalcap(module_file: Path, function: str) -> bool:
@@ -258,7 +177,9 @@ def uses_pycocoevalcap(module_file: Path, function: str) -> bool:
 def _pycocoevalcap_users(module_file: str) -> frozenset[str]:
     # Read from the source rather than imported: importing a task's utils can be slow or
     # need the network, and the preflight must not.
-    tree = _module_tree(module_file)
+    tree = module_tree(module_file)
+    if tree is None:
+        return frozenset()
     bound = _names_bound_by_pycocoevalcap(tree)
     return _with_callers(
         tree,
@@ -274,7 +195,10 @@ def runs_shell(module_file: Path, function: str) -> bool:
 
 @functools.cache
 def _shell_users(module_file: str) -> frozenset[str]:
-    return _with_callers(_module_tree(module_file), lambda node, used: _starts_shell(node))
+    tree = module_tree(module_file)
+    return (
+        frozenset() if tree is None else _with_callers(tree, lambda node, used: _starts_shell(node))
+    )
 
 
 def _starts_shell(tree: ast.AST) -> bool:
@@ -292,12 +216,6 @@ def _starts_shell(tree: ast.AST) -> bool:
             if (func.value.id, func.attr) in SHELL_FUNCTIONS:
                 return True
     return False
-
-
-def _module_tree(module_file: str) -> ast.Module:
-    with warnings.catch_warnings():  # e.g. invalid escape sequences in a task's utils
-        warnings.simplefilter("ignore")
-        return ast.parse(Path(module_file).read_text(encoding="utf-8"))
 
 
 def _with_callers(tree: ast.Module, uses: Callable[[ast.AST, set[str]], bool]) -> frozenset[str]:
@@ -371,7 +289,7 @@ def is_judged(task: TaskSpec) -> bool:
     dragonfly_eval.tasks.judge)."""
     judge = module_file(JUDGE_MODULE)
     sources = filter(None, map(function_source, function_refs(task.config)))
-    return any(path == judge for path, _ in sources)
+    return judge is not None and any(path == Path(judge) for path, _ in sources)
 
 
 def hub_token_configured() -> bool:
@@ -469,7 +387,7 @@ def shell_problems(task: TaskSpec) -> list[Problem]:
                 Problem(
                     task.name,
                     "shell",
-                    f"task {task.name}: `!function {ref.value}` ({ref.start_mark.name}) starts "
+                    f"task {task.name}: `!function {ref.target}` ({ref.yaml_file}) starts "
                     "a shell (`shell=True`, `os.system`, ...), directly or through its "
                     "module's functions, with a command task code builds from the dataset's "
                     f"values (a row can run any command). {trust}",

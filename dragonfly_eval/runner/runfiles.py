@@ -28,6 +28,7 @@ from typing import IO, Any
 import yaml
 from rich.console import Console
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.lmms_files.results import ResultsError, recorded_model_args
 from dragonfly_eval.run_store import (
     ResumeStore,
@@ -37,7 +38,7 @@ from dragonfly_eval.run_store import (
     read_failures,
     write_failures,
 )
-from dragonfly_eval.runner import cmdline
+from dragonfly_eval.runner import cmdline, lmms_options
 from dragonfly_eval.runner.report import print_failures
 
 RUNS_DIR = "dragonfly_runs"
@@ -48,8 +49,8 @@ CONFIG_COPY = "config.yaml"  # the --config file with the run's files added to i
 LATEST = "latest"
 
 
-class RunError(RuntimeError):
-    """A run that cannot start; the message names the run or file and the fix."""
+class RunError(DragonflyEvalError):
+    """A run that cannot start (exit 2); the message names the run or file and the fix."""
 
 
 @dataclass
@@ -89,7 +90,7 @@ def option_value(args: list[str], name: str) -> Any:
     line: the last one given, in any form its parser accepts (`--name=value`, abbreviations);
     None when the option is not given, not one of lmms-eval's, or lmms-eval would refuse the
     command line."""
-    action = cmdline.lmms_eval_parser()._option_string_actions.get(name)
+    action = lmms_options.parser()._option_string_actions.get(name)
     return cmdline.given(args).get(action.dest) if action else None
 
 
@@ -118,7 +119,7 @@ def with_option(args: list[str], name: str, value: str) -> list[str]:
             out.append(f"{name}={value}")
         else:
             out.append(arg)
-    action = cmdline.lmms_eval_parser()._option_string_actions[name]
+    action = lmms_options.parser()._option_string_actions[name]
     if cmdline.given(out).get(action.dest) != value:
         out += [name, value]  # e.g. an abbreviated option
     return out

@@ -26,6 +26,7 @@ weights, and a fixed thread count keeps the float reductions in one order. The r
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import random
@@ -38,6 +39,7 @@ import torch
 from torch.nn import functional as F
 
 from dragonfly_eval.datagen import make_mini
+from dragonfly_eval.lmms_files.task_yaml import task_config
 from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
 from dragonfly_eval.modeling.processing import DragonflyProcessor, chat_prompt
 from dragonfly_eval.paths import task_yaml_dir
@@ -83,14 +85,13 @@ class Settings:
 
 
 class Prompts:
-    """The mini suite's own prompts and targets: each family's lmms-eval YAML is loaded with
-    lmms-eval's loader, and its `doc_to_text` (with the YAML's prompt kwargs) builds the text."""
+    """The mini suite's own prompts and targets: each family's task YAML is read with the
+    project's task-YAML reader, and the `doc_to_text` it names (lmms-eval's own function, with the
+    YAML's prompt kwargs) builds the text."""
 
     def __init__(self) -> None:
-        from lmms_eval.utils import load_yaml_config
-
         self.configs = {  # each family's task is task_yaml/mini/<family>.yaml
-            family: load_yaml_config(str(task_yaml_dir() / "mini" / f"{family}.yaml"), mode="full")
+            family: task_config(task_yaml_dir() / "mini" / f"{family}.yaml", "refs")
             for family in make_mini.FAMILIES
         }
 
@@ -98,7 +99,8 @@ class Prompts:
         """The question text lmms-eval builds for this record."""
         config = self.configs[family]
         kwargs = config.get("lmms_eval_specific_kwargs", {}).get("default")
-        doc_to_text = config["doc_to_text"]
+        module, _, name = config["doc_to_text"].target.rpartition(".")
+        doc_to_text = getattr(importlib.import_module(module), name)
         return doc_to_text(record, kwargs) if kwargs is not None else doc_to_text(record)
 
     @staticmethod

@@ -13,7 +13,7 @@ from dragonfly_eval.leaderboard.board.table import build_table, grid
 from dragonfly_eval.leaderboard.regress.gate import compare
 from dragonfly_eval.leaderboard.regress.verdict import RegressError
 from dragonfly_eval.leaderboard.suite import load_suite
-from dragonfly_eval.tasks.catalog import read_yaml
+from dragonfly_eval.lmms_files.task_yaml import read_yaml
 
 BUILTIN_RUN = Path(__file__).parent / "data" / "lmms_eval_0_7_3_builtin"
 BUILTIN_FILE = next(BUILTIN_RUN.rglob("*_results.json"))
@@ -46,7 +46,7 @@ def lmms_eval_task_configs() -> dict[str, dict]:
         if not any(name in text for name in wanted):
             continue  # parsing all of lmms-eval's YAMLs would take most of this test's time
         try:
-            raw = read_yaml(path)
+            raw = read_yaml(path, "index")
         except Exception:  # a few lmms-eval YAMLs are not plain YAML; none of ours is among them
             continue
         name = raw.get("group") if isinstance(raw.get("task"), list) else raw.get("task")

@@ -17,7 +17,7 @@ from reliability_helpers import run_command
 from dragonfly_eval.paths import task_yaml_dir
 from dragonfly_eval.progress import MARKS, MarkLines
 from dragonfly_eval.run_store import failures_file_for
-from dragonfly_eval.runner import cli
+from dragonfly_eval.runner import start
 from dragonfly_eval.runner.runfiles import RUNS_DIR
 
 # (documents, indices whose image is missing) per task: the failures each run must report.
@@ -131,10 +131,10 @@ def test_mark_lines_reports_each_quarter_once():
 
 
 def test_relay_keeps_the_last_state_of_a_redrawn_line():
-    assert cli.last_redraw(" 10%|#  | 1/10\r 50%|##  | 5/10\r100%|###| 10/10\r") == (
+    assert start.last_redraw(" 10%|#  | 1/10\r 50%|##  | 5/10\r100%|###| 10/10\r") == (
         "100%|###| 10/10"
     )
-    assert cli.last_redraw("plain line") == "plain line"
+    assert start.last_redraw("plain line") == "plain line"
 
 
 class _Terminal(StringIO):
@@ -155,7 +155,7 @@ REDRAWING = (
 def test_relay_redraws_in_place_only_at_a_terminal(monkeypatch, terminal):
     shown = _Terminal() if terminal else StringIO()
     monkeypatch.setattr(sys, "stderr", shown)
-    code, log = cli.relay([sys.executable, "-c", REDRAWING])
+    code, log = start.relay([sys.executable, "-c", REDRAWING])
     assert code == 0 and "\r4/4" in log
     if terminal:
         assert shown.getvalue() == "tty\n\r0/4\r1/4\r2/4\r3/4\r4/4\ndone\n"
@@ -173,7 +173,7 @@ COLOURED = (
 def test_relay_keeps_lmms_eval_s_colours_only_at_a_terminal(monkeypatch, terminal):
     shown = _Terminal() if terminal else StringIO()
     monkeypatch.setattr(sys, "stderr", shown)
-    assert cli.relay([sys.executable, "-c", COLOURED])[0] == 0
+    assert start.relay([sys.executable, "-c", COLOURED])[0] == 0
     if terminal:
         assert "\x1b[32m2026-12-01\x1b[0m" in shown.getvalue()
     else:

@@ -8,12 +8,13 @@ from transformers.modeling_utils import load_state_dict
 
 import dragonfly_eval
 from dragonfly_eval.cli import main
+from dragonfly_eval.lmms_files.task_guard import check_task_folder, function_refs
+from dragonfly_eval.lmms_files.task_yaml import task_yaml_files
 from dragonfly_eval.modeling.checkpoint_files import CheckpointError
 from dragonfly_eval.modeling.loading import load_dragonfly
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.runner import cli as harness_cli
+from dragonfly_eval.runner import start
 from dragonfly_eval.runner.runfiles import RUNS_DIR
-from dragonfly_eval.runner.taskcheck import check_task_folder, function_refs, task_yaml_files
 
 PACKAGE = Path(dragonfly_eval.__file__).parent
 
@@ -107,7 +108,7 @@ def test_run_refuses_a_task_folder_with_foreign_code_before_starting_lmms_eval(
     def no_launch(*args, **kwargs):
         raise AssertionError("lmms-eval was started")
 
-    monkeypatch.setattr(harness_cli, "relay", no_launch)
+    monkeypatch.setattr(start, "relay", no_launch)
     code = main(
         ["run", "--output_path", str(tmp_path / "out"), "--include_path", str(tmp_path / "tasks")]
         + ["--tasks", "dragonfly_x"]
@@ -119,13 +120,18 @@ def test_run_refuses_a_task_folder_with_foreign_code_before_starting_lmms_eval(
 
 def test_run_points_the_harness_at_its_resume_store_and_failure_log(tmp_path, monkeypatch, capsys):
     commands = []
-    monkeypatch.setattr(harness_cli, "relay", lambda cmd: commands.append(cmd) or (0, ""))
+    monkeypatch.setattr(start, "relay", lambda cmd: commands.append(cmd) or (0, ""))
     out = tmp_path / "out"
-    harness_cli.run_lmms_eval(["--model_args", "pretrained=x,resume_store=mine"], str(out))
+
+    def run(extra: list[str]) -> None:  # lmms-eval "ran" and wrote no results file
+        with pytest.raises(start.Stopped):
+            start.run(start.Plan(extra, str(out)))
+
+    run(["--model_args", "pretrained=x,resume_store=mine"])
     mine = tmp_path / "mine.jsonl"
     mine.write_text('{"task": "t", "doc_id": 3, "reason": "OSError: x"}\n')
-    harness_cli.run_lmms_eval(["--model_args", f"pretrained=x,failure_report={mine}"], str(out))
-    harness_cli.run_lmms_eval(["--model", "llava", "--model_args", "a=b"], str(out))
+    run(["--model_args", f"pretrained=x,failure_report={mine}"])
+    run(["--model", "llava", "--model_args", "a=b"])
     first, own_log, other = commands
     assert f"failure_report={mine}" in own_log[own_log.index("--model_args") + 1]
     err = capsys.readouterr().err

@@ -16,8 +16,8 @@ import pytest
 from lmms_eval.tasks.hd_epic.utils import hd_epic_doc_to_visual
 
 from dragonfly_eval.cli import main
-from dragonfly_eval.runner import cli as runner
 from dragonfly_eval.runner import lmms_main
+from dragonfly_eval.runner import start as runner
 
 HD_EPIC_VISUAL = "lmms_eval.tasks.hd_epic.utils.hd_epic_doc_to_visual"
 

@@ -41,7 +41,7 @@ def no_lmms_eval(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("lmms-eval was started")
 
-    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", started)
+    monkeypatch.setattr("dragonfly_eval.runner.start.relay", started)
 
 
 def task(folder: Path, text: str, name: str = "task.yaml") -> Path:
@@ -219,7 +219,7 @@ def test_an_included_yaml_is_checked(tmp_path, marker, capsys, no_lmms_eval):
 
 
 def test_an_include_cycle_is_followed_once(tmp_path):
-    from dragonfly_eval.runner.taskcheck import check_task_folder
+    from dragonfly_eval.lmms_files.task_guard import check_task_folder
 
     task(tmp_path, "include: b.yaml\n", "a.yaml")
     task(tmp_path, "include: a.yaml\ndoc_to_text: !function os.system\n", "b.yaml")
@@ -228,22 +228,24 @@ def test_an_include_cycle_is_followed_once(tmp_path):
 
 
 def test_the_shipped_tasks_and_built_in_task_names_pass(tmp_path):
-    from dragonfly_eval.runner.cli import LMMS_EVAL, lmms_eval_command, unsafe_task_code
+    from dragonfly_eval.runner.start import LMMS_EVAL, lmms_eval_command
+    from dragonfly_eval.runner.taskcheck import check_command
 
     cmd = lmms_eval_command(["--tasks", "mme,pope,dragonfly_mini"], str(tmp_path), False)
-    assert unsafe_task_code(cmd[len(LMMS_EVAL) :]) == []
+    assert check_command(cmd[len(LMMS_EVAL) :]) == []
     folder = ["--include_path", str(task_yaml_dir()), "--tasks", str(task_yaml_dir() / "mini")]
-    assert unsafe_task_code(folder) == []
+    assert check_command(folder) == []
 
 
 def test_lmms_eval_templates_pass_the_template_check():
-    from dragonfly_eval.runner.taskcheck import read_yaml, template_problem
+    from dragonfly_eval.lmms_files.task_guard import template_problem
+    from dragonfly_eval.lmms_files.task_yaml import read_yaml
 
     builtin = Path(lmms_eval.__file__).parent / "tasks"
     files = [p for p in builtin.rglob("*.yaml") if "{{" in p.read_text(errors="replace")]
     templates = []
     for path in files:
-        stack = [read_yaml(path)]
+        stack = [read_yaml(path, "guard")]
         while stack:
             item = stack.pop()
             if isinstance(item, dict | list):
@@ -271,7 +273,7 @@ def test_lmms_eval_templates_pass_the_template_check():
     ],
 )
 def test_templates_the_sandbox_forbids_are_refused(template):
-    from dragonfly_eval.runner.taskcheck import template_problem
+    from dragonfly_eval.lmms_files.task_guard import template_problem
 
     assert "sandbox forbids" in template_problem(template)
 
@@ -294,9 +296,9 @@ def test_lmms_eval_renders_templates_in_the_sandbox_under_run(monkeypatch, marke
 
 
 def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
-    from dragonfly_eval.runner.cli import LMMS_EVAL, lmms_eval_command
     from dragonfly_eval.runner.cmdline import parse
     from dragonfly_eval.runner.runfiles import Run, new_run_id, with_run_files
+    from dragonfly_eval.runner.start import LMMS_EVAL, lmms_eval_command
 
     def read(user: list[str]):
         return parse(lmms_eval_command(user, str(tmp_path), True)[len(LMMS_EVAL) :])
@@ -319,8 +321,8 @@ def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
 
 
 def test_a_config_file_s_model_is_kept(tmp_path):
-    from dragonfly_eval.runner.cli import LMMS_EVAL, lmms_eval_command, uses_dragonfly
     from dragonfly_eval.runner.cmdline import evaluations
+    from dragonfly_eval.runner.start import LMMS_EVAL, lmms_eval_command, uses_dragonfly
 
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump({"model": "llava", "model_args": "pretrained=y"}))
@@ -328,6 +330,18 @@ def test_a_config_file_s_model_is_kept(tmp_path):
     cmd = lmms_eval_command(["--config", str(config)], str(tmp_path), False)
     ((args, _),) = evaluations(cmd[len(LMMS_EVAL) :])
     assert (args.model, args.model_args) == ("llava", "pretrained=y")
+
+
+def test_the_guard_runs_once_per_run(tmp_path, monkeypatch):
+    from dragonfly_eval.runner import start
+
+    calls = []
+    real = start.check_command
+    monkeypatch.setattr(start, "check_command", lambda argv: calls.append(argv) or real(argv))
+    monkeypatch.setattr(start, "relay", lambda cmd: (1, ""))  # lmms-eval "fails" at once
+    argv = ["run", "--output_path", str(tmp_path / "out"), "--tasks", "dragonfly_mini_vqa"]
+    assert main([*argv, "--model_args", "pretrained=dragonfly-tiny,device=cpu"]) == 1
+    assert len(calls) == 1
 
 
 def test_a_command_line_lmms_eval_rejects_is_left_to_lmms_eval(tmp_path):

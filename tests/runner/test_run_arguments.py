@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dragonfly_eval.cli import main
-from dragonfly_eval.runner import cli as runner
+from dragonfly_eval.runner import start as runner
 
 TINY = "pretrained=dragonfly-tiny,device=cpu,batch_size=2"
 

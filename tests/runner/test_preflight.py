@@ -6,9 +6,8 @@ import pytest
 
 from dragonfly_eval.cli import main
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.runner import cli, preflight
+from dragonfly_eval.runner import demo, preflight, start
 from dragonfly_eval.runner.preflight import (
-    cached_index,
     is_judged,
     needs_hub_token,
     needs_java,
@@ -138,7 +137,7 @@ def test_judged_tasks_need_the_judge_variables(tasks, monkeypatch):
 
 def test_demo_leaves_the_caption_task_out_without_java(tasks, no_java):
     mini = [t for t in tasks.values() if t.name.startswith("dragonfly_mini_")]
-    selected, left_out = cli.demo_selection(mini, task_problems(mini))
+    selected, left_out = demo.demo_selection(mini, task_problems(mini))
     assert [p.task for p in left_out] == ["dragonfly_mini_caption"]
     assert "Java" in left_out[0].message
     assert set(selected.split(",")) == {t.name for t in mini} - {"dragonfly_mini_caption"}
@@ -151,14 +150,14 @@ def test_demo_runs_the_whole_mini_suite_with_java(tasks, monkeypatch, tmp_path):
     java.chmod(0o755)
     monkeypatch.setenv("PATH", str(java.parent))
     mini = [t for t in tasks.values() if t.name.startswith("dragonfly_mini_")]
-    assert cli.demo_selection(mini, task_problems(mini)) == (cli.DEMO_TASKS, [])
+    assert demo.demo_selection(mini, task_problems(mini)) == (demo.DEMO_TASKS, [])
 
 
 def test_run_without_java_stops_before_lmms_eval_starts(no_java, monkeypatch, tmp_path, capsys):
     def no_lmms_eval(*args, **kwargs):
         raise AssertionError(f"lmms-eval was started: {args}")
 
-    monkeypatch.setattr(cli, "relay", no_lmms_eval)
+    monkeypatch.setattr(start, "relay", no_lmms_eval)
     out = tmp_path / "out"
     code = main(
         [
@@ -176,26 +175,6 @@ def test_run_without_java_stops_before_lmms_eval_starts(no_java, monkeypatch, tm
     assert "task dragonfly_mini_caption" in err and "Install Java" in err
     assert "apt-get install default-jre-headless" in err
     assert not out.exists()
-
-
-def test_task_index_cache_is_rebuilt_when_a_yaml_changes(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    (folder / "a.yaml").write_text("task: a\n")
-    built = []
-
-    def build(task_dir):
-        built.append(task_dir)
-        return {p.name: p.read_text() for p in sorted(Path(task_dir).glob("*.yaml"))}
-
-    assert cached_index(str(folder), build) == {"a.yaml": "task: a\n"}
-    assert cached_index(str(folder), build) == {"a.yaml": "task: a\n"}
-    assert len(built) == 1
-    (folder / "a.yaml").write_text("task: aa\n")
-    (folder / "b.yaml").write_text("task: b\n")
-    assert cached_index(str(folder), build) == {"a.yaml": "task: aa\n", "b.yaml": "task: b\n"}
-    assert len(built) == 2
 
 
 def test_task_yaml_given_as_a_file_is_checked(no_java):

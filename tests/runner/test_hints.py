@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.runner.cli import dataset_hints
 from dragonfly_eval.runner.preflight import resolve_tasks
+from dragonfly_eval.runner.start import dataset_hints
 
 TASK = "dragonfly_textvqa_val"  # hub dataset lmms-lab-encoder/textvqa, no `token: true`
 DATASET = "lmms-lab-encoder/textvqa"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from dragonfly_eval.cli import main
-from dragonfly_eval.runner import cli as runner
+from dragonfly_eval.runner import start as runner
 
 TINY = "pretrained=dragonfly-tiny,device=cpu"  # the embedded checkpoint is a Dragonfly v2
 

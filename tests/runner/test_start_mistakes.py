@@ -3,9 +3,11 @@ no traceback, no run folder, and no word of `--resume` when nothing ran."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -57,6 +59,47 @@ def test_a_mistake_is_one_line_naming_the_fix_before_lmms_eval_starts(
     assert line.startswith("dragonfly-eval: cannot start: ")
     assert says.format(missing=missing) in line
     assert "or pass a local folder" in line or "missing" not in says
+
+
+# runs `dragonfly-eval run ARGV` in a fresh interpreter; prints the heavy modules it imported
+# and the child processes it started
+PROBE = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    started = []
+    class Recorded(subprocess.Popen):
+        def __init__(self, cmd, *args, **kwargs):
+            started.append(" ".join(map(str, cmd)))
+            super().__init__(cmd, *args, **kwargs)
+    subprocess.Popen = Recorded
+    from dragonfly_eval.cli import main
+    code = main(["run", *sys.argv[1:]])
+    heavy = sorted(m for m in ("torch", "transformers", "lmms_eval") if m in sys.modules)
+    print(json.dumps({"code": code, "imported": heavy, "started": started}))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--model_args", TINY, "--tasks", "dragonfly_mini_vqaa"],
+        ["--model_args", TINY + ",devise=cpu", "--tasks", "dragonfly_mini_vqa"],
+        ["--model_args", "pretrained=/nowhere/dragonfly,device=cpu", "--tasks", "dragonfly_mini"],
+        ["--model_args", TINY, "--tasks", "dragonfly_mini_vqa", "--limt", "3"],
+    ],
+    ids=["misspelt-task", "unknown-key", "missing-checkpoint", "wrong-lmms-eval-option"],
+)
+def test_a_mistake_is_found_without_importing_torch_or_lmms_eval_or_starting_a_check(
+    tmp_path, offline_env, argv
+):
+    cmd = [sys.executable, "-c", PROBE, "--output_path", str(tmp_path / "out"), *argv]
+    done = subprocess.run(cmd, env=offline_env, capture_output=True, text=True, timeout=600)
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] == 2, done.stderr
+    assert found["imported"] == []
+    # only lmms-eval's own parser may be described (once per installed lmms-eval)
+    assert all("runner.lmms_options" in child for child in found["started"]), found
 
 
 def test_a_hub_checkpoint_an_offline_machine_lacks_is_refused(tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ import pytest
 from lmms_eval.filters import build_filter_ensemble
 
 from dragonfly_eval.cli import main
-from dragonfly_eval.runner import taskcheck
+from dragonfly_eval.lmms_files import task_guard
 
 RUN_CMD = "lmms_eval.tasks.mdpbench.cdm.modules.tokenize_latex.tokenize_latex.run_cmd"
 
@@ -27,7 +27,7 @@ def no_lmms_eval(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("lmms-eval was started")
 
-    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", started)
+    monkeypatch.setattr("dragonfly_eval.runner.start.relay", started)
 
 
 def task_yaml(folder, body: str):
@@ -66,7 +66,7 @@ def test_a_filter_that_runs_a_shell_command_is_refused(tmp_path, capsys, monkeyp
     assert marker.exists()
     marker.unlink()
 
-    monkeypatch.setattr("dragonfly_eval.runner.cli.relay", None)  # lmms-eval must not start
+    monkeypatch.setattr("dragonfly_eval.runner.start.relay", None)  # lmms-eval must not start
     err = refusal(tmp_path, capsys, path.parent)
     assert str(path) in err and RUN_CMD in err and "as filter" in err
     assert not marker.exists()
@@ -77,7 +77,7 @@ def test_a_filter_that_runs_a_shell_command_is_refused(tmp_path, capsys, monkeyp
     [
         ("process_results", "lmms_eval.tasks.cinepile.utils.evaluate_semantic_similarity"),
         ("process_results", "lmms_eval.tasks.mathvision.eval_utils.is_equal"),
-        ("doc_to_text", "dragonfly_eval.runner.cli.relay"),
+        ("doc_to_text", "dragonfly_eval.runner.start.relay"),
         ("doc_to_visual", "dragonfly_eval.datagen.make_hub_layout.write_layout"),
     ],
 )
@@ -92,7 +92,7 @@ def test_a_built_in_function_is_allowed_only_in_the_role_built_in_yamls_give_it(
 ):
     doc_to_text = "lmms_eval.tasks.chartqa.utils.chartqa_doc_to_text"
     ok = task_yaml(tmp_path / "ok", f"doc_to_text: !function {doc_to_text}\n")
-    assert taskcheck.check_task_yaml(ok) == []
+    assert task_guard.check_task_yaml(ok) == []
     path = filter_yaml(tmp_path / "tasks", doc_to_text, tmp_path / "m")
     err = refusal(tmp_path, capsys, path.parent)
     assert str(path) in err and doc_to_text in err and "they use it as doc_to_text" in err
@@ -101,14 +101,14 @@ def test_a_built_in_function_is_allowed_only_in_the_role_built_in_yamls_give_it(
 def test_an_alias_is_checked_in_every_role_it_is_used_in(tmp_path):
     visual = "lmms_eval.tasks.chartqa.utils.chartqa_doc_to_visual"
     path = task_yaml(tmp_path, f"doc_to_visual: &v !function {visual}\nprocess_results: *v\n")
-    (problem,) = taskcheck.check_task_yaml(path)
+    (problem,) = task_guard.check_task_yaml(path)
     assert "as process_results" in problem
 
 
 def test_the_function_index_comes_from_the_installed_yamls():
-    index = taskcheck.allowed_functions()
+    index = task_guard.allowed_functions()
     # what lmms_eval/tasks/chartqa/chartqa.yaml names, by role
-    chartqa = str((taskcheck._package_dir("lmms_eval") / "tasks/chartqa/utils.py").resolve())
+    chartqa = str((task_guard._package_dir("lmms_eval") / "tasks/chartqa/utils.py").resolve())
     assert (chartqa, "chartqa_doc_to_text") in index["doc_to_text"]
     assert (chartqa, "chartqa_doc_to_text") not in index["filter"]
     assert not [n for fns in index.values() for _, n in fns if n == "run_cmd"]
@@ -122,16 +122,16 @@ def test_the_function_index_is_cached_on_disk_by_lmms_eval_version(tmp_path, mon
         return {"doc_to_text": {("/x/utils.py", "f")}}
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(taskcheck, "_build_function_index", build)
-    taskcheck._allowed_functions.cache_clear()
+    monkeypatch.setattr(task_guard, "_build_function_index", build)
+    task_guard._allowed_functions.cache_clear()
     try:
-        first = taskcheck.allowed_functions()
-        taskcheck._allowed_functions.cache_clear()
-        assert taskcheck.allowed_functions() == first and len(built) == 2  # read back
-        taskcheck._allowed_functions.cache_clear()
-        monkeypatch.setattr(taskcheck, "_lmms_eval_version", lambda: "0.0.0-other")
-        taskcheck.allowed_functions()
+        first = task_guard.allowed_functions()
+        task_guard._allowed_functions.cache_clear()
+        assert task_guard.allowed_functions() == first and len(built) == 2  # read back
+        task_guard._allowed_functions.cache_clear()
+        monkeypatch.setattr(task_guard, "lmms_eval_version", lambda: "0.0.0-other")
+        task_guard.allowed_functions()
         assert len(built) == 4  # another lmms-eval version: indexed again
         assert len(list((tmp_path / "dragonfly-eval").glob("task-functions-*.json"))) == 2
     finally:
-        taskcheck._allowed_functions.cache_clear()
+        task_guard._allowed_functions.cache_clear()
