@@ -9,7 +9,6 @@ correctly (a diff of the lowest setting's run against the full run).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,16 +131,10 @@ def cell_text(model: ModelResults, bench: Benchmark) -> str:
 def half_width(score: Score, found: Found) -> float | None:
     """Half the 95% interval of a headline score from the runs' `_stderr` values; None when a
     task has none (lmms-eval writes "N/A" for corpus-level metrics)."""
-    name, _, flt = score.metric.partition(",")
     errors = []
     for task, run in zip(score.tasks, found.runs, strict=True):
-        data = json.loads(run.path.read_text(encoding="utf-8"))
-        value = data.get("results", {}).get(task, {}).get(f"{name}_stderr,{flt}")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        value = run.stderrs.get(task, {}).get(score.metric)  # finite numbers only
+        if value is None:
             return None
         errors.append(value)
     # the headline is the mean of its tasks: independent errors add in quadrature
