@@ -34,6 +34,8 @@ from typing import Any
 
 from loguru import logger
 
+from dragonfly_eval.safe_json import JsonProblem, parse
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
@@ -51,6 +53,21 @@ SaveBatch = Callable[[Sequence[int], Sequence[Any], Sequence[bool]], None]
 
 # Files of a checkpoint folder whose change changes the answers (weights, config, tokenizer).
 _CHECKPOINT_FILES = ("*.json", "*.safetensors", "*.bin", "*.model", "*/*.json", "*/*.safetensors")
+
+
+def stored_answer(text: Any, request_type: str) -> Any:
+    """A stored answer as lmms-eval takes it (text for a generation, a (log-likelihood,
+    is-greedy) pair for a likelihood), or None when the row holds anything else."""
+    try:
+        value = parse(text) if isinstance(text, str) else None
+    except JsonProblem:
+        return None
+    if request_type == "loglikelihood":
+        pair = isinstance(value, list) and len(value) == 2
+        if pair and isinstance(value[0], int | float) and isinstance(value[1], bool):
+            return (float(value[0]), value[1])
+        return None
+    return value if isinstance(value, str) else None
 
 
 class ResumeStoreError(RuntimeError):
@@ -110,8 +127,11 @@ class ResumeStore:
                 f"SELECT key, request_type, answer FROM answers WHERE key IN ({marks})", chunk
             ).fetchall()
             for key, request_type, answer in rows:
-                value = json.loads(answer)
-                found[key] = tuple(value) if request_type == "loglikelihood" else value
+                value = stored_answer(answer, request_type)
+                if value is None:  # answered again rather than handed to lmms-eval
+                    logger.warning(f"{self.path}: the stored answer of {key} is unreadable")
+                    continue
+                found[key] = value
         return found
 
     def save(self, rows: Sequence[tuple[str, str, str, Any, Any]]) -> None:
@@ -269,8 +289,8 @@ def read_failures(path: str | Path) -> list[dict[str, Any]]:
         for line in file.read_text().splitlines():
             if line.strip():
                 try:
-                    failures.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut short by a killed process
+                    failures.append(parse(line))
+                except JsonProblem:  # a line cut short by a killed process
                     continue
     return failures
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dragonfly_eval.errors import DragonflyEvalError
+from dragonfly_eval.lmms_files.task_yaml import TaskYamlError, read_yaml
 from dragonfly_eval.paths import data_file
 
 UNITS = ("%", "points", "nats x100")
@@ -113,11 +112,9 @@ def read_yaml_file(path: Path, what: str, error: type[DragonflyEvalError]) -> An
     """A YAML data file's content; `error` naming `what` and the path when it cannot be read
     or parsed."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise error(f"cannot read {what} {path}: {err}") from err
-    except yaml.YAMLError as err:
-        raise error(f"{what} {path} is not valid YAML: {err}") from err
+        return read_yaml(path, "plain")  # the message names the path and what is wrong
+    except TaskYamlError as err:
+        raise error(f"cannot read {what} {err}") from err
 
 
 def parse_suite(raw: Any, source: str = "suite mapping") -> Suite:

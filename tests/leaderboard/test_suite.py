@@ -56,10 +56,22 @@ def test_load_suite_from_an_explicit_path_and_bad_files(tmp_path):
     path.write_text(yaml.safe_dump(SMALL_SUITE, sort_keys=False))
     assert list(load_suite(path).suites) == ["general", "caption", "med"]
     path.write_text("suites: [unclosed")
-    with pytest.raises(SuiteError, match="not valid YAML"):
+    with pytest.raises(SuiteError, match="cannot be read as YAML"):
         load_suite(path)
     with pytest.raises(SuiteError, match="cannot read"):
         load_suite(tmp_path / "missing.yaml")
+    path.write_text("suites: !!python/object/apply:os.system [echo]")
+    with pytest.raises(SuiteError, match="tag not allowed"):
+        load_suite(path)
+    path.write_text(
+        "a: &x [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+        + "".join(
+            f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            for n, p in zip("bcdefg", "xbcdef", strict=True)
+        )
+    )
+    with pytest.raises(SuiteError, match="aliases are expanded"):
+        load_suite(path)
 
 
 def test_the_packaged_suite_yaml_loads_with_every_suite_of_the_issue():

@@ -66,3 +66,25 @@ def test_a_store_this_module_wrote_is_accepted(tmp_path):
     path = tmp_path / "resume.sqlite"
     ResumeStore(path).close()
     ResumeStore(path).close()
+
+
+def test_stored_answers_that_are_not_answers_are_answered_again(tmp_path):
+    path = tmp_path / "resume.sqlite"
+    store = ResumeStore(path)
+    store.save(
+        [
+            ("gen", "generate_until", "t", 0, "a cat"),
+            ("ll", "loglikelihood", "t", 1, (-1.5, True)),
+            ("bad-json", "generate_until", "t", 2, "x"),
+            ("bad-pair", "loglikelihood", "t", 3, (-1.0, False)),
+            ("huge", "generate_until", "t", 4, "x"),
+        ]
+    )
+    store.close()
+    db = sqlite3.connect(path)
+    for key, answer in [("bad-json", "{not json"), ("bad-pair", '["a", 1]'), ("huge", "9" * 400)]:
+        db.execute("UPDATE answers SET answer = ? WHERE key = ?", (answer, key))
+    db.commit()
+    db.close()
+    found = ResumeStore(path).lookup(["gen", "ll", "bad-json", "bad-pair", "huge"])
+    assert found == {"gen": "a cat", "ll": (-1.5, True)}
