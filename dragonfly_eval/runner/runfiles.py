@@ -54,7 +54,7 @@ class RunError(DragonflyEvalError):
 
 
 @dataclass
-class Run:
+class RunFolder:
     """One `dragonfly-eval run` (or a resumption of it): its id, folder and files."""
 
     output_path: Path
@@ -157,12 +157,12 @@ def say(console: Console, text: str) -> None:
     console.print(text, markup=False, soft_wrap=True)
 
 
-def harness_model_args(run: Run) -> dict[str, str]:
+def harness_model_args(run: RunFolder) -> dict[str, str]:
     """The model args that make the harness keep the run's resume store and failure log."""
     return {"resume_store": str(run.resume_store), "failure_report": str(run.failure_log)}
 
 
-def with_run_files(args: list[str], run: Run) -> list[str]:
+def with_run_files(args: list[str], run: RunFolder) -> list[str]:
     """`args` with the run's harness args added to `--model_args` (or, where only the --config
     file gives model args, to those of each of its entries); a file the user named there wins,
     and the run then reads its failures from that file."""
@@ -197,7 +197,7 @@ def run_ids(output_path: str | Path) -> list[str]:
     return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
 
 
-def _take_lock(run: Run) -> bool:
+def _take_lock(run: RunFolder) -> bool:
     """Hold the run's lock file; False when another process holds it."""
     run.folder.mkdir(parents=True, exist_ok=True)
     handle = (run.folder / LOCK_FILE).open("a+")
@@ -213,14 +213,14 @@ def _take_lock(run: Run) -> bool:
     return True
 
 
-def release(run: Run) -> None:
+def release(run: RunFolder) -> None:
     """Let go of the run's lock (its files stay)."""
     if run.lock is not None:
         run.lock.close()  # closing the file drops the lock
         run.lock = None
 
 
-def _run_to_resume(output_path: Path, resume: str) -> Run:
+def _run_to_resume(output_path: Path, resume: str) -> RunFolder:
     """The run `--resume` names (an id, or LATEST: the newest run no process is working on)."""
     ids = run_ids(output_path)
     if resume != LATEST:
@@ -230,18 +230,18 @@ def _run_to_resume(output_path: Path, resume: str) -> Run:
                 f"--resume {resume}: no such run under {output_path / RUNS_DIR} "
                 f"(newest runs there: {known})"
             )
-        run = Run(output_path, resume, resumed=True)
+        run = RunFolder(output_path, resume, resumed=True)
         if not _take_lock(run):
             raise RunError(f"run {resume} is in use by another process ({run.folder / LOCK_FILE})")
         return run
     for run_id in reversed(ids):
-        run = Run(output_path, run_id, resumed=True)
+        run = RunFolder(output_path, run_id, resumed=True)
         if run.resume_store.is_file() and _take_lock(run):
             return run
-    return Run(output_path, new_run_id())
+    return RunFolder(output_path, new_run_id())
 
 
-def _check_store(run: Run) -> None:
+def _check_store(run: RunFolder) -> None:
     """Refuse, before any model loads, a resume store SQLite cannot read."""
     if not run.resume_store.is_file():
         return
@@ -252,11 +252,11 @@ def _check_store(run: Run) -> None:
         raise RunError(str(err)) from err
 
 
-def start_run(output_path: str | Path, resume: str | None, console: Console) -> Run:
+def start_run(output_path: str | Path, resume: str | None, console: Console) -> RunFolder:
     """A new run, or with `resume` (a run id or LATEST) the run it continues; its folder is
     locked for this process. Raises `RunError` when that run cannot be used."""
     output_path = Path(output_path).resolve()
-    run = _run_to_resume(output_path, resume) if resume else Run(output_path, new_run_id())
+    run = _run_to_resume(output_path, resume) if resume else RunFolder(output_path, new_run_id())
     if run.lock is None and not _take_lock(run):  # a new id: only a clash of ids gets here
         raise RunError(f"run {run.run_id} is in use by another process")
     _check_store(run)
@@ -269,7 +269,7 @@ def start_run(output_path: str | Path, resume: str | None, console: Console) -> 
     return run
 
 
-def owns(run: Run, results_file: Path) -> bool:
+def owns(run: RunFolder, results_file: Path) -> bool:
     """Whether a results file was written by `run`: after it started, and (for the dragonfly
     model, whose model_args name the run's folder) with this run's model_args. Anything but a
     readable regular results file (a FIFO, a link to /dev/zero) is not the run's."""
@@ -285,14 +285,14 @@ def owns(run: Run, results_file: Path) -> bool:
     return str(run.folder) in model_args if claimed else True
 
 
-def run_results(run: Run) -> list[Path]:
+def run_results(run: RunFolder) -> list[Path]:
     """The results files `run` wrote under its output folder."""
     if not run.output_path.is_dir():
         return []
     return sorted(p for p in run.output_path.rglob("[0-9]*_results.json") if owns(run, p))
 
 
-def finish_run(run: Run, results_files: list[Path], console: Console) -> list[dict]:
+def finish_run(run: RunFolder, results_files: list[Path], console: Console) -> list[dict]:
     """Print the run's failure table and write it as JSON beside each of its results files;
     say "No request failed." only for a run that wrote results (one that never started
     answered nothing)."""
@@ -307,12 +307,12 @@ def finish_run(run: Run, results_files: list[Path], console: Console) -> list[di
     return failures
 
 
-def stored_answers(run: Run) -> int:
+def stored_answers(run: RunFolder) -> int:
     """How many answers the run's resume store holds (what `--resume` would not compute again)."""
     return count_answers(run.answers_store)
 
 
-def discard_if_empty(run: Run) -> None:
+def discard_if_empty(run: RunFolder) -> None:
     """Remove the folder of a run that this process started and that kept nothing: no stored
     answer, no failure, no results file (a run that failed at once leaves no trace)."""
     if run.resumed or stored_answers(run) or read_failures(run.failure_log) or run_results(run):
@@ -324,7 +324,7 @@ def discard_if_empty(run: Run) -> None:
         runs.rmdir()
 
 
-def remove_earlier_results(run: Run) -> list[Path]:
+def remove_earlier_results(run: RunFolder) -> list[Path]:
     """Remove the results files an earlier part of a resumed run wrote (and their sample logs
     and failure reports), keeping those of this part; returns what was removed."""
     if not run.resumed or not run.output_path.is_dir():
@@ -344,7 +344,7 @@ def remove_earlier_results(run: Run) -> list[Path]:
     return removed
 
 
-def _names_run(run: Run, results_file: Path) -> bool:
+def _names_run(run: RunFolder, results_file: Path) -> bool:
     """Whether a results file's model_args name the run's folder (it is the run's, from any
     part of it)."""
     try:

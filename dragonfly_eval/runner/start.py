@@ -361,7 +361,7 @@ def same_command_resumed(run_id: str | None) -> str:
     return "the same command" if run_id is None else f"the same command with `--resume {run_id}`"
 
 
-def interrupted(run: runfiles.Run, again: Again) -> int:
+def interrupted(run: runfiles.RunFolder, again: Again) -> int:
     """After Ctrl-C: one line with the answers stored and the command that continues the run;
     returns ExitCode.INTERRUPTED. A run that stored nothing leaves no folder behind."""
     stored = runfiles.stored_answers(run)

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from dragonfly_eval.harness.model import Dragonfly
 from dragonfly_eval.paths import task_yaml_dir
-from dragonfly_eval.runner.runfiles import Run, finish_run, new_run_id
+from dragonfly_eval.runner.runfiles import RunFolder, finish_run, new_run_id
 
 
 def _visual(doc):
@@ -47,7 +47,7 @@ def test_harness_logs_each_failed_request_as_it_happens(tmp_path):
 
 
 def _run_with_failures(tmp_path, failures):
-    run = Run(tmp_path, new_run_id())
+    run = RunFolder(tmp_path, new_run_id())
     run.folder.mkdir(parents=True)
     run.failure_log.write_text("".join(json.dumps(f) + "\n" for f in failures))
     return run

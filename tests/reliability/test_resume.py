@@ -27,8 +27,8 @@ from dragonfly_eval.runner.runfiles import (
     LATEST,
     RESUME_STORE,
     RUNS_DIR,
-    Run,
     RunError,
+    RunFolder,
     new_run_id,
     release,
     run_ids,
@@ -176,7 +176,7 @@ def _results_section(out):
 
 def test_resume_refuses_a_damaged_store_before_loading_a_model(tmp_path, cli_env):
     out = tmp_path / "out"
-    run = Run(out.resolve(), new_run_id())
+    run = RunFolder(out.resolve(), new_run_id())
     run.folder.mkdir(parents=True)
     run.resume_store.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)  # cut short
     done = subprocess.run(

@@ -10,7 +10,7 @@ import pytest
 from reliability_helpers import run_command
 
 from dragonfly_eval.run_store import ResumeStore, ResumeStoreError
-from dragonfly_eval.runner.runfiles import Run, new_run_id
+from dragonfly_eval.runner.runfiles import RunFolder, new_run_id
 
 # Each a valid SQLite database whose `answers` table is not the store's.
 OTHER_LAYOUTS = {
@@ -36,7 +36,7 @@ def _store_of_layout(path, create):
 
 def test_resume_refuses_a_store_of_another_layout_before_loading_a_model(tmp_path, cli_env):
     out = tmp_path / "out"
-    run = Run(out.resolve(), new_run_id())
+    run = RunFolder(out.resolve(), new_run_id())
     run.folder.mkdir(parents=True)
     _store_of_layout(run.resume_store, OTHER_LAYOUTS["other-columns"])
     done = subprocess.run(

@@ -297,7 +297,7 @@ def test_lmms_eval_renders_templates_in_the_sandbox_under_run(monkeypatch, marke
 
 def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
     from dragonfly_eval.runner.cmdline import parse
-    from dragonfly_eval.runner.runfiles import Run, new_run_id, with_run_files
+    from dragonfly_eval.runner.runfiles import RunFolder, new_run_id, with_run_files
     from dragonfly_eval.runner.start import LMMS_EVAL, lmms_eval_command
 
     def read(user: list[str]):
@@ -315,7 +315,7 @@ def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
         ["--model_a", "pretrained=x,resume_store=s"],
         ["--model_args=pretrained=x,resume_store=s"],
     ):
-        model_args = read(with_run_files(user, Run(tmp_path, new_run_id()))).model_args.split(",")
+        model_args = read(with_run_files(user, RunFolder(tmp_path, new_run_id()))).model_args.split(",")
         assert model_args[:2] == ["pretrained=x", "resume_store=s"], user  # the user's value wins
         assert [a for a in model_args if a.startswith("failure_report=")], user
 
