@@ -315,7 +315,9 @@ def test_options_are_read_as_lmms_eval_reads_them(tmp_path):
         ["--model_a", "pretrained=x,resume_store=s"],
         ["--model_args=pretrained=x,resume_store=s"],
     ):
-        model_args = read(with_run_files(user, RunFolder(tmp_path, new_run_id()))).model_args.split(",")
+        model_args = read(with_run_files(user, RunFolder(tmp_path, new_run_id()))).model_args.split(
+            ","
+        )
         assert model_args[:2] == ["pretrained=x", "resume_store=s"], user  # the user's value wins
         assert [a for a in model_args if a.startswith("failure_report=")], user
 
