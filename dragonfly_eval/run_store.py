@@ -34,6 +34,7 @@ from typing import Any
 
 from loguru import logger
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.safe_json import JsonProblem, parse
 
 _SCHEMA = """
@@ -70,7 +71,7 @@ def stored_answer(text: Any, request_type: str) -> Any:
     return value if isinstance(value, str) else None
 
 
-class ResumeStoreError(RuntimeError):
+class ResumeStoreError(DragonflyEvalError, RuntimeError):
     """A resume store that cannot be read; the message names the file and the fix."""
 
 

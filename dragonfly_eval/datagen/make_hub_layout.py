@@ -28,6 +28,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from dragonfly_eval.datagen.drawing import COLORS, SHAPES, draw_shape, font
+from dragonfly_eval.errors import ExitCode
 
 ORG = "lmms-lab-encoder"
 SIZE = (192, 144)
@@ -618,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for folder in write_layout(args.out):
         print(folder)
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dragonfly_eval.datagen.drawing import COLORS, SHAPES, draw_shape, font
+from dragonfly_eval.errors import ExitCode
 from dragonfly_eval.paths import task_yaml_dir
 
 SEED = 20240601
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     write_mini(args.out)
     print(f"wrote the mini suite to {args.out}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from transformers import CLIPVisionConfig
 
+from dragonfly_eval.errors import DragonflyEvalError
 from dragonfly_eval.modeling.released import KNOWN_TOWERS
 from dragonfly_eval.safe_json import JsonProblem, parse, read_bytes
 
@@ -25,7 +26,7 @@ ConfigT = TypeVar("ConfigT")
 MAX_JSON_BYTES = 32 * 2**20
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DragonflyEvalError, ValueError):
     """A checkpoint that cannot be loaded as Dragonfly; the message names the file and problem."""
 
 

@@ -39,6 +39,7 @@ import torch
 from torch.nn import functional as F
 
 from dragonfly_eval.datagen import make_mini
+from dragonfly_eval.errors import ExitCode
 from dragonfly_eval.lmms_files.task_yaml import task_config
 from dragonfly_eval.modeling.modeling import DragonflyForCausalLM
 from dragonfly_eval.modeling.processing import DragonflyProcessor, chat_prompt
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         f"trained {settings.steps} steps in {record['seconds']:.0f} s; "
         f"wrote {args.out / WEIGHTS} (sha256 {record['sha256'][:16]}...)"
     )
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
