@@ -6,6 +6,7 @@ normalization, image reuse (embedding cache), prefix KV reuse, prefetch, and bat
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -147,12 +148,23 @@ def test_fast_paths_give_plain_answers(images, plain, model_args):
         assert model.engine.caches.prefills == len(images)  # once per image, for both request types
 
 
+def prefix_bytes(model: Dragonfly, positions: int) -> int:
+    """Bytes of one image prefix's float32 keys and values in the tiny model's KV cache."""
+    text = model.model.config.text_config
+    per_position = text.num_hidden_layers * 2 * text.num_key_value_heads * text.head_dim * 4
+    return per_position * positions
+
+
 def test_prefix_store_stays_within_budget(images):
-    model = Dragonfly(pretrained="dragonfly-tiny", device="cpu", batch_size=3, prefix_cache_mb=3)
+    probe = Dragonfly(pretrained="dragonfly-tiny", device="cpu", batch_size=3)
+    one = prefix_bytes(probe, positions=2098)  # the image block of zoom=full
+    budget_mb = math.ceil(2.5 * one / 2**20)  # room for two prefixes, not three
+    assert 2 * one <= budget_mb * 2**20 < 3 * one
+    model = Dragonfly(
+        pretrained="dragonfly-tiny", device="cpu", batch_size=3, prefix_cache_mb=budget_mb
+    )
     gen, _, task_dict = _requests(images)
     model.task_dict = task_dict
     model.generate_until(gen[: len(images)])
-    assert 0 < model.engine.caches.prefixes.bytes <= 3 * 2**20
-    assert (
-        len(model.engine.caches.prefixes) == 2
-    )  # one tiny prefix is ~1.07 MB: the oldest was evicted
+    assert 0 < model.engine.caches.prefixes.bytes <= budget_mb * 2**20
+    assert len(model.engine.caches.prefixes) == 2  # the oldest of three was evicted
