@@ -143,27 +143,26 @@ def test_each_package_imports_only_the_layers_below_it(package):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("package", TORCH_FREE)
-def test_torch_free_layers_import_no_torch(package):
+def imports_of_packages(package: str, roots: tuple[str, ...]) -> list[str]:
+    """`module imports name` for each import, in the package, of a module under one of `roots`
+    (third-party top-level packages)."""
     files = [p for p in PACKAGE.rglob("*.py") if layer_of(module_name(p)) == package]
     assert files, package
-    wrong = sorted(
+    return sorted(
         f"{module_name(path)} imports {name}"
         for path in files
         for name in imports(path)
-        if name.partition(".")[0] in NO_TORCH
+        if name.partition(".")[0] in roots
     )
+
+
+@pytest.mark.parametrize("package", TORCH_FREE)
+def test_torch_free_layers_import_no_torch(package):
+    wrong = imports_of_packages(package, NO_TORCH)
     assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.parametrize("package", NO_LMMS_EVAL)
 def test_what_lmms_eval_runs_never_imports_lmms_eval(package):
-    files = [p for p in PACKAGE.rglob("*.py") if layer_of(module_name(p)) == package]
-    assert files, package
-    wrong = sorted(
-        f"{module_name(path)} imports {name}"
-        for path in files
-        for name in imports(path)
-        if name.partition(".")[0] == "lmms_eval"
-    )
+    wrong = imports_of_packages(package, ("lmms_eval",))
     assert not wrong, "\n".join(wrong)
